@@ -1,0 +1,148 @@
+"""Shared pieces of the ml_collections configs in configs/.
+
+A config string selects a variant: `configs/tm_vanilla.py:cifar10,ipc=10` -> dataset
+'cifar10', overrides {'ipc': 10}. Values are parsed as Python literals when possible.
+"""
+from __future__ import annotations
+
+import ast
+
+import ml_collections
+
+# Published MTT settings (REFERENCE.md), keyed by (dataset, ipc).
+MTT = {
+    ("cifar10", 1): dict(syn_steps=50, expert_epochs=2, max_start_epoch=2, lr_img=100.0,
+                         lr_lr=1e-7, lr_teacher=0.01, zca=True, batch_syn=0),
+    ("cifar10", 10): dict(syn_steps=30, expert_epochs=2, max_start_epoch=20, lr_img=100.0,
+                          lr_lr=1e-5, lr_teacher=0.001, zca=True, batch_syn=0),
+    ("cifar10", 50): dict(syn_steps=30, expert_epochs=2, max_start_epoch=40, lr_img=1000.0,
+                          lr_lr=1e-5, lr_teacher=0.001, zca=False, batch_syn=0),
+    ("cifar100", 1): dict(syn_steps=20, expert_epochs=3, max_start_epoch=20, lr_img=1000.0,
+                          lr_lr=1e-5, lr_teacher=0.01, zca=True, batch_syn=0),
+    ("cifar100", 10): dict(syn_steps=20, expert_epochs=2, max_start_epoch=20, lr_img=1000.0,
+                           lr_lr=1e-5, lr_teacher=0.01, zca=False, batch_syn=0),
+    ("cifar100", 50): dict(syn_steps=80, expert_epochs=2, max_start_epoch=40, lr_img=1000.0,
+                           lr_lr=1e-5, lr_teacher=0.01, zca=True, batch_syn=125),
+}
+
+# Student networks and native resolutions of the datasets.
+DATASETS = {
+    "digits": dict(resolution=16, model="ConvNetD2W32", num_classes=10),
+    "mnist": dict(resolution=None, model="ConvNetD3", num_classes=10),
+    "fashion_mnist": dict(resolution=None, model="ConvNetD3", num_classes=10),
+    "svhn_cropped": dict(resolution=None, model="ConvNetD3", num_classes=10),
+    "cifar10": dict(resolution=None, model="ConvNetD3", num_classes=10),
+    "cifar100": dict(resolution=None, model="ConvNetD3", num_classes=100),
+    "imagenette": dict(resolution=128, model="ConvNetD5", num_classes=10),
+}
+
+
+def parse_arg(arg: str | None, default_dataset="digits"):
+    """'cifar10,ipc=10' -> ('cifar10', {'ipc': 10}); '' or None -> default dataset."""
+    dataset, overrides = default_dataset, {}
+    for tok in (arg or "").split(","):
+        tok = tok.strip()
+        if not tok:
+            continue
+        if "=" in tok:
+            k, v = tok.split("=", 1)
+            try:
+                overrides[k.strip()] = ast.literal_eval(v.strip())
+            except (ValueError, SyntaxError):
+                overrides[k.strip()] = v.strip()
+        else:
+            dataset = tok
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown dataset variant {dataset!r}; choose from {sorted(DATASETS)}")
+    return dataset, overrides
+
+
+def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
+    """Fields every distillation config has (objective/param filled by the config file)."""
+    info = DATASETS[dataset]
+    cfg = ml_collections.ConfigDict()
+    cfg.seed = 0
+    cfg.iterations = 5000
+    cfg.dsa_strategy = "color_crop_cutout_flip_scale_rotate"
+    cfg.checkpoint_every = 100
+    cfg.keep_checkpoints = 2
+    cfg.log_every = 10
+    cfg.decode_subset = 0  # >0: decode only this many random instances per iteration
+    cfg.grid_max_per_class = 10
+
+    cfg.dataset = ml_collections.ConfigDict()
+    cfg.dataset.name = dataset
+    cfg.dataset.resolution = info["resolution"]
+    cfg.dataset.zca = False
+    cfg.dataset.zca_eps = 0.1
+    cfg.dataset.data_dir = None
+
+    cfg.model = ml_collections.ConfigDict()
+    cfg.model.name = info["model"]
+    cfg.model.overrides = ml_collections.ConfigDict()
+
+    cfg.buffer = ml_collections.ConfigDict()
+    cfg.buffer.num_experts = 100
+    cfg.buffer.epochs = 50
+    cfg.buffer.lr_teacher = 0.01
+    cfg.buffer.batch_size = 256
+    cfg.buffer.seed = 0
+    cfg.buffer.record_epochs = None
+    cfg.buffer.experts_per_group = 10
+    cfg.buffer.buffer_dir = ""  # "" -> buffers/<dataset>-<res>-<zca>-<model>
+
+    cfg.objective = ml_collections.ConfigDict()
+    cfg.objective.name = "tm"
+    cfg.objective.syn_steps = 20
+    cfg.objective.expert_epochs = 2
+    cfg.objective.max_start_epoch = 10
+    cfg.objective.batch_syn = 0  # 0: all synthetic images every student step
+    cfg.objective.remat = True
+    cfg.objective.gamma = 0.0  # real-guided CE weight (NSD)
+    cfg.objective.real_batch = 256
+
+    cfg.opt = ml_collections.ConfigDict()
+    cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=100.0, momentum=0.5))
+    cfg.opt.lr = ml_collections.ConfigDict(dict(lr=1e-5, momentum=0.5, init=0.01,
+                                                min_syn_lr=None))
+
+    cfg.eval = ml_collections.ConfigDict()
+    cfg.eval.every = 0  # 0: only at the end
+    cfg.eval.num_nets = 5
+    cfg.eval.final_nets = 5
+    cfg.eval.epochs = 1000
+    cfg.eval.batch_size = 256
+    cfg.eval.final = True
+    cfg.eval.random_real_baseline = True
+    return cfg
+
+
+def apply_mtt(cfg, dataset, ipc):
+    """Fill TM fields from the published MTT table where (dataset, ipc) is in it."""
+    s = MTT.get((dataset, ipc))
+    if s is None:
+        return cfg
+    o = cfg.objective
+    o.syn_steps, o.expert_epochs = s["syn_steps"], s["expert_epochs"]
+    o.max_start_epoch, o.batch_syn = s["max_start_epoch"], s["batch_syn"]
+    cfg.opt.syn.lr = s["lr_img"]
+    cfg.opt.lr.lr = s["lr_lr"]
+    cfg.opt.lr.init = s["lr_teacher"]
+    cfg.dataset.zca = s["zca"]
+    return cfg
+
+
+def apply_overrides(cfg, overrides: dict):
+    """Apply 'a.b=value' style overrides from the config string (plain names: param.ipc
+    for 'ipc', else searched at top level)."""
+    for k, v in overrides.items():
+        if k == "ipc":
+            cfg.param.ipc = v
+            continue
+        node, parts = cfg, k.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        if parts[-1] not in node:
+            raise ValueError(f"config has no field {k!r}")
+        node[parts[-1]] = v
+    return cfg

@@ -1,0 +1,548 @@
+"""The generic distillation loop: any parameterization x any objective.
+
+    state = init (or resume from the workdir)
+    repeat:
+        key -> objective context (TM: expert + start epoch; DM/DC: fresh network, real batch)
+        images = decode(syn_params, aux, indices=subset or all)
+        loss = objective(key, images, labels, ctx);  grads w.r.t. (syn_params, syn_lr)
+        optax updates, one optimizer per group (synthetic params; syn_lr)
+    every N iterations: evaluate, PNG grid, checkpoint; JSON-lines metrics.
+
+The whole iteration is ONE `jax.jit`-compiled function. The run lives in one workdir:
+
+    workdir/config.json        the config of the run
+    workdir/aux.msgpack        the parameterization's static data (written once at init)
+    workdir/checkpoints/       Orbax CheckpointManager (synthetic params, syn_lr, optimizer
+                               states, PRNG state, iteration)
+    workdir/metrics.jsonl      one JSON object per logged iteration / evaluation
+    workdir/grids/*.png        decoded synthetic set, one row per class
+    workdir/synthetic.msgpack  the final artifact: load with `load_synthetic`
+    workdir/result.json        final evaluation (mean +- std over networks)
+
+Re-running the same command on the same workdir resumes from the latest checkpoint and
+continues the same random sequence (same seed -> same result as an uninterrupted run).
+A non-finite loss, gradient or parameter stops the run, names the quantity and keeps the
+last good checkpoint.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax import serialization
+from tqdm.auto import tqdm
+
+from jaxdd import param as param_lib
+
+
+class NonFiniteError(FloatingPointError):
+    """Raised when a quantity of the distillation step becomes NaN/inf."""
+
+
+class TrainState(NamedTuple):
+    step: jax.Array  # int32 scalar: iterations done
+    rng: jax.Array  # uint32 key data
+    syn_params: Any
+    syn_lr: jax.Array
+    opt_syn: Any
+    opt_lr: Any
+
+
+class Objective(NamedTuple):
+    """What the loop needs from an objective.
+
+    loss(key, syn_images, syn_labels, ctx) -> scalar (pure);
+    sample_ctx(key, syn_lr, data) -> ctx, jit-able, draws the per-iteration context from
+      `data` (a pytree of device arrays: expert trajectories, real images, ...);
+    learn_lr: whether syn_lr is optimized (TM) or a constant evaluation lr (DM/DC).
+    """
+    loss: Callable
+    sample_ctx: Callable
+    data: Any
+    learn_lr: bool = True
+
+
+# ----------------------------------------------------------------------------- serialization
+
+def _to_serializable(tree):
+    def conv(x):
+        if isinstance(x, (jax.Array, np.ndarray)):
+            return np.asarray(x)
+        if isinstance(x, tuple):
+            return {"__tuple__": list(x)}
+        return x
+    if isinstance(tree, dict):
+        return {str(k): _to_serializable(v) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return {"__list__": {str(i): _to_serializable(v) for i, v in enumerate(tree)}}
+    return conv(tree)
+
+
+def _from_serializable(tree):
+    if isinstance(tree, dict):
+        if "__tuple__" in tree:
+            return tuple(tree["__tuple__"])
+        if "__list__" in tree:
+            items = tree["__list__"]
+            return [_from_serializable(items[str(i)]) for i in range(len(items))]
+        return {k: _from_serializable(v) for k, v in tree.items()}
+    return tree
+
+
+def save_tree(path, tree):
+    """Write a pytree of dicts/lists/tuples/arrays/scalars as msgpack (atomic rename)."""
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(serialization.msgpack_serialize(_to_serializable(tree)))
+    os.replace(tmp, path)
+
+
+def load_tree(path):
+    with open(path, "rb") as f:
+        return _from_serializable(serialization.msgpack_restore(f.read()))
+
+
+def save_synthetic(path, *, param_name, params, aux, syn_lr, meta=None):
+    """The final artifact: enough to decode the set without the training state."""
+    save_tree(path, {"param": param_name, "params": jax.device_get(params), "aux": aux,
+                     "syn_lr": float(syn_lr), "meta": meta or {}})
+
+
+def load_synthetic(path):
+    """-> dict(param, params, aux, syn_lr, meta); `decode_synthetic` decodes it."""
+    d = load_tree(path)
+    d["params"] = jax.tree.map(jnp.asarray, d["params"])
+    return d
+
+
+def decode_synthetic(path_or_dict, resolution=None):
+    """-> (images (N, H, W, C), labels, syn_lr) of a saved synthetic set."""
+    d = load_synthetic(path_or_dict) if isinstance(path_or_dict, str) else path_or_dict
+    pm = param_lib.get(d["param"])
+    images = pm.decode(d["params"], d["aux"], resolution=resolution)
+    return images, np.asarray(d["aux"]["labels"]), d["syn_lr"]
+
+
+# ----------------------------------------------------------------------------- optimizers
+
+def make_optimizer(ocfg) -> optax.GradientTransformation:
+    """optax optimizer from a ConfigDict(name in {sgd, adam}, lr, momentum, b1, b2)."""
+    name = ocfg.get("name", "sgd").lower()
+    if name == "sgd":
+        return optax.sgd(ocfg.lr, momentum=ocfg.get("momentum", 0.5) or None)
+    if name == "adam":
+        return optax.adam(ocfg.lr, b1=ocfg.get("b1", 0.9), b2=ocfg.get("b2", 0.999))
+    raise ValueError(f"unknown optimizer {name!r} (sgd, adam)")
+
+
+def _global_norm(tree):
+    return optax.global_norm(tree)
+
+
+def make_step(pm, aux, objective: Objective, cfg):
+    """The jitted outer step: state -> (state, metrics)."""
+    tx_syn = make_optimizer(cfg.opt.syn)
+    tx_lr = optax.sgd(cfg.opt.lr.lr, momentum=cfg.opt.lr.get("momentum", 0.5) or None)
+    min_lr = cfg.opt.lr.get("min_syn_lr", None)
+    labels_all = jnp.asarray(aux["labels"])
+    num_instances = int(labels_all.shape[0])
+    decode_n = int(cfg.get("decode_subset", 0) or 0)
+
+    def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx):
+        if 0 < decode_n < num_instances:
+            idx = jax.random.choice(k_idx, num_instances, (decode_n,), replace=False)
+            images = pm.decode(syn_params, aux, indices=idx)
+            labels = labels_all[idx]
+        else:
+            images = pm.decode(syn_params, aux)
+            labels = labels_all
+        ctx = ctx._replace(syn_lr=syn_lr) if hasattr(ctx, "_replace") and hasattr(ctx, "syn_lr") else ctx
+        return objective.loss(k_loss, images, labels, ctx)
+
+    @jax.jit
+    def step(state: TrainState, data):
+        rng = jax.random.wrap_key_data(state.rng)
+        rng, k_ctx, k_idx, k_loss = jax.random.split(rng, 4)
+        ctx = objective.sample_ctx(k_ctx, state.syn_lr, data)
+        loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
+            state.syn_params, state.syn_lr, k_idx, k_loss, ctx)
+        upd, opt_syn = tx_syn.update(g_syn, state.opt_syn, state.syn_params)
+        syn_params = optax.apply_updates(state.syn_params, upd)
+        if objective.learn_lr:
+            upd_lr, opt_lr = tx_lr.update(g_lr, state.opt_lr, state.syn_lr)
+            syn_lr = state.syn_lr + upd_lr
+            if min_lr is not None:
+                syn_lr = jnp.maximum(syn_lr, min_lr)
+        else:
+            opt_lr, syn_lr = state.opt_lr, state.syn_lr
+        new = TrainState(step=state.step + 1, rng=jax.random.key_data(rng),
+                         syn_params=syn_params, syn_lr=syn_lr, opt_syn=opt_syn, opt_lr=opt_lr)
+        metrics = {
+            "loss": loss,
+            "syn_lr": syn_lr,
+            "grad_norm_syn": _global_norm(g_syn),
+            "grad_norm_lr": jnp.abs(g_lr),
+            "param_norm_syn": _global_norm(syn_params),
+        }
+        return new, metrics
+
+    def init_state(key, syn_params, syn_lr):
+        syn_lr = jnp.asarray(syn_lr, jnp.float32)
+        return TrainState(step=jnp.int32(0), rng=jax.random.key_data(key),
+                          syn_params=syn_params, syn_lr=syn_lr,
+                          opt_syn=tx_syn.init(syn_params), opt_lr=tx_lr.init(syn_lr))
+
+    return step, init_state
+
+
+# Names of the metrics checked for NaN/inf, in the order a message reports them.
+_FINITE_CHECK = ("loss", "grad_norm_syn", "grad_norm_lr", "syn_lr", "param_norm_syn")
+_QUANTITY = {"loss": "the objective loss", "grad_norm_syn": "the gradient of the synthetic "
+             "parameters", "grad_norm_lr": "the gradient of syn_lr", "syn_lr": "syn_lr (the "
+             "learned student learning rate)", "param_norm_syn": "the synthetic parameters"}
+
+
+def check_finite(metrics, step):
+    """Raise NonFiniteError naming the first non-finite quantity of a step's metrics."""
+    for name in _FINITE_CHECK:
+        if name in metrics and not np.isfinite(metrics[name]):
+            raise NonFiniteError(
+                f"iteration {step}: {_QUANTITY.get(name, name)} is {metrics[name]} "
+                f"(metric '{name}'). The run stopped; the last good checkpoint is kept in "
+                "the workdir. Lower the learning rates (opt.syn.lr, opt.lr.lr) or syn_steps.")
+
+
+# ----------------------------------------------------------------------------- the run
+
+class Run:
+    """A distillation run bound to a workdir: build once, then `train()`.
+
+    Pieces are public so a researcher can drive the loop from a notebook:
+    `run.step(state, run.objective.data)` is the jitted outer step.
+    """
+
+    def __init__(self, cfg: ml_collections.ConfigDict, workdir: str, *, progress=True,
+                 build_objective: Callable | None = None):
+        from jaxdd.data import images_by_class, load_dataset
+        from jaxdd.models import get_model
+
+        self.cfg = cfg
+        self.workdir = workdir
+        self.progress = progress
+        os.makedirs(workdir, exist_ok=True)
+        self._check_config_compatible()
+
+        d = cfg.dataset
+        self.train_ds, self.test_ds = load_dataset(
+            d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
+            zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1))
+        nc = self.train_ds.num_classes
+        self.model = get_model(cfg.model.name, nc, **dict(cfg.model.get("overrides", {})))
+        self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
+        self.pm = param_lib.get(cfg.param.name)
+
+        builder = build_objective or _objective_builder(cfg.objective.name)
+        self.objective = builder(self)
+
+        self.aux_path = os.path.join(workdir, "aux.msgpack")
+        self.ckpt = _checkpoint_manager(os.path.join(workdir, "checkpoints"),
+                                        cfg.get("keep_checkpoints", 2))
+        key = jax.random.PRNGKey(cfg.seed)
+        k_init, self.k_loop, self.k_eval = jax.random.split(key, 3)
+        latest = self.ckpt.latest_step()
+        if latest is not None and os.path.exists(self.aux_path):
+            self.aux = load_tree(self.aux_path)
+            params_template = None  # from the checkpoint itself
+        else:
+            latest = None
+            t0 = time.time()
+            syn_params, self.aux = self.pm.init(k_init, images_by_class(self.train_ds), cfg.param)
+            self.init_seconds = time.time() - t0
+            save_tree(self.aux_path, self.aux)
+            params_template = syn_params
+        self.step, init_state = make_step(self.pm, self.aux, self.objective, cfg)
+        self._init_state = init_state
+        if latest is None:
+            self.state = init_state(self.k_loop, params_template, cfg.opt.lr.init)
+            self._save(self.state, force=True)  # caches init (e.g. the DDiF warm-up)
+        else:
+            self.state = self._restore(latest)
+        b = self.pm.budget(self.state.syn_params, self.aux)
+        h, w, c = self.train_ds.image_shape
+        self.pixel_budget = int(cfg.param.ipc) * nc * h * w * c
+        self.budget = b
+        if b > self.pixel_budget * 1.0001:
+            raise ValueError(f"the synthetic set stores {b} floats, more than the budget "
+                             f"IPC x classes x H x W x C = {self.pixel_budget}")
+
+    # -- workdir bookkeeping
+    def _check_config_compatible(self):
+        path = os.path.join(self.workdir, "config.json")
+        new = json.loads(self.cfg.to_json_best_effort())
+        if os.path.exists(path):
+            with open(path) as f:
+                old = json.load(f)
+            keys = ("dataset", "model", "param", "objective", "seed")
+            diff = [k for k in keys if old.get(k) != new.get(k)]
+            if diff:
+                raise ValueError(
+                    f"workdir {self.workdir} holds a run with a different config "
+                    f"({', '.join(diff)} differ); use a new --workdir or delete it.")
+        with open(path, "w") as f:
+            json.dump(new, f, indent=2)
+
+    def _save(self, state, force=False):
+        import orbax.checkpoint as ocp
+        self.ckpt.save(int(state.step), args=ocp.args.StandardSave(state), force=force)
+        self.ckpt.wait_until_finished()
+
+    def _restore(self, step):
+        import orbax.checkpoint as ocp
+        template = jax.eval_shape(lambda: self._template_state())
+        return self.ckpt.restore(step, args=ocp.args.StandardRestore(template))
+
+    def _template_state(self):
+        # Structure of the state without redoing expensive init work: decode-free shapes.
+        from jaxdd.data import images_by_class
+        params, _ = self.pm.init(jax.random.PRNGKey(0), images_by_class(self.train_ds),
+                                 _no_warmup(self.cfg.param))
+        return self._init_state(jax.random.PRNGKey(0), params, self.cfg.opt.lr.init)
+
+    def log(self, record):
+        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    # -- evaluation / artifacts
+    def decode_all(self, resolution=None):
+        return self.pm.decode(self.state.syn_params, self.aux, resolution=resolution)
+
+    def save_grid(self, name):
+        """PNG of the decoded set: one row per class, at most grid_max_per_class per row."""
+        from jaxdd.viz import save_grid
+        images = np.asarray(self.decode_all())
+        if images.ndim != 4:
+            return None  # video/voxels: no 2-D grid
+        labels = np.asarray(self.aux["labels"])
+        ncol = min(int(np.bincount(labels).max()), self.cfg.get("grid_max_per_class", 10))
+        rows = []
+        for c in range(self.train_ds.num_classes):  # pad short classes to full rows
+            idx = np.flatnonzero(labels == c)[:ncol]
+            x = self.train_ds.denormalize(images[idx])
+            pad = np.ones((ncol - len(idx),) + x.shape[1:], x.dtype)
+            rows.append(np.concatenate([x, pad]))
+        return save_grid(os.path.join(self.workdir, "grids", f"{name}.png"),
+                         np.concatenate(rows), nrow=ncol)
+
+    def evaluate(self, step, num_nets=None, epochs=None):
+        from jaxdd.evaluate import evaluate_synthetic
+        e = self.cfg.eval
+        images = self.decode_all()
+        labels = np.asarray(self.aux["labels"])
+        return evaluate_synthetic(
+            jax.random.fold_in(self.k_eval, step), self.model, images, labels,
+            self.test_ds.images, self.test_ds.labels, lr=float(self.state.syn_lr),
+            num_nets=num_nets or e.num_nets, epochs=epochs or e.epochs,
+            batch_size=e.get("batch_size", 256), dsa_strategy=self.cfg.dsa_strategy,
+            progress=self.progress, desc=f"eval@{step}")
+
+    def save_final(self):
+        meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.model.to_dict(),
+                "objective": self.cfg.objective.name, "step": int(self.state.step),
+                "budget": int(self.budget), "pixel_budget": int(self.pixel_budget)}
+        path = os.path.join(self.workdir, "synthetic.msgpack")
+        save_synthetic(path, param_name=self.cfg.param.name, params=self.state.syn_params,
+                       aux=self.aux, syn_lr=self.state.syn_lr, meta=meta)
+        return path
+
+    # -- the loop
+    def train(self, iterations=None, *, stop_after=None):
+        """Run to `iterations` (default cfg.iterations). `stop_after`: return early after
+        that many iterations of this call (used by tests to simulate a kill)."""
+        cfg = self.cfg
+        total = int(iterations if iterations is not None else cfg.iterations)
+        start = int(self.state.step)
+        if start > 0:
+            print(f"[jaxdd] resuming {self.workdir} at iteration {start}/{total}")
+        ckpt_every = int(cfg.get("checkpoint_every", 100))
+        eval_every = int(cfg.eval.get("every", 0) or 0)
+        log_every = int(cfg.get("log_every", 10))
+        bar = tqdm(total=total, initial=start, desc="distill", disable=not self.progress)
+        data = self.objective.data
+        t_last, it_last = time.time(), start
+        done_here = 0
+        state = self.state
+        while int(state.step) < total:
+            new_state, metrics = self.step(state, data)
+            m = {k: float(v) for k, v in jax.device_get(metrics).items()}
+            it = int(new_state.step)
+            check_finite(m, it)  # raises before the bad state is saved
+            state = self.state = new_state
+            bar.update(1)
+            bar.set_postfix(loss=f"{m['loss']:.4f}", syn_lr=f"{m['syn_lr']:.2e}")
+            if it % log_every == 0 or it == total:
+                now = time.time()
+                m.update(step=it, its_per_s=(it - it_last) / max(now - t_last, 1e-9))
+                t_last, it_last = now, it
+                self.log(m)
+            if eval_every and it % eval_every == 0 and it < total:
+                res = self.evaluate(it)
+                self.log({"step": it, "eval_acc_mean": res.mean, "eval_acc_std": res.std})
+                tqdm.write(f"[jaxdd] iteration {it}: test accuracy {res}")
+                self.save_grid(f"step_{it:06d}")
+            if it % ckpt_every == 0 or it == total:
+                self._save(state)
+            done_here += 1
+            if stop_after is not None and done_here >= stop_after:
+                self._save(state)
+                bar.close()
+                return None
+        bar.close()
+        self._save(state)
+        return self.finish()
+
+    def finish(self):
+        """Final artifact, grid, evaluation (and the random-real baseline if asked)."""
+        path = self.save_final()
+        self.save_grid("final")
+        result = {"step": int(self.state.step), "syn_lr": float(self.state.syn_lr),
+                  "budget": int(self.budget), "pixel_budget": int(self.pixel_budget),
+                  "num_images": int(len(self.aux["labels"])), "synthetic": path}
+        if self.cfg.eval.get("final", True):
+            res = self.evaluate(int(self.state.step), num_nets=self.cfg.eval.get("final_nets"))
+            result["final_eval"] = res.to_dict()
+            tqdm.write(f"[jaxdd] final synthetic set: test accuracy {res} (final epoch, "
+                       f"mean +- std over {len(res.accs)} networks)")
+            if self.cfg.eval.get("random_real_baseline", False):
+                from jaxdd.evaluate import evaluate_random_real
+                base = evaluate_random_real(
+                    jax.random.fold_in(self.k_eval, -1), self.model, self.train_ds,
+                    self.test_ds, int(self.cfg.param.ipc), lr=float(self.cfg.buffer.lr_teacher),
+                    num_nets=len(res.accs), epochs=self.cfg.eval.epochs,
+                    dsa_strategy=self.cfg.dsa_strategy, progress=self.progress,
+                    desc="random real")
+                result["random_real"] = base.to_dict()
+                tqdm.write(f"[jaxdd] random real, same IPC: test accuracy {base}")
+        with open(os.path.join(self.workdir, "result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        return result
+
+
+def _no_warmup(pcfg):
+    c = ml_collections.ConfigDict(pcfg.to_dict())
+    if "warmup_steps" in c:
+        c.warmup_steps = 0
+    return c
+
+
+def _checkpoint_manager(directory, keep):
+    import orbax.checkpoint as ocp
+    return ocp.CheckpointManager(
+        os.path.abspath(directory),
+        options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
+                                             enable_async_checkpointing=False))
+
+
+# ----------------------------------------------------------------------------- objectives
+
+def _objective_builder(name):
+    builders = {"tm": build_tm_objective}
+    try:
+        from jaxdd.objective import registry as extra  # DM/DC/... register themselves here
+        builders.update(extra.BUILDERS)
+    except ImportError:
+        pass
+    if name not in builders:
+        raise ValueError(f"unknown objective {name!r}; available: {sorted(builders)}")
+    return builders[name]
+
+
+def build_tm_objective(run: Run) -> Objective:
+    """TM: expert trajectories (built if missing), random expert + start epoch per step."""
+    from jaxdd import experts
+    from jaxdd.augment import dsa
+    from jaxdd.objective import tm
+
+    cfg = run.cfg
+    o = cfg.objective
+    bcfg = buffer_config(cfg)
+    needed = int(o.max_start_epoch) + int(o.expert_epochs)
+    if needed > int(bcfg.epochs):
+        raise ValueError(f"max_start_epoch + expert_epochs = {needed} exceeds the experts' "
+                         f"{bcfg.epochs} epochs (buffer.epochs)")
+    trajs = _load_or_build_experts(run, bcfg, needed)
+    strategy = cfg.dsa_strategy
+    augment = None if strategy in (None, "", "none") else (
+        lambda k, x: dsa(k, x, strategy=strategy))
+    gamma = float(o.get("gamma", 0.0))
+    loss = tm.make_loss(run.apply_fn, syn_steps=int(o.syn_steps),
+                        batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
+                        remat=bool(o.get("remat", True)), gamma=gamma)
+    num_experts = jax.tree.leaves(trajs)[0].shape[0]
+    max_start = int(o.max_start_epoch)
+    ee = int(o.expert_epochs)
+    data = {"trajs": trajs}
+    real_bs = int(o.get("real_batch", 256))
+    if gamma > 0:
+        data["real_images"] = jnp.asarray(run.train_ds.images)
+        data["real_labels"] = jnp.asarray(run.train_ds.labels)
+
+    def sample_ctx(key, syn_lr, data):
+        ke, ks, kr = jax.random.split(key, 3)
+        e = jax.random.randint(ke, (), 0, num_experts)
+        s = jax.random.randint(ks, (), 0, max_start)
+        start = jax.tree.map(lambda t: t[e, s], data["trajs"])
+        target = jax.tree.map(lambda t: t[e, s + ee], data["trajs"])
+        ri = rl = None
+        if gamma > 0:
+            n = data["real_images"].shape[0]
+            idx = jax.random.choice(kr, n, (min(real_bs, n),), replace=False)
+            ri, rl = data["real_images"][idx], data["real_labels"][idx]
+        return tm.TMContext(start=start, target=target, syn_lr=syn_lr, real_images=ri,
+                            real_labels=rl)
+
+    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True)
+
+
+def buffer_config(cfg) -> ml_collections.ConfigDict:
+    """The expert-buffer config implied by a distillation config (cfg.buffer + data/model)."""
+    b = ml_collections.ConfigDict(cfg.buffer.to_dict())
+    b.dataset = ml_collections.ConfigDict(cfg.dataset.to_dict())
+    b.model = ml_collections.ConfigDict(cfg.model.to_dict())
+    if "dsa_strategy" not in b:
+        b.dsa_strategy = cfg.dsa_strategy
+    if not b.get("buffer_dir"):
+        d = cfg.dataset
+        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
+        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
+    return b
+
+
+def _load_or_build_experts(run: Run, bcfg, needed_epochs):
+    from jaxdd import experts
+    expected = experts.expected_metadata(bcfg) if hasattr(experts, "expected_metadata") else None
+    try:
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
+                                             num_experts=int(bcfg.num_experts),
+                                             epochs=needed_epochs)
+    except experts.MissingExpertsError as e:
+        print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
+              f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
+        experts.build_buffer(bcfg.buffer_dir, bcfg, train=run.train_ds, test=run.test_ds,
+                             progress=run.progress)
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
+                                             num_experts=int(bcfg.num_experts),
+                                             epochs=needed_epochs)
+    return jax.tree.map(jnp.asarray, trajs)
+
+
+def run(cfg, workdir, *, progress=True):
+    """Build and train a run; returns the final result dict."""
+    return Run(cfg, workdir, progress=progress).train()

@@ -1,0 +1,32 @@
+"""Parameterizations: how a synthetic set is stored under a budget and decoded to images.
+
+Each parameterization is a module of pure functions (see DESIGN.md):
+
+    default_config() -> ConfigDict
+    init(key, real_images_by_class, cfg) -> (params, aux)
+    decode(params, aux, *, indices=None, resolution=None) -> images (N, H, W, C)
+    budget(params, aux) -> int
+
+`get(name)` returns the module. Parameterizations never import `jaxdd.objective`.
+"""
+import importlib
+
+_NAMES = {
+    "pixel": "jaxdd.param.pixel",
+    "vanilla": "jaxdd.param.pixel",
+    "fred": "jaxdd.param.fred",
+    "ddif": "jaxdd.param.ddif",
+    "nsd": "jaxdd.param.nsd",
+}
+
+
+def available():
+    return sorted(set(_NAMES) - {"vanilla"})
+
+
+def get(name: str):
+    """Return the parameterization module called `name` (pixel, fred, ddif, nsd)."""
+    key = name.lower()
+    if key not in _NAMES:
+        raise ValueError(f"Unknown parameterization {name!r}; available: {available()}")
+    return importlib.import_module(_NAMES[key])

@@ -1,0 +1,50 @@
+"""Distill a synthetic set: `python launch/distill.py --config=configs/tm_ddif.py`.
+
+Flags:
+  --config   an ml_collections config file, optionally with a variant string
+             (`configs/tm_vanilla.py:cifar10,ipc=10`); fields overridable with
+             `--config.iterations=100` etc.
+  --workdir  where the run lives (default: workdirs/<config name>-<variant>); re-running
+             the same command on the same workdir resumes.
+"""
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_vanilla.py",
+                                          "distillation config file")
+_WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumable)")
+_NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
+_MULTIHOST = flags.DEFINE_bool("distributed", False,
+                               "call jax.distributed.initialize() (multi-host runs)")
+
+
+def default_workdir(config_flag_value: str) -> str:
+    path, _, variant = config_flag_value.partition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    tag = variant.replace(",", "_").replace("=", "") if variant else "default"
+    return os.path.join("workdirs", f"{name}-{tag}")
+
+
+def main(argv):
+    del argv
+    if _MULTIHOST.value:
+        import jax
+        jax.distributed.initialize()
+    from jaxdd import distill
+
+    cfg = _CONFIG.value
+    workdir = _WORKDIR.value or default_workdir(
+        config_flags.get_config_filename(flags.FLAGS["config"]))
+    print(f"[jaxdd] workdir: {workdir}")
+    result = distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
+    print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")
+    return result
+
+
+if __name__ == "__main__":
+    app.run(main)

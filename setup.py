@@ -1,0 +1,40 @@
+"""jaxdd: dataset distillation in JAX/Flax.
+
+Install: pip install -e ".[test]"
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="jaxdd",
+    version="0.1.0",
+    description="Dataset distillation in JAX/Flax: pixel, FreD, DDiF, NSD x TM, DM, DC, CFM",
+    packages=find_packages(include=["jaxdd", "jaxdd.*"]),
+    python_requires=">=3.10",
+    install_requires=[
+        "jax",
+        "flax",
+        "optax",
+        "orbax-checkpoint",
+        # tfds.data_source works without tensorflow; tensorflow stays out on purpose.
+        "tensorflow-datasets",
+        # tfds declares it only for old Pythons but needs it to prepare datasets.
+        "importlib_resources",
+        "ml-collections",
+        "chex",
+        "numpy",
+        # the embedded offline dataset (sklearn's digits).
+        "scikit-learn",
+        # progress bars on long work (experts, warm-up, distillation, evaluation).
+        "tqdm",
+        # PNG grids of the synthetic set.
+        "pillow",
+        # launch/ entry points (flags + ml_collections config_flags).
+        "absl-py",
+    ],
+    extras_require={
+        "test": ["pytest", "scipy"],
+        "cuda12": ["jax[cuda12]"],
+        # the PyTorch peer row of the benchmark (CPU wheel).
+        "bench": ["torch"],
+    },
+)

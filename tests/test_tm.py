@@ -1,0 +1,123 @@
+"""TM loss against a hand-written unroll; remat equivalence; minibatch schedule."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdd.objective import tm
+
+jax.config.update("jax_enable_x64", False)
+
+
+def linear_apply(p, x):
+    return x.reshape(x.shape[0], -1) @ p["w"] + p["b"]
+
+
+def np_softmax(z):
+    z = z - z.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)
+
+
+def np_tm_loss(images, labels, lr, w0, b0, wt, bt, steps):
+    """Hand-written full-batch unroll of a linear softmax classifier, float64."""
+    x = images.reshape(images.shape[0], -1).astype(np.float64)
+    n, k = x.shape[0], w0.shape[1]
+    onehot = np.eye(k)[labels]
+    w, b = w0.astype(np.float64), b0.astype(np.float64)
+    for _ in range(steps):
+        p = np_softmax(x @ w + b)
+        gz = (p - onehot) / n  # d mean CE / d logits
+        w, b = w - lr * (x.T @ gz), b - lr * gz.sum(0)
+    num = ((w - wt) ** 2).sum() + ((b - bt) ** 2).sum()
+    den = ((w0 - wt) ** 2).sum() + ((b0 - bt) ** 2).sum()
+    return num / den
+
+
+@pytest.fixture
+def problem():
+    rng = np.random.default_rng(0)
+    images = rng.normal(size=(4, 3, 3, 1)).astype(np.float32)
+    labels = np.array([0, 1, 2, 1], np.int32)
+    w0 = rng.normal(size=(9, 3)).astype(np.float32) * 0.3
+    b0 = rng.normal(size=(3,)).astype(np.float32) * 0.1
+    wt = w0 + rng.normal(size=(9, 3)).astype(np.float32) * 0.2
+    bt = b0 + rng.normal(size=(3,)).astype(np.float32) * 0.2
+    return images, labels, w0, b0, wt, bt
+
+
+def test_tm_loss_matches_hand_unroll_value_and_grads(problem):
+    images, labels, w0, b0, wt, bt = problem
+    lr = 0.5
+    loss = tm.make_loss(linear_apply, syn_steps=2, batch_syn=0, augment=None, remat=False)
+    ctx = tm.TMContext(start={"w": jnp.asarray(w0), "b": jnp.asarray(b0)},
+                       target={"w": jnp.asarray(wt), "b": jnp.asarray(bt)},
+                       syn_lr=jnp.float32(lr))
+    key = jax.random.PRNGKey(0)
+
+    def f(x, s):
+        return loss(key, x, jnp.asarray(labels), ctx._replace(syn_lr=s))
+
+    val, (gx, gs) = jax.value_and_grad(f, argnums=(0, 1))(jnp.asarray(images), jnp.float32(lr))
+    ref = np_tm_loss(images, labels, lr, w0, b0, wt, bt, steps=2)
+    np.testing.assert_allclose(val, ref, rtol=1e-5)
+    assert ref != pytest.approx(1.0)  # the unroll moved the student
+
+    # gradients against central finite differences of the float64 hand computation
+    eps = 1e-4
+    d_lr = (np_tm_loss(images, labels, lr + eps, w0, b0, wt, bt, 2)
+            - np_tm_loss(images, labels, lr - eps, w0, b0, wt, bt, 2)) / (2 * eps)
+    np.testing.assert_allclose(gs, d_lr, rtol=2e-3, atol=1e-6)
+    gx = np.asarray(gx)
+    for idx in [(0, 0, 0, 0), (1, 2, 1, 0), (3, 1, 2, 0)]:
+        xp, xm = images.astype(np.float64), images.astype(np.float64)
+        xp, xm = xp.copy(), xm.copy()
+        xp[idx] += eps
+        xm[idx] -= eps
+        fd = (np_tm_loss(xp, labels, lr, w0, b0, wt, bt, 2)
+              - np_tm_loss(xm, labels, lr, w0, b0, wt, bt, 2)) / (2 * eps)
+        np.testing.assert_allclose(gx[idx], fd, rtol=2e-3, atol=1e-6)
+
+
+def test_remat_gives_same_gradient(problem):
+    images, labels, w0, b0, wt, bt = problem
+    ctx = tm.TMContext(start={"w": jnp.asarray(w0), "b": jnp.asarray(b0)},
+                       target={"w": jnp.asarray(wt), "b": jnp.asarray(bt)},
+                       syn_lr=jnp.float32(0.3))
+    aug = lambda k, x: x + 0.1 * jax.random.normal(k, x.shape)  # keyed, like DSA
+    grads = []
+    for remat in (False, True):
+        loss = tm.make_loss(linear_apply, syn_steps=5, batch_syn=2, augment=aug, remat=remat)
+        g = jax.grad(lambda x, c: loss(jax.random.PRNGKey(3), x, jnp.asarray(labels), c),
+                     argnums=(0, 1))(jnp.asarray(images), ctx)
+        grads.append(g)
+    np.testing.assert_allclose(grads[0][0], grads[1][0], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(grads[0][1].syn_lr, grads[1][1].syn_lr, rtol=1e-5)
+
+
+def test_minibatch_schedule_covers_permutations():
+    order = np.asarray(tm.minibatch_schedule(jax.random.PRNGKey(0), 6, syn_steps=4, batch_syn=3))
+    assert order.shape == (4, 3)
+    flat = order.reshape(-1)
+    assert sorted(flat[:6]) == list(range(6)) and sorted(flat[6:12]) == list(range(6))
+
+
+def test_real_guided_term_changes_gradient_only_with_gamma(problem):
+    images, labels, w0, b0, wt, bt = problem
+    rng = np.random.default_rng(1)
+    real = jnp.asarray(rng.normal(size=(5, 3, 3, 1)).astype(np.float32))
+    real_y = jnp.asarray([0, 1, 2, 0, 1], jnp.int32)
+    ctx = tm.TMContext(start={"w": jnp.asarray(w0), "b": jnp.asarray(b0)},
+                       target={"w": jnp.asarray(wt), "b": jnp.asarray(bt)},
+                       syn_lr=jnp.float32(0.3), real_images=real, real_labels=real_y)
+    g = {}
+    for gamma in (0.0, 0.5):
+        loss = tm.make_loss(linear_apply, syn_steps=2, gamma=gamma, remat=False)
+        g[gamma] = jax.grad(lambda x: loss(jax.random.PRNGKey(0), x, jnp.asarray(labels), ctx))(
+            jnp.asarray(images))
+    plain = tm.make_loss(linear_apply, syn_steps=2, remat=False)
+    g_plain = jax.grad(lambda x: plain(jax.random.PRNGKey(0), x, jnp.asarray(labels),
+                                       ctx._replace(real_images=None, real_labels=None)))(
+        jnp.asarray(images))
+    np.testing.assert_allclose(g[0.0], g_plain, rtol=1e-6)
+    assert not np.allclose(g[0.5], g_plain)
