@@ -1,0 +1,51 @@
+"""AlexNet as in MTT / DC ``networks.AlexNet`` (the 32x32 CIFAR variant, not ImageNet's).
+
+    Conv5x5(128, pad 2) -> act -> MaxPool2
+    Conv5x5(192, pad 2) -> act -> MaxPool2
+    Conv3x3(256) -> act -> Conv3x3(192) -> act -> Conv3x3(192) -> act -> MaxPool2
+    flatten -> Linear(num_classes)          (192*4*4 features at 32x32)
+
+MTT's AlexNet has NO normalization layer; that is the default here (norm='none').
+'AlexNetBN' (DC) puts a BatchNorm after every conv; any norm of ``layers.NORMS`` can be chosen.
+MTT pads the first conv by 4 for 1-channel (28x28) inputs; enable with ``gray_padding=True``.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import flax.linen as nn
+
+from jaxdd.models.conv import Conv, Linear
+from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+
+
+class AlexNet(nn.Module):
+    """x (N, H, W, C) with H, W >= 8 -> logits (N, num_classes)."""
+    num_classes: int
+    widths: Sequence[int] = (128, 192, 256, 192, 192)
+    norm: str = "none"
+    act: str = "relu"
+    conv_impl: str = "auto"
+    gray_padding: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        norm = canonical_norm(self.norm)
+        act = activation(self.act)
+        w = tuple(self.widths)
+        if len(w) != 5:
+            raise ValueError("AlexNet needs 5 widths")
+        ks = (5, 5, 3, 3, 3)
+        pool_after = (True, True, False, False, True)
+        for i in range(5):
+            pad = ks[i] // 2
+            if i == 0 and self.gray_padding and x.shape[-1] == 1:
+                pad = 4
+            x = Conv(w[i], (ks[i], ks[i]), padding=pad, conv_impl=self.conv_impl,
+                     name=f"conv_{i}")(x)
+            x = apply_norm(norm, x, train, name=f"norm_{i}")
+            x = act(x)
+            if pool_after[i]:
+                x = pool(x, "max")
+        x = x.reshape(x.shape[0], -1)
+        return Linear(self.num_classes, name="classifier")(x)

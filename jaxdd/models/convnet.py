@@ -1,0 +1,67 @@
+"""ConvNet: the standard student network of dataset distillation (DC / DSA / DM / MTT).
+
+Architecture (MTT ``networks.ConvNet``)::
+
+    depth x [Conv 3x3 (padding 1, bias) -> norm -> act -> pool 2x2 stride 2]
+    flatten -> Linear(num_classes)
+
+Defaults: width 128, instance norm (GroupNorm with groups = channels, affine, eps 1e-5),
+ReLU, average pooling.  ConvNetD3 on 32x32x3 with 10 classes has 320,010 parameters.
+
+Differences from the PyTorch code, on purpose:
+* NHWC layout: the flatten order is (H, W, C) instead of (C, H, W); the classifier weights
+  are a permutation of PyTorch's, the function class is identical.
+* The classifier's input size is inferred at ``init`` from the input, so any resolution works
+  (MTT computes it from ``im_size``).
+* MTT pads the first conv by 3 (not 1) for 1-channel inputs (MNIST 28x28 -> 32x32).  That
+  quirk is off by default here (the project's gray dataset is 8x8 digits); enable it with
+  ``gray_padding=True``.
+"""
+from __future__ import annotations
+
+import flax.linen as nn
+
+from jaxdd.models.conv import Conv3x3, Linear
+from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+
+
+class ConvNet(nn.Module):
+    """ConvNet{depth} of width ``width``.
+
+    Attributes:
+      num_classes: logits dimension.
+      depth: number of conv blocks.
+      width: channels of every conv.
+      norm: 'instance' | 'batch' | 'layer' | 'group' | 'none'.
+      act: 'relu' | 'sigmoid' | 'leakyrelu' | 'gelu'.
+      pooling: 'avg' | 'max' | 'none'.
+      conv_impl: 'auto' (im2col on CPU, native otherwise) | 'native' | 'im2col'.
+      gray_padding: MTT's first-conv padding 3 for 1-channel inputs.
+
+    ``__call__(x, train=False)``: x (N, H, W, C) float32 -> logits (N, num_classes).
+    ``train`` only matters for norm='batch' (batch statistics + 'batch_stats' update; call
+    apply with ``mutable=['batch_stats']``).
+    """
+    num_classes: int
+    depth: int = 3
+    width: int = 128
+    norm: str = "instance"
+    act: str = "relu"
+    pooling: str = "avg"
+    conv_impl: str = "auto"
+    gray_padding: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        if x.ndim != 4:
+            raise ValueError(f"ConvNet expects NHWC input, got shape {x.shape}")
+        norm = canonical_norm(self.norm)
+        act = activation(self.act)
+        for d in range(self.depth):
+            pad = 3 if (self.gray_padding and d == 0 and x.shape[-1] == 1) else 1
+            x = Conv3x3(self.width, padding=pad, conv_impl=self.conv_impl, name=f"conv_{d}")(x)
+            x = apply_norm(norm, x, train, name=f"norm_{d}")
+            x = act(x)
+            x = pool(x, self.pooling)
+        x = x.reshape(x.shape[0], -1)
+        return Linear(self.num_classes, name="classifier")(x)

@@ -1,0 +1,124 @@
+"""Small shared layers: instance norm, norm/activation factories, reshape-based pooling.
+
+All layers are channels-last and dimension-generic (NWC, NHWC, NDHWC).
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import flax.linen as nn
+
+NORMS = ("instance", "batch", "layer", "group", "none")
+ACTS = ("relu", "sigmoid", "leakyrelu", "gelu")
+POOLS = ("avg", "max", "none")
+
+_NORM_ALIASES = {
+    "instance": "instance", "instancenorm": "instance", "in": "instance",
+    "batch": "batch", "batchnorm": "batch", "bn": "batch",
+    "layer": "layer", "layernorm": "layer", "ln": "layer",
+    "group": "group", "groupnorm": "group", "gn": "group",
+    "none": "none", "nn": "none", None: "none",
+}
+_POOL_ALIASES = {
+    "avg": "avg", "avgpooling": "avg", "ap": "avg",
+    "max": "max", "maxpooling": "max", "mp": "max",
+    "none": "none", "np": "none", None: "none",
+}
+
+
+def canonical_norm(norm) -> str:
+    key = norm.lower() if isinstance(norm, str) else norm
+    if key not in _NORM_ALIASES:
+        raise ValueError(f"unknown norm {norm!r}; expected one of {NORMS}")
+    return _NORM_ALIASES[key]
+
+
+def canonical_pool(pool) -> str:
+    key = pool.lower() if isinstance(pool, str) else pool
+    if key not in _POOL_ALIASES:
+        raise ValueError(f"unknown pooling {pool!r}; expected one of {POOLS}")
+    return _POOL_ALIASES[key]
+
+
+class InstanceNorm(nn.Module):
+    """Instance norm == PyTorch ``nn.GroupNorm(C, C, affine=True)`` (groups = channels).
+
+    For x (N, *S, C): per sample and channel, normalize over the spatial axes with the
+    biased variance (two-pass, like PyTorch), then ``* scale + bias`` (params of shape (C,),
+    init ones / zeros).  eps = 1e-5 (PyTorch default).
+    """
+    epsilon: float = 1e-5
+    use_affine: bool = True
+
+    @nn.compact
+    def __call__(self, x):
+        axes = tuple(range(1, x.ndim - 1))
+        mean = jnp.mean(x, axis=axes, keepdims=True)
+        xc = x - mean
+        var = jnp.mean(jnp.square(xc), axis=axes, keepdims=True)
+        y = xc * jax.lax.rsqrt(var + self.epsilon)
+        if self.use_affine:
+            c = x.shape[-1]
+            y = y * self.param("scale", nn.initializers.ones, (c,), jnp.float32)
+            y = y + self.param("bias", nn.initializers.zeros, (c,), jnp.float32)
+        return y
+
+
+def apply_norm(norm: str, x, train: bool, name: str):
+    """Apply the canonical norm ``norm`` to x (N, *S, C). Must be called inside nn.compact.
+
+    'instance': InstanceNorm (GroupNorm groups=C); 'batch': nn.BatchNorm (PyTorch momentum 0.1
+    == flax momentum 0.9, eps 1e-5, batch statistics when ``train``); 'layer': LayerNorm over
+    (*S, C) with elementwise affine of shape (*S, C) (PyTorch ``nn.LayerNorm(shape_feat)``);
+    'group': GroupNorm with 4 groups; 'none': identity.
+    """
+    norm = canonical_norm(norm)
+    if norm == "none":
+        return x
+    if norm == "instance":
+        return InstanceNorm(name=name)(x)
+    if norm == "batch":
+        return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                            name=name)(x)
+    if norm == "layer":
+        axes = tuple(range(1, x.ndim))
+        return nn.LayerNorm(epsilon=1e-5, reduction_axes=axes, feature_axes=axes,
+                            use_fast_variance=False, name=name)(x)
+    return nn.GroupNorm(num_groups=4, epsilon=1e-5, use_fast_variance=False, name=name)(x)
+
+
+def activation(act: str):
+    act = act.lower()
+    if act == "relu":
+        return nn.relu
+    if act == "sigmoid":
+        return nn.sigmoid
+    if act == "leakyrelu":
+        return lambda x: nn.leaky_relu(x, negative_slope=0.01)
+    if act == "gelu":
+        return lambda x: nn.gelu(x, approximate=False)
+    raise ValueError(f"unknown activation {act!r}; expected one of {ACTS}")
+
+
+def pool(x, kind: str, window: int = 2):
+    """Non-overlapping pooling with kernel = stride = ``window`` on every spatial axis.
+
+    x (N, *S, C) -> (N, *(S // window), C); trailing rows that do not fill a window are
+    dropped (PyTorch floor mode).  Implemented as reshape + mean/max, which is exact and
+    cheap to differentiate (also to second order).  ``kind``: 'avg' | 'max' | 'none'.
+    """
+    kind = canonical_pool(kind)
+    if kind == "none":
+        return x
+    n, c = x.shape[0], x.shape[-1]
+    spatial = x.shape[1:-1]
+    out = tuple(s // window for s in spatial)
+    if any(o == 0 for o in out):
+        raise ValueError(f"cannot pool spatial size {spatial} with window {window}")
+    x = x[(slice(None),) + tuple(slice(0, o * window) for o in out)]
+    shape = (n,)
+    for o in out:
+        shape += (o, window)
+    x = x.reshape(shape + (c,))
+    axes = tuple(2 + 2 * i for i in range(len(out)))
+    return jnp.mean(x, axis=axes) if kind == "avg" else jnp.max(x, axis=axes)

@@ -1,0 +1,48 @@
+"""VGG as in MTT / DC ``networks.VGG`` (CIFAR variant: one Linear classifier).
+
+Each number in ``cfg`` is Conv3x3(c, pad 1, bias) -> norm -> ReLU; 'M' is MaxPool 2x2 stride
+2.  VGG11: 64 M 128 M 256 256 M 512 512 M 512 512 M; at 32x32 the features are 1x1x512.
+Default norm is instance norm (MTT's VGG11); 'VGG11BN' uses batch norm.  Needs inputs of at
+least 32x32 (five 2x pools); the classifier's input size is inferred at init.
+MTT pads the first conv by 3 for 1-channel inputs; enable with ``gray_padding=True``.
+"""
+from __future__ import annotations
+
+from typing import Sequence, Union
+
+import flax.linen as nn
+
+from jaxdd.models.conv import Conv3x3, Linear
+from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+
+VGG_CFGS = {
+    "VGG11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "VGG13": (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
+    "VGG16": (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M",
+              512, 512, 512, "M"),
+}
+
+
+class VGG(nn.Module):
+    """x (N, H, W, C), H, W >= 2**(number of 'M') -> logits (N, num_classes)."""
+    num_classes: int
+    cfg: Sequence[Union[int, str]] = VGG_CFGS["VGG11"]
+    norm: str = "instance"
+    act: str = "relu"
+    conv_impl: str = "auto"
+    gray_padding: bool = False
+
+    @nn.compact
+    def __call__(self, x, train: bool = False):
+        norm = canonical_norm(self.norm)
+        act = activation(self.act)
+        for i, c in enumerate(self.cfg):
+            if c == "M":
+                x = pool(x, "max")
+                continue
+            pad = 3 if (i == 0 and self.gray_padding and x.shape[-1] == 1) else 1
+            x = Conv3x3(int(c), padding=pad, conv_impl=self.conv_impl, name=f"conv_{i}")(x)
+            x = apply_norm(norm, x, train, name=f"norm_{i}")
+            x = act(x)
+        x = x.reshape(x.shape[0], -1)
+        return Linear(self.num_classes, name="classifier")(x)

@@ -1,0 +1,366 @@
+"""FreD: frequency-domain dataset distillation (Shin et al., NeurIPS 2023).
+
+Each synthetic instance is a full (H, W, C) array of frequency coefficients (2-D DCT-II by
+default); a binary mask per class keeps k positions per channel (the same positions for all
+channels and all instances of the class); the decoded image is ``inverse(mask[label] * coef)``.
+The budget counts only the kept coefficients: ``N * k * C``. With k < H*W the same budget
+holds ``floor(ipc * H * W / k)`` instances per class (CIFAR-10 IPC 1, k = 64: 16 per class,
+16 * 64 * 3 = 3072 floats per class = one 32x32x3 image).
+
+Parameterization interface (see the jaxdd design doc):
+
+    cfg = default_config(); cfg.ipc = 1
+    params, aux = init(key, real_images_by_class, cfg)      # params = {'coef': (N, H, W, C)}
+    images = decode(params, aux, indices=None, resolution=None)
+    budget(params, aux)                                      # N * k * C
+
+``params['coef']`` is full size (the optimizer updates the full array; positions outside the
+mask get zero gradient). At init the unmasked positions are set to 0, so ``params`` holds
+exactly the k kept coefficients per channel (``pack``/``unpack`` convert to and from the
+(N, k, C) storage layout). The authors' code keeps the full initial spectrum there instead;
+decoded images are identical either way.
+
+Masks (``build_masks``, computed once at init from the class's initial coefficients):
+  'evr'       explained-variance ratio (the paper): average the class's coefficients over
+              channels -> (n, H*W); eta = var per position / total var (= diag(cov)/trace(cov),
+              computed vectorized, O(n H W), not the authors' O((HW)^2) identity loop); top k.
+  'lowpass'   the k lowest frequencies (zig-zag order u + v for DCT/DFT; whole coarse bands
+              first for the DWT, so k = (H/2^L)(W/2^L) is exactly the LL band).
+  'random'    k random positions per class (from the PRNG key).
+  'amplitude' top k of mean |coef| over the class's instances and channels.
+Ties (e.g. n = 1 instance per class, zero variance) are broken toward low frequencies.
+
+Transforms: 'dct' (default), 'dft', 'dwt' (orthonormal Haar; the paper's ablation pairs it
+with a low-pass mask). ``norm='ortho'`` (default) or ``'none'`` (scipy/torch-dct unnormalized
+pair, the authors' convention; DCT and DFT only).
+
+Learning rate (SGD on the coefficients). The authors optimize *unnormalized* DCT coefficients
+with lr_freq = 1e8 (CIFAR-10 TM; DM 1e6, DC 1e3). The unnormalized 2-D DCT-II equals the
+orthonormal one times a per-position factor ``s[u, v] = d_u d_v`` with ``d_0 = 2 sqrt(N)``,
+``d_u = sqrt(2N)`` (u > 0), i.e. ``s = 2 sqrt(HW)`` for u, v > 0 (= 64 at 32x32),
+``2 sqrt(2HW)`` on the DC row/column, ``4 sqrt(HW)`` at (0, 0). With ``c_u = s c_o`` the chain
+rule gives ``dL/dc_u = (1/s) dL/dc_o``, so an SGD step ``dc_u = -lr_u dL/dc_u`` moves the
+orthonormal coefficient by ``dc_o = dc_u / s = -(lr_u / s^2) dL/dc_o``: the equivalent
+orthonormal learning rate is ``lr_u / s^2`` (momentum is linear and does not change this).
+For 32x32 (CIFAR): s^2 = 4 H W = 4096, so **lr_freq 1e8 (unnormalized) == 24414.0625 ~ 2.44e4
+(orthonormal)** for every non-DC coefficient (DM: 1e6 -> 244.1; DC: 1e3 -> 0.244). The DC
+row/column have s^2 twice as large (equivalent lr 12207, half) and (0, 0) four times
+(6103.5, a quarter): a single orthonormal lr of 2.44e4 moves those coefficients 2x / 4x faster
+than the authors' run. To reproduce the authors' dynamics exactly, use ``norm='none'`` with
+their lr. ``equivalent_ortho_lr(lr_unnorm, H, W)`` returns the bulk (non-DC) value;
+``equivalent_ortho_lr_map`` the full (H, W) map.
+
+Cross-resolution (``decode(..., resolution=M)``; DCT only): frequency zero-padding for M > N
+(embed the masked N x N coefficients in an M x M zero array and apply the M-point inverse)
+and truncation for M < N (keep the top-left M x M block), scaled by lambda = M/N
+(orthonormal; sqrt(M/N) per axis) or (M/N)^2 (unnormalized, FreD's lambda) so that a
+low-frequency image keeps its amplitude: a band-limited image is resampled exactly as the
+continuous DCT interpolant evaluated on the new grid. DFT/DWT raise NotImplementedError.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Sequence, Tuple, Union
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from jaxdd.param import transforms as T
+
+__all__ = [
+    "MASK_STRATEGIES",
+    "default_config",
+    "num_per_class",
+    "auto_dwt_levels",
+    "explained_variance_ratio",
+    "build_masks",
+    "init",
+    "decode",
+    "budget",
+    "masked_coefficients",
+    "pack",
+    "unpack",
+    "equivalent_ortho_lr",
+    "equivalent_ortho_lr_map",
+]
+
+MASK_STRATEGIES = ("evr", "lowpass", "random", "amplitude")
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """FreD fields (+ 'ipc').
+
+    Learning-rate note: the published lr_freq = 1e8 (CIFAR-10 TM, SGD momentum 0.5) is for the
+    unnormalized DCT (norm='none'). With the default orthonormal DCT the equivalent lr is
+    1e8 / (4 * 32 * 32) = 24414.0625 (= equivalent_ortho_lr(1e8, 32, 32)) for the non-DC
+    coefficients; DM 1e6 -> 244.14, DC 1e3 -> 0.244. See the module docstring.
+    """
+    cfg = ml_collections.ConfigDict()
+    cfg.ipc = 1
+    cfg.k = 64  # coefficients kept per channel (CIFAR IPC 1: 64 -> 16 instances per class)
+    cfg.transform = "dct"  # 'dct' | 'dft' | 'dwt'
+    cfg.norm = "ortho"  # 'ortho' | 'none' (authors' unnormalized convention; lr x 4HW)
+    cfg.mask = "evr"  # 'evr' | 'lowpass' | 'random' | 'amplitude'
+    cfg.dwt_levels = 0  # Haar levels for 'dwt'; 0 = auto (coarsest level whose LL >= k)
+    return cfg
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def num_per_class(ipc: int, h: int, w: int, k: int) -> int:
+    """floor(ipc * H * W / k); ValueError if k is not in [1, H*W] or the result is 0."""
+    ipc, h, w, k = int(ipc), int(h), int(w), int(k)
+    if k < 1 or k > h * w:
+        raise ValueError(f"FreD: k = {k} coefficients per channel must be in [1, H*W = {h * w}]")
+    n = (ipc * h * w) // k
+    if n < 1:
+        raise ValueError(
+            f"FreD: ipc * H * W / k = {ipc} * {h} * {w} / {k} < 1: no instance fits the budget"
+        )
+    return n
+
+
+def auto_dwt_levels(h: int, w: int, k: int) -> int:
+    """Coarsest Haar level L >= 1 with H, W divisible by 2^L and (H/2^L)(W/2^L) >= k."""
+    if h % 2 or w % 2:
+        raise ValueError(f"Haar DWT needs even H and W, got {h}x{w}")
+    lvl = 1
+    while (h % (2 ** (lvl + 1)) == 0 and w % (2 ** (lvl + 1)) == 0
+           and (h >> (lvl + 1)) * (w >> (lvl + 1)) >= k):
+        lvl += 1
+    return lvl
+
+
+def _levels(cfg_levels, transform: str, h: int, w: int, k: int) -> int:
+    if transform != "dwt":
+        return 0
+    if cfg_levels:
+        return int(cfg_levels)
+    return auto_dwt_levels(h, w, k)
+
+
+def explained_variance_ratio(coefs: np.ndarray) -> np.ndarray:
+    """EVR per position of one class's coefficients.
+
+    coefs: (n, H, W, C). Averages over channels -> (n, H*W); returns (H, W) with
+    var_p / sum_p var_p (= diag(cov) / trace(cov); the ddof cancels). Zero total variance
+    (e.g. n = 1) gives all zeros.
+    """
+    a = np.asarray(coefs, dtype=np.float64)
+    n, h, w = a.shape[:3]
+    a = a.mean(axis=-1).reshape(n, h * w)
+    var = a.var(axis=0)
+    tot = var.sum()
+    evr = var / tot if tot > 0 else np.zeros_like(var)
+    return evr.reshape(h, w)
+
+
+def _top_k_mask(score: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
+    """(H, W) float32 0/1 with ones at the k largest scores (ties -> lower tiebreak rank)."""
+    order = np.lexsort((tiebreak.ravel(), -score.ravel()))
+    m = np.zeros(score.size, dtype=np.float32)
+    m[order[:k]] = 1.0
+    return m.reshape(score.shape)
+
+
+def build_masks(
+    coefs_by_class: Sequence[np.ndarray],
+    k: int,
+    strategy: str = "evr",
+    key: Optional[jax.Array] = None,
+    *,
+    transform: str = "dct",
+    dwt_levels: int = 1,
+) -> np.ndarray:
+    """Class-wise binary masks; a standalone pure function (time it to report mask cost).
+
+    coefs_by_class: list (classes) of (n_c, H, W, C) coefficient arrays (numpy or jax).
+    k: positions kept per class. strategy: 'evr' | 'lowpass' | 'random' | 'amplitude'.
+    key: PRNG key (required for 'random': i.i.d. uniform scores per class and position).
+    transform, dwt_levels: define the low-pass order (used by 'lowpass' and to break ties).
+    Returns numpy float32 (classes, H, W) with exactly k ones per class.
+    """
+    if strategy not in MASK_STRATEGIES:
+        raise ValueError(f"unknown FreD mask {strategy!r}; choose from {MASK_STRATEGIES}")
+    if not len(coefs_by_class):
+        raise ValueError("build_masks: no classes")
+    h, w = np.shape(coefs_by_class[0])[1:3]
+    if not 1 <= k <= h * w:
+        raise ValueError(f"build_masks: k = {k} must be in [1, H*W = {h * w}]")
+    rank = T.lowpass_rank(transform, h, w, levels=max(int(dwt_levels), 1))
+    masks = np.zeros((len(coefs_by_class), h, w), dtype=np.float32)
+    if strategy == "random":
+        if key is None:
+            raise ValueError("build_masks: strategy 'random' needs a PRNG key")
+        # i.i.d. uniform scores: their top k is a uniformly random k-subset per class
+        rand = np.asarray(jax.random.uniform(key, (len(coefs_by_class), h, w)), np.float64)
+    for c, coefs in enumerate(coefs_by_class):  # per-class work is vectorized
+        coefs = np.asarray(coefs)
+        if strategy == "evr":
+            score = explained_variance_ratio(coefs)
+        elif strategy == "lowpass":
+            score = -rank.astype(np.float64)
+        elif strategy == "amplitude":
+            score = np.abs(coefs.astype(np.float64)).mean(axis=(0, 3))
+        else:  # random
+            score = rand[c]
+        masks[c] = _top_k_mask(score, k, rank)
+    return masks
+
+
+# ----------------------------------------------------------------------------- interface
+
+
+def init(key: jax.Array, real_images_by_class: Sequence[np.ndarray], cfg) -> Tuple[dict, dict]:
+    """Initialize FreD coefficients and class masks.
+
+    real_images_by_class: list (classes) of (n_c, H, W, C) float32 arrays. Per class,
+    num_per_class = floor(ipc H W / k) images are drawn without replacement (with replacement
+    only if the class has fewer images), transformed, and masked.
+    Returns params {'coef': (classes * num_per_class, H, W, C) float32} (in label order) and
+    aux {'labels', 'image_shape', 'masks' (classes, H, W) float32 0/1, 'k', 'transform',
+    'norm', 'dwt_levels', 'mask', 'num_per_class', 'num_classes'}.
+    """
+    transform = str(cfg.transform)
+    norm = T.canonical_norm(cfg.norm)
+    k = int(cfg.k)
+    strategy = str(cfg.get("mask", "evr"))
+    h, w, ch = (int(s) for s in np.shape(real_images_by_class[0])[1:])
+    npc = num_per_class(cfg.ipc, h, w, k)
+    levels = _levels(cfg.get("dwt_levels", 0), transform, h, w, k)
+    forward, _ = T.get_transform(transform, norm, levels=max(levels, 1))
+    forward = jax.jit(forward)
+
+    k_img, k_mask = jax.random.split(key)
+    coefs_by_class: List[np.ndarray] = []
+    for c, imgs in enumerate(real_images_by_class):
+        imgs = np.asarray(imgs, dtype=np.float32)
+        if imgs.shape[1:] != (h, w, ch):
+            raise ValueError(f"class {c}: image shape {imgs.shape[1:]} != {(h, w, ch)}")
+        n_c = imgs.shape[0]
+        if n_c == 0:
+            raise ValueError(f"class {c} has no images")
+        kc = jax.random.fold_in(k_img, c)
+        if n_c >= npc:
+            idx = np.asarray(jax.random.permutation(kc, n_c))[:npc]
+        else:
+            idx = np.asarray(jax.random.randint(kc, (npc,), 0, n_c))
+        coefs_by_class.append(np.asarray(forward(jnp.asarray(imgs[idx]))))
+
+    masks = build_masks(coefs_by_class, k, strategy, k_mask, transform=transform,
+                        dwt_levels=max(levels, 1))
+    coef = np.concatenate(
+        [cc * masks[c][None, :, :, None] for c, cc in enumerate(coefs_by_class)], axis=0
+    ).astype(np.float32)
+    labels = np.repeat(np.arange(len(coefs_by_class), dtype=np.int32), npc)
+    aux = {
+        "labels": labels,
+        "image_shape": (h, w, ch),
+        "masks": masks,
+        "k": k,
+        "transform": transform,
+        "norm": norm,
+        "dwt_levels": int(levels),
+        "mask": strategy,
+        "num_per_class": int(npc),
+        "num_classes": len(coefs_by_class),
+    }
+    return {"coef": jnp.asarray(coef)}, aux
+
+
+def masked_coefficients(params: dict, aux: dict, *, indices=None) -> jax.Array:
+    """mask[label] * coef for all instances (or `indices`, traced ok): (n, H, W, C)."""
+    coef = params["coef"]
+    labels = jnp.asarray(aux["labels"])
+    masks = jnp.asarray(aux["masks"], dtype=coef.dtype)
+    if indices is not None:
+        indices = jnp.asarray(indices)
+        coef = jnp.take(coef, indices, axis=0)
+        labels = jnp.take(labels, indices, axis=0)
+    return coef * jnp.take(masks, labels, axis=0)[..., None]
+
+
+def _out_hw(resolution, h: int, w: int) -> Tuple[int, int]:
+    if resolution is None:
+        return h, w
+    if isinstance(resolution, (tuple, list)):
+        return int(resolution[0]), int(resolution[1])
+    r = int(resolution)
+    if h == w:
+        return r, r
+    return r, max(1, int(round(r * w / h)))  # int = the new H; W keeps the aspect ratio
+
+
+def decode(params: dict, aux: dict, *, indices=None, resolution: Union[int, Tuple[int, int], None] = None):
+    """Images = inverse(mask[label] * coef): (n, H', W', C) float32.
+
+    indices: optional int array (may be traced) selecting instances; None = all, label order.
+    resolution: None (training size), an int side (a square training image -> (r, r); else r
+    is the new H and W keeps the aspect ratio) or an (H', W') tuple. A different size uses
+    DCT zero-padding / truncation (DCT only; see the module docstring).
+    """
+    h, w, _ = aux["image_shape"]
+    f = masked_coefficients(params, aux, indices=indices)
+    out = _out_hw(resolution, h, w)
+    transform, norm = aux["transform"], aux["norm"]
+    if out == (h, w):
+        _, inverse = T.get_transform(transform, norm, levels=max(int(aux.get("dwt_levels", 1)), 1))
+        return inverse(f)
+    if transform != "dct":
+        raise NotImplementedError(
+            f"FreD cross-resolution decoding is implemented for 'dct' only, not {transform!r}"
+        )
+    return T.idct2_resize(f, out, norm)
+
+
+def budget(params: dict, aux: dict) -> int:
+    """Stored floats: instances * k * C (only the kept coefficients count, as in the paper)."""
+    n = int(params["coef"].shape[0])
+    return n * int(aux["k"]) * int(aux["image_shape"][2])
+
+
+def _positions(aux: dict) -> np.ndarray:
+    """(classes, k) flat positions of each class mask (ascending)."""
+    m = np.asarray(aux["masks"]).reshape(len(aux["masks"]), -1)
+    return np.stack([np.flatnonzero(row > 0) for row in m])
+
+
+def pack(params: dict, aux: dict) -> jax.Array:
+    """The stored coefficients: (N, k, C), the k kept positions of each instance's class."""
+    coef = params["coef"]
+    n, h, w, c = coef.shape
+    pos = jnp.asarray(_positions(aux)[np.asarray(aux["labels"])])  # (N, k)
+    flat = coef.reshape(n, h * w, c)
+    return jnp.take_along_axis(flat, pos[..., None], axis=1)
+
+
+def unpack(packed: jax.Array, aux: dict) -> dict:
+    """Inverse of pack: (N, k, C) -> params {'coef': (N, H, W, C)} (zeros off the mask)."""
+    h, w, c = aux["image_shape"]
+    n = packed.shape[0]
+    pos = jnp.asarray(_positions(aux)[np.asarray(aux["labels"])])
+    flat = jnp.zeros((n, h * w, c), packed.dtype)
+    flat = flat.at[jnp.arange(n)[:, None], pos].set(packed)
+    return {"coef": flat.reshape(n, h, w, c)}
+
+
+# ----------------------------------------------------------------------------- learning rate
+
+
+def equivalent_ortho_lr_map(lr_unnorm: float, h: int, w: int) -> np.ndarray:
+    """(H, W) per-position orthonormal-DCT lr equivalent to SGD lr_unnorm on scipy-unnormalized
+    DCT coefficients: lr_unnorm / s[u, v]^2, s = outer(d_H, d_W) (see module docstring)."""
+    s = np.outer(T.dct_unnorm_scale(int(h)), T.dct_unnorm_scale(int(w)))
+    return float(lr_unnorm) / s ** 2
+
+
+def equivalent_ortho_lr(lr_unnorm: float, h: int, w: int) -> float:
+    """Orthonormal-DCT lr for the bulk (non-DC) coefficients: lr_unnorm / (4 H W).
+
+    equivalent_ortho_lr(1e8, 32, 32) = 24414.0625 (CIFAR, TM). DC row/column: half of this;
+    the (0, 0) coefficient: a quarter.
+    """
+    return float(lr_unnorm) / (4.0 * int(h) * int(w))

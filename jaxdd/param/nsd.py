@@ -1,0 +1,486 @@
+"""NSD: Neural Spectral Decomposition (Yang et al., ECCV 2024; no public code).
+
+The synthetic set of each class is stored as N_T *spectrum tensors* and N_K *kernel sets*;
+every (spectrum, kernel set) pair decodes to a block of u1 images by mode-n products
+
+    x_(i,j) = T_i x_1 K_j1 x_2 K_j2 x_3 K_j3 x_4 K_j4                         (paper eq. 1-2)
+
+    T_i  : (t1, t2, t3, t4)          spectrum tensor
+    K_j1 : (t1, u1)   batch mode     (u1 = images per block)
+    K_j2 : (t2, u2)   channel mode   (u2 = C)
+    K_j3 : (t3, u3)   height mode    (u3 = H)
+    K_j4 : (t4, u4)   width mode     (u4 = W)
+
+i.e. x_(i,j)[e, f, g, h] = sum_{a,b,c,d} T_i[a,b,c,d] K_j1[a,e] K_j2[b,f] K_j3[c,g] K_j4[d,h].
+
+Mode order.  T keeps the paper's (B, C, H, W) mode order (t2 is the channel mode, as in the
+paper's "t2 = 3"); the decoding einsum writes its output directly in jaxdd's NHWC order,
+so a block is (u1, H, W, C) and no transpose is materialised.
+
+Class mapping (not specified by the paper; the class-wise reading, see REFERENCE.md): each
+class c owns its own N_T spectra and N_K kernel sets, and class c's images are all N_T*N_K
+pairs of *its* tensors and kernels.  Decoded images are class-major; within a class the
+image index is (i * N_K + j) * u1 + e  (spectrum i, kernel set j, image e of the block; this
+is the paper's x_{j + (i-1) N_K} with the block expanded), so every class decodes
+N_T * N_K * u1 images -- usually more than IPC, which is the point of NSD.
+
+params = {'T': (classes, N_T, t1, t2, t3, t4),
+          'K1': (classes, N_K, t1, u1), 'K2': (classes, N_K, t2, C),
+          'K3': (classes, N_K, t3, H),  'K4': (classes, N_K, t4, W)}
+With cfg.learn_kernels=False (the fixed DCT / fixed random kernel ablations) the four kernel
+arrays live in aux (numpy) instead of params; they are then *not* counted by budget(): fixed
+kernels are data-independent (DCT basis, or random from a seed) and can be regenerated from
+the sizes instead of being stored, so only the spectra are stored floats.  (For the same
+reason a data-dependent PCA batch kernel is refused when kernels are fixed.)
+
+Storage budget (paper eq. 3): size(T) + size(K) ~= IPC x classes x image size, i.e. per
+class  N_T*t1*t2*t3*t4 + N_K*(t1*u1 + t2*C + t3*H + t4*W) <= IPC*H*W*C, see choose_sizes.
+The paper's size defaults: t2 = C (3), t3 = t4 = half the image side for IPC <= 10 and 7/8
+of it above, t1 < u1 chosen to fill the budget.  N_T, N_K, t1 and u1 are not published
+(Figure 3 only sweeps t1, t3 graphically); jaxdd's defaults are documented in choose_sizes.
+
+Initialisation (cfg.init):
+  'random' (paper default): T ~ N(0, init_std^2) and K_n ~ N(0, 1/t_n) i.i.d., so every
+      mode-n product preserves the second moment and decoded pixels have E[x^2] = init_std^2.
+  'dct' (the paper's LDCT variant when kernels are learned, DCT when fixed): K3, K4 = the
+      first t3 / t4 rows of the orthonormal H- / W-point DCT-II matrices (each row a basis
+      function; rows -> pixels is the inverse-DCT direction), K2 = identity when t2 = C
+      (first t2 rows of the C-point DCT-II otherwise), K1 = identity when t1 = u1, otherwise
+      (cfg.k1_init) the first t1 rows of the u1-point DCT-II ('dct') or the per-class PCA basis
+      of the batch mode that is least-squares optimal for the drawn real images ('pca').
+      Spectra = the least-squares fit of N_T blocks of u1 random real images of the class,
+      T_i = X_i x_1 K1^T x_2 K2^T x_3 K3^T x_4 K4^T (all kernels have orthonormal rows),
+      i.e. the truncated DCT of the real images.  At full size (t2=C, t3=H, t4=W, t1=u1)
+      this reproduces the real images exactly.  All N_K kernel sets start identical (so
+      the N_K copies of a block coincide at init; cfg.dct_noise adds N(0, dct_noise^2) to
+      learnable kernels to break the tie).  Note: the paper's eq. 4 writes the cosine as
+      cos(pi/n (j+0.5)(i+0.5)) (a DCT-IV form); we use the orthonormal DCT-II as specified by
+      the jaxdd brief.
+
+_dct_matrix is private here so the module has no dependency on jaxdd/param/transforms.py;
+it could be swapped for transforms.dct_matrix later.
+"""
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from ml_collections import config_dict
+
+_KERNELS = ("K1", "K2", "K3", "K4")
+
+
+# --------------------------------------------------------------------------------------
+# helpers
+# --------------------------------------------------------------------------------------
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix D (n, n), float64: D[k, m] = s_k cos(pi (2m+1) k / (2n)).
+
+    s_0 = sqrt(1/n), s_k = sqrt(2/n).  Forward DCT: X = D x; inverse: x = D^T X, so the first
+    t rows of D are a (t, n) kernel mapping t coefficients to n samples (mode-n product).
+    """
+    k = np.arange(n)[:, None]
+    m = np.arange(n)[None, :]
+    d = np.cos(np.pi * (2 * m + 1) * k / (2 * n)) * np.sqrt(2.0 / n)
+    d[0] /= np.sqrt(2.0)
+    return d
+
+
+def _host_rng(key) -> np.random.Generator:
+    """numpy Generator seeded deterministically from a JAX PRNG key (raw or typed).
+
+    init runs once on the host; drawing with numpy avoids compiling a threefry kernel per
+    array shape (seconds each on a loaded CPU) while staying a pure function of `key`.
+    """
+    if jax.dtypes.issubdtype(getattr(key, "dtype", np.uint32), jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
+
+
+def _side_default(side: int, ipc: int) -> int:
+    """Paper default spectral size along a spatial side: 1/2 for IPC <= 10, 7/8 above."""
+    if ipc <= 10:
+        return max(1, side // 2)
+    return max(1, (7 * side) // 8)
+
+
+def _per_class_cost(n_t, n_k, t1, t2, t3, t4, u1, image_shape, count_kernels=True) -> int:
+    h, w, c = image_shape
+    spectra = n_t * t1 * t2 * t3 * t4
+    kernels = n_k * (t1 * u1 + t2 * c + t3 * h + t4 * w)
+    return int(spectra + (kernels if count_kernels else 0))
+
+
+def _largest_fitting(lo: int, hi: int, fits) -> int | None:
+    """Largest integer t in [lo, hi] with fits(t), for monotone (decreasing) fits; or None."""
+    if hi < lo or not fits(lo):
+        return None
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if fits(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+# --------------------------------------------------------------------------------------
+# sizes / config
+# --------------------------------------------------------------------------------------
+def default_counts(ipc: int) -> tuple[tuple[int, int], ...]:
+    """jaxdd default (N_T, N_K) candidates per class, tried in order (not published).
+
+    IPC 1: (1, 1) -- one kernel set already costs ~1/3 of a CIFAR class budget.  IPC >= 2:
+    (2, 2) (2 x 2 pairs give the paper's pairwise information sharing), falling back to
+    (1, 1) when two kernel sets do not fit with t1 >= 2 (e.g. small grayscale images; with
+    t1 = 1 the u1 images of a block are scalar multiples of one image).
+    """
+    return ((1, 1),) if ipc <= 1 else ((2, 2), (1, 1))
+
+
+def choose_sizes(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
+                 t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
+    """Pick NSD sizes for one class under the budget  cost <= IPC * H * W * C.
+
+    cost = N_T*t1*t2*t3*t4 + N_K*(t1*u1 + t2*C + t3*H + t4*W)   (kernel term only when
+    count_kernels, i.e. learnable kernels).
+
+    Defaults: t2 = C; t3 = H//2, t4 = W//2 for IPC <= 10, (7*H)//8, (7*W)//8 above (paper);
+    (N_T, N_K) = the first of default_counts(ipc) that fits (when both are None); u1 = 2 * t1* where t1* is the largest t1 with
+    cost(t1, u1=2*t1) <= budget (a batch-mode ratio t1/u1 ~ 1/2, like the spatial one).
+    Given u1, t1 = the largest t1 < u1 within the budget (paper: "t1 < u1").  An explicit t1
+    is only checked (t1 <= u1, and the budget when enforce_budget).
+
+    Args:
+      ipc: images per class of the budget.  image_shape: (H, W, C).
+    Returns:
+      dict with n_t, n_k, t1, t2, t3, t4, u1 (ints), images_per_class = n_t*n_k*u1,
+      per_class_floats (stored floats per class), per_class_budget = IPC*H*W*C.
+    Raises:
+      ValueError (with the numbers) when no choice fits the budget or sizes are invalid.
+    """
+    h, w, c = (int(s) for s in image_shape)
+    ipc = int(ipc)
+    if ipc < 1:
+        raise ValueError(f"NSD needs ipc >= 1, got {ipc}")
+    budget_pc = ipc * h * w * c
+    if n_t is None and n_k is None:
+        cands = default_counts(ipc)
+        for k, (cn_t, cn_k) in enumerate(cands):
+            last = k == len(cands) - 1
+            try:
+                out = choose_sizes(ipc, image_shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
+                                   t3=t3, t4=t4, count_kernels=count_kernels,
+                                   enforce_budget=enforce_budget)
+            except ValueError:
+                if last:
+                    raise
+                continue
+            if last or out["t1"] >= 2 or t1 is not None:  # t1 = 1: rank-1 blocks, degenerate
+                return out
+    n_t = (2 if ipc > 1 else 1) if n_t is None else int(n_t)
+    n_k = (2 if ipc > 1 else 1) if n_k is None else int(n_k)
+    t2 = c if t2 is None else int(t2)
+    t3 = _side_default(h, ipc) if t3 is None else int(t3)
+    t4 = _side_default(w, ipc) if t4 is None else int(t4)
+    for name, t, u in (("t2", t2, c), ("t3", t3, h), ("t4", t4, w)):
+        if not 1 <= t <= u:
+            raise ValueError(f"NSD needs 1 <= {name} <= {u} (image size), got {name}={t}")
+    if n_t < 1 or n_k < 1:
+        raise ValueError(f"NSD needs n_t, n_k >= 1, got n_t={n_t}, n_k={n_k}")
+
+    def cost(t1_, u1_):
+        return _per_class_cost(n_t, n_k, t1_, t2, t3, t4, u1_, (h, w, c), count_kernels)
+
+    def describe(t1_, u1_):
+        spectra = n_t * t1_ * t2 * t3 * t4
+        kern = n_k * (t1_ * u1_ + t2 * c + t3 * h + t4 * w) if count_kernels else 0
+        return (f"n_t={n_t}, n_k={n_k}, t1={t1_}, u1={u1_}, t2={t2}, t3={t3}, t4={t4}: "
+                f"spectra {n_t}*{t1_}*{t2}*{t3}*{t4} = {spectra} + kernels "
+                + (f"{n_k}*({t1_}*{u1_} + {t2}*{c} + {t3}*{h} + {t4}*{w}) = {kern}"
+                   if count_kernels else "(fixed, not counted) 0")
+                + f" = {spectra + kern} floats per class > budget IPC*H*W*C = "
+                f"{ipc}*{h}*{w}*{c} = {budget_pc}")
+
+    if t1 is not None:
+        t1 = int(t1)
+        u1 = 2 * t1 if u1 is None else int(u1)
+        if not 1 <= t1 <= u1:
+            raise ValueError(f"NSD needs 1 <= t1 <= u1, got t1={t1}, u1={u1}")
+        if enforce_budget and cost(t1, u1) > budget_pc:
+            raise ValueError("NSD sizes exceed the storage budget: " + describe(t1, u1)
+                             + " (set enforce_budget=False to allow it)")
+    else:
+        if u1 is None:
+            t1s = _largest_fitting(1, budget_pc, lambda t: cost(t, 2 * t) <= budget_pc)
+            if t1s is None:
+                raise ValueError("NSD: nothing fits the storage budget even with the "
+                                 "smallest sizes; " + describe(1, 2)
+                                 + ". Use fewer/smaller spectra or kernels, or a larger ipc.")
+            u1 = 2 * t1s
+        u1 = int(u1)
+        if u1 < 2:
+            raise ValueError(f"NSD needs u1 >= 2 for t1 < u1, got u1={u1}")
+        t1 = _largest_fitting(1, u1 - 1, lambda t: cost(t, u1) <= budget_pc)
+        if t1 is None:
+            raise ValueError("NSD: nothing fits the storage budget even with t1=1; "
+                             + describe(1, u1)
+                             + ". Use fewer/smaller spectra or kernels, or a larger ipc.")
+    return dict(n_t=n_t, n_k=n_k, t1=t1, t2=t2, t3=t3, t4=t4, u1=u1,
+                images_per_class=n_t * n_k * u1,
+                per_class_floats=cost(t1, u1), per_class_budget=budget_pc)
+
+
+def default_config() -> ml_collections.ConfigDict:
+    """NSD fields.  None sizes = automatic (choose_sizes); see published_config for the paper.
+
+    ipc            budget in images per class (eq. 3)
+    n_t, n_k       spectra / kernel sets per class (None: first fitting of default_counts)
+    u1             images per (spectrum, kernel) block; t1, t2, t3, t4 spectrum sizes
+                   (None: choose_sizes defaults, t1 the largest fitting t1 < u1)
+    init           'random' (paper default) | 'dct' (DCT kernels + DCT of real images: LDCT)
+    init_std       std of the random spectra (decoded pixels have E[x^2] = init_std^2)
+    learn_kernels  True: kernels in params (paper / LDCT); False: fixed kernels in aux, not
+                   counted by budget (DCT / fixed ablation)
+    k1_init        'auto' | 'pca' | 'dct' batch-mode kernel for init='dct' when t1 < u1
+                   ('auto' = 'pca' if learn_kernels else 'dct')
+    dct_noise      std of Gaussian noise added to learnable kernels at init='dct'
+    enforce_budget raise when explicit sizes exceed IPC*H*W*C per class
+    """
+    cfg = ml_collections.ConfigDict()
+    cfg.ipc = 1
+    cfg.n_t = config_dict.placeholder(int)
+    cfg.n_k = config_dict.placeholder(int)
+    cfg.u1 = config_dict.placeholder(int)
+    cfg.t1 = config_dict.placeholder(int)
+    cfg.t2 = config_dict.placeholder(int)
+    cfg.t3 = config_dict.placeholder(int)
+    cfg.t4 = config_dict.placeholder(int)
+    cfg.init = "random"
+    cfg.init_std = 1.0
+    cfg.learn_kernels = True
+    cfg.k1_init = "auto"
+    cfg.dct_noise = 0.0
+    cfg.enforce_budget = True
+    return cfg
+
+
+# Settings published in the paper (Sec. 4.1 "Model details", Tables 1-2).  N_T, N_K, t1, u1
+# and the real-guided loss weight gamma are NOT published (None): jaxdd fills them with
+# choose_sizes defaults (key 'jaxdd_sizes').
+_PUBLISHED_ACC = {
+    "cifar10": {1: 68.5, 10: 73.4, 50: 75.2},
+    "cifar100": {1: 36.5, 10: 46.1, 50: None},   # CIFAR-100 IPC 50 not reported
+    "tinyimagenet": {1: 21.3},
+}
+_PUBLISHED_VARIANTS = {  # Table 2 (MTT baseline / fixed DCT / learnable DCT)
+    ("cifar10", 1): {"mtt": 46.3, "dwt": 51.3, "svd": 49.0, "lsvd": 53.8, "dct": 57.9,
+                     "ldct": 62.3, "nsd": 68.5},
+    ("cifar10", 10): {"mtt": 65.3, "dwt": 66.9, "svd": 67.9, "lsvd": 69.4, "dct": 69.5,
+                      "ldct": 69.9, "nsd": 73.4},
+    ("cifar100", 1): {"mtt": 24.3, "dwt": 26.4, "svd": 25.3, "lsvd": 27.7, "dct": 30.1,
+                      "ldct": 35.5, "nsd": 36.5},
+}
+_SHAPES = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "tinyimagenet": (64, 64, 3)}
+_CLASSES = {"cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
+
+
+def published_config(dataset: str, ipc: int) -> dict:
+    """The paper's NSD setting for (dataset, ipc) plus the jaxdd sizes filling the gaps.
+
+    dataset in {'cifar10', 'cifar100', 'tinyimagenet'}; ipc in {1, 10, 50} (CIFAR) / {1}.
+    Published: t2 = 3, t3 = t4 = side/2 (IPC <= 10) or 7/8 side (IPC > 10), t1 < u1,
+    random init, learnable spectra + kernels, SGD momentum 0.9, 10k iterations, MTT +
+    gamma * real-guided CE (ConvNetD3, evaluation lr 0.01, 1000 epochs, batch 256,
+    momentum 0.9, wd 5e-4, DSA).  Unpublished values are None.
+    """
+    ds = dataset.lower().replace("-", "").replace("_", "")
+    if ds not in _PUBLISHED_ACC or int(ipc) not in _PUBLISHED_ACC[ds]:
+        raise ValueError(f"no published NSD setting for dataset={dataset!r}, ipc={ipc}; "
+                         f"known: { {k: sorted(v) for k, v in _PUBLISHED_ACC.items()} }")
+    ipc = int(ipc)
+    h, w, c = _SHAPES[ds]
+    return {
+        "dataset": ds, "ipc": ipc, "num_classes": _CLASSES[ds], "image_shape": (h, w, c),
+        "t2": 3, "t3": _side_default(h, ipc), "t4": _side_default(w, ipc),
+        "n_t": None, "n_k": None, "t1": None, "u1": None,   # not published
+        "init": "random", "learn_kernels": True,
+        "optimizer": "sgd", "momentum": 0.9, "iterations": 10_000, "lr": None,
+        "objective": "mtt + gamma * real-guided CE", "gamma": None,
+        "eval": {"model": "ConvNetD3", "lr": 0.01, "epochs": 1000, "batch": 256,
+                 "momentum": 0.9, "weight_decay": 5e-4, "augment": "dsa"},
+        "reported_acc": _PUBLISHED_ACC[ds][ipc],
+        "reported_variants": _PUBLISHED_VARIANTS.get((ds, ipc)),
+        "jaxdd_sizes": choose_sizes(ipc, (h, w, c)),
+    }
+
+
+# --------------------------------------------------------------------------------------
+# init / decode / budget
+# --------------------------------------------------------------------------------------
+def _sizes_from_cfg(cfg, image_shape):
+    get = lambda k, d=None: cfg.get(k, d)  # noqa: E731
+    return choose_sizes(int(cfg.ipc), image_shape, n_t=get("n_t"), n_k=get("n_k"),
+                        u1=get("u1"), t1=get("t1"), t2=get("t2"), t3=get("t3"),
+                        t4=get("t4"), count_kernels=bool(get("learn_kernels", True)),
+                        enforce_budget=bool(get("enforce_budget", True)))
+
+
+def init(key, real_images_by_class, cfg):
+    """Initialize NSD spectra and kernels for every class.
+
+    Args:
+      key: JAX PRNG key (seeds a host numpy Generator; init is host-side, not jitted).
+      real_images_by_class: list (classes) of float32 (n_c, H, W, C) real images.
+      cfg: default_config()-like ConfigDict.
+    Returns:
+      params: {'T': (Z, N_T, t1, t2, t3, t4)} plus 'K1' (Z, N_K, t1, u1), 'K2' (Z, N_K, t2, C),
+        'K3' (Z, N_K, t3, H), 'K4' (Z, N_K, t4, W) when cfg.learn_kernels (Z = classes).
+      aux: 'labels' (Z*N_T*N_K*u1,) int32 class-major, 'image_shape' (H, W, C),
+        'num_classes', 'sizes' (n_t, n_k, t1, t2, t3, t4, u1), 'images_per_class',
+        'learn_kernels', 'init'; fixed kernels 'K1'..'K4' (numpy) when not learned;
+        'init_real_indices' (Z, N_T*u1) int32 for init='dct' (real images used: block i of
+        class c = real_images_by_class[c][idx[c, i*u1:(i+1)*u1]]).
+    """
+    num_classes = len(real_images_by_class)
+    image_shape = tuple(int(s) for s in real_images_by_class[0].shape[1:])
+    h, w, c = image_shape
+    s = _sizes_from_cfg(cfg, image_shape)
+    n_t, n_k, t1, t2, t3, t4, u1 = (s[k] for k in ("n_t", "n_k", "t1", "t2", "t3", "t4", "u1"))
+    learn_kernels = bool(cfg.get("learn_kernels", True))
+    mode = cfg.get("init", "random")
+    z = num_classes
+    rng = _host_rng(key)
+    aux = {}
+
+    if mode == "random":
+        std = float(cfg.get("init_std", 1.0))
+        T = std * rng.standard_normal((z, n_t, t1, t2, t3, t4))
+        kernels = [rng.standard_normal((z, n_k, t, u)) / math.sqrt(t)
+                   for t, u in ((t1, u1), (t2, c), (t3, h), (t4, w))]
+    elif mode == "dct":
+        k1_init = cfg.get("k1_init", "auto")
+        if k1_init == "auto":
+            k1_init = "pca" if learn_kernels else "dct"
+        if k1_init not in ("pca", "dct"):
+            raise ValueError(f"k1_init must be 'auto', 'pca' or 'dct', got {k1_init!r}")
+        if k1_init == "pca" and not learn_kernels and t1 < u1:
+            raise ValueError("k1_init='pca' is data-dependent, so fixed (unstored) kernels "
+                             "cannot use it; use k1_init='dct' with learn_kernels=False")
+        k2 = np.eye(c)[:t2] if t2 == c else _dct_matrix(c)[:t2]
+        k3 = _dct_matrix(h)[:t3]
+        k4 = _dct_matrix(w)[:t4]
+        need = n_t * u1
+        T = np.zeros((z, n_t, t1, t2, t3, t4))
+        k1s = np.zeros((z, t1, u1))
+        used = np.zeros((z, need), np.int32)
+        for cls in range(z):  # init-time only (host numpy), not part of decode
+            real = np.asarray(real_images_by_class[cls], np.float64)
+            n_c = real.shape[0]
+            if n_c == 0:
+                raise ValueError(f"class {cls} has no real images to initialize from")
+            idx = rng.choice(n_c, size=need, replace=n_c < need)
+            used[cls] = idx
+            x = real[idx].reshape(n_t, u1, h, w, c)
+            # spatial/channel projection: (n_t, u1, t2, t3, t4)
+            y = np.einsum("ieghf,bf,cg,dh->iebcd", x, k2, k3, k4)
+            if t1 == u1:
+                k1 = np.eye(u1)
+            elif k1_init == "dct":
+                k1 = _dct_matrix(u1)[:t1]
+            else:  # PCA of the batch mode shared by the n_t blocks of this class
+                yf = y.reshape(n_t, u1, -1)
+                m = np.einsum("ies,ifs->ef", yf, yf)
+                _, vecs = np.linalg.eigh(m)
+                k1 = vecs[:, ::-1][:, :t1].T
+            k1s[cls] = k1
+            T[cls] = np.einsum("ae,iebcd->iabcd", k1, y)
+        kernels = [np.broadcast_to(kn, (z, n_k) + kn.shape[-2:]).copy()
+                   for kn in (k1s[:, None], k2, k3, k4)]
+        noise = float(cfg.get("dct_noise", 0.0))
+        if noise > 0 and learn_kernels:
+            kernels = [kn + noise * rng.standard_normal(kn.shape) for kn in kernels]
+        aux["init_real_indices"] = used
+    else:
+        raise ValueError(f"unknown NSD init {mode!r} (expected 'random' or 'dct')")
+
+    params = {"T": jnp.asarray(T, jnp.float32)}
+    if learn_kernels:
+        params.update({n: jnp.asarray(kn, jnp.float32) for n, kn in zip(_KERNELS, kernels)})
+    else:
+        aux.update({n: np.asarray(kn, np.float32) for n, kn in zip(_KERNELS, kernels)})
+    per_class = n_t * n_k * u1
+    aux.update({
+        "labels": np.repeat(np.arange(z, dtype=np.int32), per_class),
+        "image_shape": image_shape,
+        "num_classes": z,
+        "sizes": (n_t, n_k, t1, t2, t3, t4, u1),
+        "images_per_class": per_class,
+        "learn_kernels": learn_kernels,
+        "init": str(mode),
+    })
+    return params, aux
+
+
+def _kernels(params, aux):
+    src = params if "K1" in params else aux
+    return tuple(jnp.asarray(src[n]) for n in _KERNELS)
+
+
+def _decode_class(T, K1, K2, K3, K4):
+    """All pairs of one class: T (N_T,t1,t2,t3,t4), Kn (N_K,tn,un) -> (N_T,N_K,u1,H,W,C)."""
+    return jnp.einsum("iabcd,jae,jbf,jcg,jdh->ijeghf", T, K1, K2, K3, K4, optimize="optimal")
+
+
+def decode(params, aux, *, indices=None, resolution=None):
+    """Decode NSD images, NHWC float32.
+
+    Args:
+      params, aux: from init.
+      indices: None (all Z*N_T*N_K*u1 images, class-major, in aux['labels'] order) or an int
+        array (traced OK) of image indices; returns indices.shape + (H, W, C).  Only the
+        selected images are decoded: for few indices, each image's spectrum T[c, i] is
+        gathered and contracted with its K1 column; for many, the batch-mode contraction
+        T x_1 K1 is done once for all pairs and the selected rows are gathered (both avoid
+        the full spatial decode).
+      resolution: None or the training side; other values raise NotImplementedError.
+    """
+    h, w, c = aux["image_shape"]
+    if resolution is not None and (int(resolution) != h or int(resolution) != w):
+        raise NotImplementedError(
+            f"NSD decodes only at its training resolution {h}x{w} (got resolution="
+            f"{resolution}); learned kernels are arbitrary (t_n x u_n) matrices with no "
+            "continuous form to resample")
+    n_t, n_k, t1, t2, t3, t4, u1 = aux["sizes"]
+    T = params["T"]
+    K1, K2, K3, K4 = _kernels(params, aux)
+    if indices is None:
+        x = jax.vmap(_decode_class)(T, K1, K2, K3, K4)
+        return x.reshape((-1, h, w, c))
+
+    idx = jnp.asarray(indices)
+    out_shape = idx.shape
+    idx = idx.reshape(-1)
+    per_class = n_t * n_k * u1
+    total = int(aux["num_classes"]) * per_class
+    cls = idx // per_class
+    r = idx % per_class
+    i = r // (n_k * u1)
+    j = (r // u1) % n_k
+    e = r % u1
+    if idx.shape[0] * t1 <= total:      # per-image gather: memory n * t1 * t2*t3*t4
+        core = jnp.einsum("nabcd,na->nbcd", T[cls, i], K1[cls, j, :, e])
+    else:                               # shared batch-mode core: memory total * t2*t3*t4
+        core_all = jax.vmap(lambda t, k: jnp.einsum("iabcd,jae->ijebcd", t, k))(T, K1)
+        core = core_all.reshape((total, t2, t3, t4))[idx]
+    x = jnp.einsum("nbcd,nbf,ncg,ndh->nghf", core, K2[cls, j], K3[cls, j], K4[cls, j],
+                   optimize="optimal")
+    return x.reshape(out_shape + (h, w, c))
+
+
+def budget(params, aux) -> int:
+    """Stored floats: all learnable spectra and kernels (fixed kernels are not stored)."""
+    return int(sum(int(np.prod(leaf.shape)) for leaf in jax.tree_util.tree_leaves(params)))

@@ -1,0 +1,355 @@
+"""Tests for jaxdd.data: sources, normalization, ZCA, per-class helpers."""
+import io
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import scipy.linalg
+
+from jaxdd.data import (
+    ZCA,
+    Dataset,
+    DatasetNotPreparedError,
+    available_datasets,
+    class_indices,
+    fit_zca,
+    images_by_class,
+    load_dataset,
+    random_real,
+)
+from jaxdd.data.datasets import _resize_crop_uint8
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+# ----------------------------------------------------------------------------- digits
+
+
+def test_digits_shapes_dtypes_and_split(digits):
+    from sklearn.datasets import load_digits
+
+    train, test = digits
+    assert isinstance(train, Dataset)
+    assert train.images.shape == (1438, 8, 8, 1) and test.images.shape == (359, 8, 8, 1)
+    assert train.images.dtype == np.float32 and test.images.dtype == np.float32
+    assert train.labels.dtype == np.int32 and test.labels.dtype == np.int32
+    assert train.num_classes == 10 and train.image_shape == (8, 8, 1)
+    assert train.class_names == tuple(str(i) for i in range(10))
+    assert train.zca is None and train.name == "digits"
+    for ds in (train, test):
+        assert ds.labels.min() == 0 and ds.labels.max() == 9
+    # stratified: round(20%) of every class is in test
+    y = load_digits().target
+    for c in range(10):
+        n_c = int((y == c).sum())
+        assert (test.labels == c).sum() == round(0.2 * n_c)
+        assert (train.labels == c).sum() == n_c - round(0.2 * n_c)
+    # train + test are exactly sklearn's images (as multisets of (pixels, label) rows)
+    raw = np.concatenate([load_digits().images.reshape(-1, 64) / 16.0, y[:, None]], 1)
+    ours = np.concatenate(
+        [
+            np.concatenate([d.denormalize(d.images).reshape(-1, 64), d.labels[:, None]], 1)
+            for d in (train, test)
+        ]
+    )
+    assert ours.shape == raw.shape
+    np.testing.assert_allclose(np.unique(ours, axis=0), np.unique(raw, axis=0), atol=1e-5)
+    # deterministic
+    again, _ = load_dataset("digits")
+    np.testing.assert_array_equal(again.images, train.images)
+    np.testing.assert_array_equal(again.labels, train.labels)
+
+
+def test_digits_normalization_uses_train_stats(digits):
+    train, test = digits
+    np.testing.assert_allclose(train.images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+    np.testing.assert_allclose(train.images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+    raw_tr, raw_te = load_dataset("digits", normalize=False)
+    assert raw_tr.images.min() >= 0.0 and raw_tr.images.max() <= 1.0
+    np.testing.assert_allclose(train.mean, raw_tr.images.mean(axis=(0, 1, 2)), rtol=1e-5)
+    np.testing.assert_allclose(train.std, raw_tr.images.std(axis=(0, 1, 2)), rtol=1e-4)
+    # test split normalized with the TRAIN statistics
+    np.testing.assert_allclose(test.images, (raw_te.images - train.mean) / train.std, atol=1e-5)
+    np.testing.assert_allclose(test.denormalize(test.images), raw_te.images, atol=1e-6)
+    np.testing.assert_allclose(train.normalize(raw_tr.images), train.images, atol=1e-5)
+
+
+def test_digits_resolution_is_bilinear():
+    from PIL import Image
+
+    train, test = load_dataset("digits", resolution=16)
+    assert train.images.shape == (1438, 16, 16, 1) and test.images.shape == (359, 16, 16, 1)
+    raw8, _ = load_dataset("digits", normalize=False)
+    raw16, _ = load_dataset("digits", normalize=False, resolution=16)
+    # independent reference: PIL bilinear (half-pixel centres) on float images
+    for i in (0, 7):
+        ref = Image.fromarray(raw8.images[i, ..., 0], mode="F").resize((16, 16), Image.BILINEAR)
+        np.testing.assert_allclose(raw16.images[i, ..., 0], np.asarray(ref), atol=1e-5)
+    np.testing.assert_allclose(train.images.mean(), 0.0, atol=1e-5)
+
+
+def test_resize_crop_center():
+    img = np.arange(12 * 8 * 3, dtype=np.uint8).reshape(12, 8, 3)
+    out = _resize_crop_uint8(img, 8)  # shorter side already 8: pure center crop
+    np.testing.assert_array_equal(out, img[2:10])
+    const = np.full((30, 20, 1), 77, np.uint8)
+    out = _resize_crop_uint8(const, 10)
+    assert out.shape == (10, 10, 1) and (out == 77).all()
+
+
+# ----------------------------------------------------------------------------- ZCA
+
+
+def _correlated(n=400, shape=(3, 3, 2), seed=0):
+    rng = np.random.default_rng(seed)
+    d = int(np.prod(shape))
+    a = rng.normal(size=(d, d)) * np.linspace(0.1, 2.0, d)
+    x = rng.normal(size=(n, d)) @ a + rng.normal(size=d)
+    return x.reshape((n,) + shape).astype(np.float32)
+
+
+def test_zca_matches_kornia_formula():
+    x = _correlated()
+    zca = fit_zca(x, eps=0.1)
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    cov = np.cov(flat, rowvar=False)  # unbiased, as kornia's default
+    ref_w = scipy.linalg.fractional_matrix_power(cov + 0.1 * np.eye(len(cov)), -0.5).real
+    ref_inv = scipy.linalg.fractional_matrix_power(cov + 0.1 * np.eye(len(cov)), 0.5).real
+    np.testing.assert_allclose(zca.mean, flat.mean(0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(zca.W, ref_w, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(zca.W_inv, ref_inv, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(zca.transform(x).reshape(len(x), -1),
+                               (flat - flat.mean(0)) @ ref_w, rtol=1e-4, atol=1e-4)
+    # biased variant divides by N
+    zb = fit_zca(x, eps=0.1, unbiased=False)
+    cov_b = cov * (len(x) - 1) / len(x)
+    ref_b = scipy.linalg.fractional_matrix_power(cov_b + 0.1 * np.eye(len(cov)), -0.5).real
+    np.testing.assert_allclose(zb.W, ref_b, rtol=1e-4, atol=1e-5)
+
+
+def test_zca_whitens_and_round_trips():
+    x = _correlated()
+    zca = fit_zca(x, eps=1e-6)
+    y = zca.transform(x)
+    assert y.shape == x.shape
+    flat = y.reshape(len(y), -1).astype(np.float64)
+    np.testing.assert_allclose(flat.mean(0), 0.0, atol=1e-3)
+    np.testing.assert_allclose(np.cov(flat, rowvar=False), np.eye(flat.shape[1]), atol=2e-3)
+    np.testing.assert_allclose(zca.inverse(y), x, rtol=1e-4, atol=1e-3)
+    # eps = 0.1 still round-trips exactly (W_inv is the inverse of W)
+    z = fit_zca(x, eps=0.1)
+    np.testing.assert_allclose(z.inverse(z.transform(x)), x, rtol=1e-4, atol=1e-3)
+    np.testing.assert_allclose(z.W_inv @ z.W, np.eye(z.num_features), atol=1e-4)
+
+
+def test_zca_jax_backend_matches_numpy():
+    from jaxdd.data.zca import apply_zca_batched
+
+    x = _correlated(n=300)
+    zn = fit_zca(x, eps=0.1, backend="numpy")
+    zj = fit_zca(x, eps=0.1, backend="jax")
+    np.testing.assert_allclose(zj.mean, zn.mean, atol=1e-5)
+    np.testing.assert_allclose(zj.W, zn.W, rtol=5e-4, atol=1e-4)
+    np.testing.assert_allclose(zj.W_inv, zn.W_inv, rtol=5e-4, atol=1e-3)
+    # chunked application, both backends, with a ragged last chunk
+    a = apply_zca_batched(zn, x, chunk=128, backend="numpy")
+    b = apply_zca_batched(zn, x, chunk=128, backend="jax")
+    np.testing.assert_allclose(a, zn.transform(x), atol=1e-5)
+    np.testing.assert_allclose(b, a, atol=1e-4)
+
+
+def test_zca_is_a_jax_pytree():
+    x = _correlated(n=50, shape=(2, 2, 1))
+    zca = fit_zca(x)
+    leaves = jax.tree_util.tree_leaves(zca)
+    assert len(leaves) == 3
+    f = jax.jit(lambda z, v: z.inverse(z.transform(v)))
+    np.testing.assert_allclose(np.asarray(f(zca, jnp.asarray(x))), x, rtol=1e-4, atol=1e-3)
+    assert isinstance(jax.tree_util.tree_map(lambda a: a, zca), ZCA)
+
+
+def test_load_digits_with_zca(digits):
+    train, test = digits
+    ztr, zte = load_dataset("digits", zca=True, zca_eps=0.1)
+    assert ztr.zca is not None and ztr.zca is zte.zca and ztr.zca.W.shape == (64, 64)
+    np.testing.assert_allclose(ztr.images, ztr.zca.transform(train.images), atol=1e-4)
+    np.testing.assert_allclose(zte.images, ztr.zca.transform(test.images), atol=1e-4)
+    np.testing.assert_allclose(ztr.zca.mean, train.images.reshape(len(train), -1).mean(0), atol=1e-5)
+    np.testing.assert_allclose(zte.denormalize(zte.images), test.denormalize(test.images), atol=1e-4)
+
+
+# ----------------------------------------------------------------------------- tfds
+
+
+def test_tfds_mock_mnist_cifar10(tmp_path):
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=6):
+        tr, te = load_dataset("mnist", data_dir=tmp_path)
+        assert tr.images.shape == (6, 28, 28, 1) and te.images.shape == (6, 28, 28, 1)
+        assert tr.images.dtype == np.float32 and tr.labels.dtype == np.int32
+        assert tr.num_classes == 10 and tr.name == "mnist"
+        assert 0 <= tr.labels.min() and tr.labels.max() < 10
+        np.testing.assert_allclose(tr.images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+
+        tr, te = load_dataset("cifar10", data_dir=tmp_path)
+        assert tr.images.shape == (6, 32, 32, 3) and te.images.shape == (6, 32, 32, 3)
+        assert tr.num_classes == 10 and tr.image_shape == (32, 32, 3)
+        np.testing.assert_allclose(tr.images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+
+        tr, _ = load_dataset("cifar10", data_dir=tmp_path, resolution=16, normalize=False)
+        assert tr.images.shape == (6, 16, 16, 3)
+        assert tr.images.min() >= 0.0 and tr.images.max() <= 1.0
+
+        tr, te = load_dataset("imagenette", data_dir=tmp_path, resolution=16)  # variable size
+        assert tr.images.shape == (6, 16, 16, 3) and te.images.shape == (6, 16, 16, 3)
+        assert tr.num_classes == 10
+
+
+def _tiny_tfds_builder():
+    """A tiny image dataset prepared for real (array_record, PNG records), no tensorflow."""
+    from PIL import Image
+    import tensorflow_datasets as tfds
+
+    def png(a):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        return buf.getvalue()
+
+    class JaxddTinyImages(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+        VERSION = tfds.core.Version("1.0.0")
+
+        def _info(self):
+            return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+                "image": tfds.features.Image(shape=(8, 8, 3)),
+                "label": tfds.features.ClassLabel(names=["a", "b", "c"]),
+            }))
+
+        def _split_generators(self, dl_manager):
+            return {"train": self._generate_examples(0, 30), "test": self._generate_examples(1, 9)}
+
+        def _generate_examples(self, seed, n):
+            for i, img in enumerate(_tiny_images(seed, n)):
+                yield i, {"image": png(img), "label": i % 3}
+
+    return JaxddTinyImages
+
+
+def _tiny_images(seed, n):
+    return np.random.default_rng(seed).integers(0, 256, (n, 8, 8, 3), dtype=np.uint8)
+
+
+def test_tfds_real_array_record_read(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    builder = _tiny_tfds_builder()(data_dir=str(tmp_path), file_format="array_record")
+    builder.download_and_prepare()
+    tr, te = load_dataset("tfds:jaxdd_tiny_images", data_dir=tmp_path, normalize=False)
+    assert tr.images.shape == (30, 8, 8, 3) and te.images.shape == (9, 8, 8, 3)
+    assert tr.class_names == ("a", "b", "c")
+    for ds, seed in ((tr, 0), (te, 1)):
+        ref = _tiny_images(seed, len(ds))
+        ref_rows = np.concatenate([ref.reshape(len(ref), -1),
+                                   (np.arange(len(ref)) % 3)[:, None]], 1)
+        got = np.round(ds.images * 255).astype(np.int64).reshape(len(ds), -1)
+        got_rows = np.concatenate([got, ds.labels[:, None]], 1)
+        np.testing.assert_array_equal(np.unique(got_rows, axis=0), np.unique(ref_rows, axis=0))
+
+
+def test_unprepared_tfds_fails_fast(tmp_path):
+    pytest.importorskip("tensorflow_datasets")
+    for data_dir in (tmp_path, tmp_path / "missing"):
+        start = time.perf_counter()
+        with pytest.raises(DatasetNotPreparedError) as err:
+            load_dataset("cifar10", data_dir=data_dir)
+        elapsed = time.perf_counter() - start
+        msg = str(err.value)
+        assert "cifar10" in msg and "download=True" in msg and "data_dir" in msg
+        assert elapsed < 10.0, elapsed  # plain tfds.load retries downloads for minutes
+
+
+def test_unknown_dataset():
+    with pytest.raises(ValueError) as err:
+        load_dataset("not_a_dataset")
+    for name in ("digits", "cifar10", "mnist", "imagenette"):
+        assert name in str(err.value)
+        assert name in available_datasets()
+
+
+# ----------------------------------------------------------------------------- npz
+
+
+def test_npz_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (20, 5, 6, 3), dtype=np.uint8)
+    y = np.arange(20) % 4
+    xt = rng.integers(0, 256, (8, 5, 6, 3), dtype=np.uint8)
+    yt = np.arange(8) % 4
+    path = tmp_path / "toy.npz"
+    np.savez(path, images=x, labels=y, test_images=xt, test_labels=yt,
+             class_names=np.array(["w", "x", "y", "z"]))
+    tr, te = load_dataset("npz", path=path)
+    assert tr.images.shape == (20, 5, 6, 3) and te.images.shape == (8, 5, 6, 3)
+    assert tr.class_names == ("w", "x", "y", "z") and tr.num_classes == 4
+    np.testing.assert_array_equal(tr.labels, y)
+    np.testing.assert_array_equal(te.labels, yt)
+    np.testing.assert_allclose(tr.denormalize(tr.images), x / 255.0, atol=1e-5)
+    np.testing.assert_allclose(te.denormalize(te.images), xt / 255.0, atol=1e-5)
+    np.testing.assert_allclose(tr.images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+    # the name may be the path itself; float [0, 1] grayscale without a test split
+    path2 = tmp_path / "gray.npz"
+    g = rng.random((50, 4, 4)).astype(np.float32)
+    np.savez(path2, images=g, labels=np.arange(50) % 5)
+    tr2, te2 = load_dataset(str(path2), normalize=False)
+    assert tr2.images.shape == (40, 4, 4, 1) and te2.images.shape == (10, 4, 4, 1)
+    assert tr2.class_names == tuple("01234")
+    both = np.concatenate([tr2.images, te2.images]).reshape(50, -1)
+    np.testing.assert_allclose(np.unique(both, axis=0), np.unique(g.reshape(50, -1), axis=0))
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, images=g * 3, labels=np.arange(50) % 5)
+    with pytest.raises(ValueError):
+        load_dataset("npz", path=bad)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def test_class_indices_and_images_by_class(digits):
+    train, _ = digits
+    idx = class_indices(train.labels, train.num_classes)
+    assert len(idx) == 10 and sum(len(i) for i in idx) == len(train)
+    for c, ids in enumerate(idx):
+        np.testing.assert_array_equal(ids, [i for i, l in enumerate(train.labels) if l == c])
+    per_class = images_by_class(train)
+    assert len(per_class) == 10
+    for c in range(10):
+        assert per_class[c].dtype == np.float32 and per_class[c].shape[1:] == (8, 8, 1)
+        np.testing.assert_array_equal(per_class[c], train.images[train.labels == c])
+
+
+@pytest.mark.parametrize("rng", ["jax", "numpy", "int"])
+def test_random_real(digits, rng):
+    train, _ = digits
+    make = {"jax": lambda: jax.random.key(3), "numpy": lambda: np.random.default_rng(3),
+            "int": lambda: 3}[rng]
+    images, labels = random_real(make(), train, 4)
+    assert images.shape == (40, 8, 8, 1) and images.dtype == np.float32
+    np.testing.assert_array_equal(labels, np.repeat(np.arange(10), 4))
+    assert labels.dtype == np.int32
+    flat = train.images.reshape(len(train), -1)
+    for img, lab in zip(images.reshape(40, -1), labels):
+        matches = np.flatnonzero((flat == img).all(1))
+        assert len(matches) > 0 and (train.labels[matches] == lab).any()
+    # n distinct images per class (no drawing with replacement)
+    for c in range(10):
+        assert len(np.unique(images[labels == c].reshape(4, -1), axis=0)) == 4
+    again, _ = random_real(make(), train, 4)
+    np.testing.assert_array_equal(again, images)
+    if rng == "jax":
+        other, _ = random_real(jax.random.key(4), train, 4)
+        assert not np.array_equal(other, images)
+    with pytest.raises(ValueError):
+        random_real(make(), train, 10_000)
