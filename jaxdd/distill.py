@@ -41,6 +41,7 @@ from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxdd import param as param_lib
+from jaxdd.objective import Objective, get_builder
 
 
 class NonFiniteError(FloatingPointError):
@@ -54,20 +55,7 @@ class TrainState(NamedTuple):
     syn_lr: jax.Array
     opt_syn: Any
     opt_lr: Any
-
-
-class Objective(NamedTuple):
-    """What the loop needs from an objective.
-
-    loss(key, syn_images, syn_labels, ctx) -> scalar (pure);
-    sample_ctx(key, syn_lr, data) -> ctx, jit-able, draws the per-iteration context from
-      `data` (a pytree of device arrays: expert trajectories, real images, ...);
-    learn_lr: whether syn_lr is optimized (TM) or a constant evaluation lr (DM/DC).
-    """
-    loss: Callable
-    sample_ctx: Callable
-    data: Any
-    learn_lr: bool = True
+    obj_state: Any = ()  # objective-carried state (DC's network), () when stateless
 
 
 # ----------------------------------------------------------------------------- serialization
@@ -156,22 +144,26 @@ def make_step(pm, aux, objective: Objective, cfg):
     num_instances = int(labels_all.shape[0])
     decode_n = int(cfg.get("decode_subset", 0) or 0)
 
-    def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx):
+    def decode(syn_params, k_idx):
         if 0 < decode_n < num_instances:
             idx = jax.random.choice(k_idx, num_instances, (decode_n,), replace=False)
-            images = pm.decode(syn_params, aux, indices=idx)
-            labels = labels_all[idx]
-        else:
-            images = pm.decode(syn_params, aux)
-            labels = labels_all
-        ctx = ctx._replace(syn_lr=syn_lr) if hasattr(ctx, "_replace") and hasattr(ctx, "syn_lr") else ctx
+            return pm.decode(syn_params, aux, indices=idx), labels_all[idx]
+        return pm.decode(syn_params, aux), labels_all
+
+    def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx):
+        images, labels = decode(syn_params, k_idx)
+        if hasattr(ctx, "_replace") and hasattr(ctx, "syn_lr"):
+            ctx = ctx._replace(syn_lr=syn_lr)
         return objective.loss(k_loss, images, labels, ctx)
 
     @jax.jit
     def step(state: TrainState, data):
         rng = jax.random.wrap_key_data(state.rng)
-        rng, k_ctx, k_idx, k_loss = jax.random.split(rng, 4)
-        ctx = objective.sample_ctx(k_ctx, state.syn_lr, data)
+        rng, k_ctx, k_idx, k_loss, k_post = jax.random.split(rng, 5)
+        if objective.init_state is not None:
+            ctx = objective.sample_ctx(k_ctx, state.syn_lr, data, state.obj_state)
+        else:
+            ctx = objective.sample_ctx(k_ctx, state.syn_lr, data)
         loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
             state.syn_params, state.syn_lr, k_idx, k_loss, ctx)
         upd, opt_syn = tx_syn.update(g_syn, state.opt_syn, state.syn_params)
@@ -183,8 +175,14 @@ def make_step(pm, aux, objective: Objective, cfg):
                 syn_lr = jnp.maximum(syn_lr, min_lr)
         else:
             opt_lr, syn_lr = state.opt_lr, state.syn_lr
+        obj_state = state.obj_state
+        if objective.post_step is not None:
+            images, labels = decode(jax.lax.stop_gradient(syn_params), k_idx)
+            obj_state = objective.post_step(k_post, obj_state, images, labels, data,
+                                            state.step)
         new = TrainState(step=state.step + 1, rng=jax.random.key_data(rng),
-                         syn_params=syn_params, syn_lr=syn_lr, opt_syn=opt_syn, opt_lr=opt_lr)
+                         syn_params=syn_params, syn_lr=syn_lr, opt_syn=opt_syn, opt_lr=opt_lr,
+                         obj_state=obj_state)
         metrics = {
             "loss": loss,
             "syn_lr": syn_lr,
@@ -196,9 +194,12 @@ def make_step(pm, aux, objective: Objective, cfg):
 
     def init_state(key, syn_params, syn_lr):
         syn_lr = jnp.asarray(syn_lr, jnp.float32)
-        return TrainState(step=jnp.int32(0), rng=jax.random.key_data(key),
+        k_loop, k_obj = jax.random.split(key)
+        obj_state = objective.init_state(k_obj) if objective.init_state is not None else ()
+        return TrainState(step=jnp.int32(0), rng=jax.random.key_data(k_loop),
                           syn_params=syn_params, syn_lr=syn_lr,
-                          opt_syn=tx_syn.init(syn_params), opt_lr=tx_lr.init(syn_lr))
+                          opt_syn=tx_syn.init(syn_params), opt_lr=tx_lr.init(syn_lr),
+                          obj_state=obj_state)
 
     return step, init_state
 
@@ -249,7 +250,7 @@ class Run:
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
         self.pm = param_lib.get(cfg.param.name)
 
-        builder = build_objective or _objective_builder(cfg.objective.name)
+        builder = build_objective or get_builder(cfg.objective.name)
         self.objective = builder(self)
 
         self.aux_path = os.path.join(workdir, "aux.msgpack")
@@ -306,7 +307,8 @@ class Run:
 
     def _restore(self, step):
         import orbax.checkpoint as ocp
-        template = jax.eval_shape(lambda: self._template_state())
+        template = jax.tree.map(lambda x: jax.ShapeDtypeStruct(np.shape(x), x.dtype),
+                                self._template_state())
         return self.ckpt.restore(step, args=ocp.args.StandardRestore(template))
 
     def _template_state(self):
@@ -423,7 +425,7 @@ class Run:
             if self.cfg.eval.get("random_real_baseline", False):
                 from jaxdd.evaluate import evaluate_random_real
                 base = evaluate_random_real(
-                    jax.random.fold_in(self.k_eval, -1), self.model, self.train_ds,
+                    jax.random.fold_in(self.k_eval, 2**31 - 1), self.model, self.train_ds,
                     self.test_ds, int(self.cfg.param.ipc), lr=float(self.cfg.buffer.lr_teacher),
                     num_nets=len(res.accs), epochs=self.cfg.eval.epochs,
                     dsa_strategy=self.cfg.dsa_strategy, progress=self.progress,
@@ -448,99 +450,6 @@ def _checkpoint_manager(directory, keep):
         os.path.abspath(directory),
         options=ocp.CheckpointManagerOptions(max_to_keep=keep, create=True,
                                              enable_async_checkpointing=False))
-
-
-# ----------------------------------------------------------------------------- objectives
-
-def _objective_builder(name):
-    builders = {"tm": build_tm_objective}
-    try:
-        from jaxdd.objective import registry as extra  # DM/DC/... register themselves here
-        builders.update(extra.BUILDERS)
-    except ImportError:
-        pass
-    if name not in builders:
-        raise ValueError(f"unknown objective {name!r}; available: {sorted(builders)}")
-    return builders[name]
-
-
-def build_tm_objective(run: Run) -> Objective:
-    """TM: expert trajectories (built if missing), random expert + start epoch per step."""
-    from jaxdd import experts
-    from jaxdd.augment import dsa
-    from jaxdd.objective import tm
-
-    cfg = run.cfg
-    o = cfg.objective
-    bcfg = buffer_config(cfg)
-    needed = int(o.max_start_epoch) + int(o.expert_epochs)
-    if needed > int(bcfg.epochs):
-        raise ValueError(f"max_start_epoch + expert_epochs = {needed} exceeds the experts' "
-                         f"{bcfg.epochs} epochs (buffer.epochs)")
-    trajs = _load_or_build_experts(run, bcfg, needed)
-    strategy = cfg.dsa_strategy
-    augment = None if strategy in (None, "", "none") else (
-        lambda k, x: dsa(k, x, strategy=strategy))
-    gamma = float(o.get("gamma", 0.0))
-    loss = tm.make_loss(run.apply_fn, syn_steps=int(o.syn_steps),
-                        batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
-                        remat=bool(o.get("remat", True)), gamma=gamma)
-    num_experts = jax.tree.leaves(trajs)[0].shape[0]
-    max_start = int(o.max_start_epoch)
-    ee = int(o.expert_epochs)
-    data = {"trajs": trajs}
-    real_bs = int(o.get("real_batch", 256))
-    if gamma > 0:
-        data["real_images"] = jnp.asarray(run.train_ds.images)
-        data["real_labels"] = jnp.asarray(run.train_ds.labels)
-
-    def sample_ctx(key, syn_lr, data):
-        ke, ks, kr = jax.random.split(key, 3)
-        e = jax.random.randint(ke, (), 0, num_experts)
-        s = jax.random.randint(ks, (), 0, max_start)
-        start = jax.tree.map(lambda t: t[e, s], data["trajs"])
-        target = jax.tree.map(lambda t: t[e, s + ee], data["trajs"])
-        ri = rl = None
-        if gamma > 0:
-            n = data["real_images"].shape[0]
-            idx = jax.random.choice(kr, n, (min(real_bs, n),), replace=False)
-            ri, rl = data["real_images"][idx], data["real_labels"][idx]
-        return tm.TMContext(start=start, target=target, syn_lr=syn_lr, real_images=ri,
-                            real_labels=rl)
-
-    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True)
-
-
-def buffer_config(cfg) -> ml_collections.ConfigDict:
-    """The expert-buffer config implied by a distillation config (cfg.buffer + data/model)."""
-    b = ml_collections.ConfigDict(cfg.buffer.to_dict())
-    b.dataset = ml_collections.ConfigDict(cfg.dataset.to_dict())
-    b.model = ml_collections.ConfigDict(cfg.model.to_dict())
-    if "dsa_strategy" not in b:
-        b.dsa_strategy = cfg.dsa_strategy
-    if not b.get("buffer_dir"):
-        d = cfg.dataset
-        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
-        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
-    return b
-
-
-def _load_or_build_experts(run: Run, bcfg, needed_epochs):
-    from jaxdd import experts
-    expected = experts.expected_metadata(bcfg) if hasattr(experts, "expected_metadata") else None
-    try:
-        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
-                                             num_experts=int(bcfg.num_experts),
-                                             epochs=needed_epochs)
-    except experts.MissingExpertsError as e:
-        print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
-              f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
-        experts.build_buffer(bcfg.buffer_dir, bcfg, train=run.train_ds, test=run.test_ds,
-                             progress=run.progress)
-        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
-                                             num_experts=int(bcfg.num_experts),
-                                             epochs=needed_epochs)
-    return jax.tree.map(jnp.asarray, trajs)
 
 
 def run(cfg, workdir, *, progress=True):

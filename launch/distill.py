@@ -41,9 +41,8 @@ def main(argv):
     workdir = _WORKDIR.value or default_workdir(
         config_flags.get_config_filename(flags.FLAGS["config"]))
     print(f"[jaxdd] workdir: {workdir}")
-    result = distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
+    distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
     print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")
-    return result
 
 
 if __name__ == "__main__":

@@ -17,10 +17,12 @@ real batch given in ctx, added when gamma > 0.
 from __future__ import annotations
 
 import math
+import os
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import optax
 
 
@@ -117,3 +119,86 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
 
     loss.unroll = unroll
     return loss
+
+
+# ----------------------------------------------------------------------------- loop wiring
+
+def build(run) -> "Objective":
+    """TM: expert trajectories (built if missing), random expert + start epoch per step."""
+    from jaxdd.augment import dsa
+    from jaxdd.objective import Objective
+
+    cfg = run.cfg
+    o = cfg.objective
+    bcfg = buffer_config(cfg)
+    needed = int(o.max_start_epoch) + int(o.expert_epochs)
+    if needed > int(bcfg.epochs):
+        raise ValueError(f"max_start_epoch + expert_epochs = {needed} exceeds the experts' "
+                         f"{bcfg.epochs} epochs (buffer.epochs)")
+    trajs = _load_or_build_experts(run, bcfg, needed)
+    strategy = cfg.dsa_strategy
+    augment = None if strategy in (None, "", "none") else (
+        lambda k, x: dsa(k, x, strategy=strategy))
+    gamma = float(o.get("gamma", 0.0))
+    loss = make_loss(run.apply_fn, syn_steps=int(o.syn_steps),
+                     batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
+                     remat=bool(o.get("remat", True)), gamma=gamma)
+    num_experts = jax.tree.leaves(trajs)[0].shape[0]
+    max_start = int(o.max_start_epoch)
+    ee = int(o.expert_epochs)
+    data = {"trajs": trajs}
+    real_bs = int(o.get("real_batch", 256))
+    if gamma > 0:
+        data["real_images"] = jnp.asarray(run.train_ds.images)
+        data["real_labels"] = jnp.asarray(run.train_ds.labels)
+
+    def sample_ctx(key, syn_lr, data):
+        ke, ks, kr = jax.random.split(key, 3)
+        e = jax.random.randint(ke, (), 0, num_experts)
+        s = jax.random.randint(ks, (), 0, max_start)
+        start = jax.tree.map(lambda t: t[e, s], data["trajs"])
+        target = jax.tree.map(lambda t: t[e, s + ee], data["trajs"])
+        ri = rl = None
+        if gamma > 0:
+            n = data["real_images"].shape[0]
+            idx = jax.random.choice(kr, n, (min(real_bs, n),), replace=False)
+            ri, rl = data["real_images"][idx], data["real_labels"][idx]
+        return TMContext(start=start, target=target, syn_lr=syn_lr, real_images=ri,
+                         real_labels=rl)
+
+    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True)
+
+
+def buffer_config(cfg) -> ml_collections.ConfigDict:
+    """The expert-buffer config implied by a distillation config (cfg.buffer + data/model)."""
+    b = ml_collections.ConfigDict(cfg.buffer.to_dict())
+    b.dataset = ml_collections.ConfigDict(cfg.dataset.to_dict())
+    b.model = ml_collections.ConfigDict(cfg.model.to_dict())
+    if "dsa_strategy" not in b:
+        b.dsa_strategy = cfg.dsa_strategy
+    if not b.get("buffer_dir"):
+        d = cfg.dataset
+        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
+        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
+    b.buffer_dir = os.path.abspath(os.path.expanduser(b.buffer_dir))  # Orbax needs absolute
+    return b
+
+
+def _load_or_build_experts(run, bcfg, needed_epochs):
+    from jaxdd import experts
+
+    expected = experts.expected_metadata(bcfg)
+    try:
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
+                                             num_experts=int(bcfg.num_experts),
+                                             epochs=needed_epochs,
+                                             build_hint=experts.build_command(bcfg))
+    except experts.MissingExpertsError as e:
+        print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
+              f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
+        experts.build_buffer(bcfg.buffer_dir, bcfg, train=run.train_ds, test=run.test_ds,
+                             progress=run.progress)
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
+                                             num_experts=int(bcfg.num_experts),
+                                             epochs=needed_epochs)
+    return jax.tree.map(jnp.asarray, trajs)

@@ -1,0 +1,290 @@
+"""Gradient matching (DC, Zhao, Mopuri & Bilen, ICLR 2021; with DSA, ICML 2021) as a pure loss.
+
+One DC evaluation (the authors' `main.py`, method DSA, `dis_metric='ours'`):
+
+  per class c, with ONE siamese DSA key for the class (`DSAParams(batchmode=True)`):
+    g_real_c = grad_theta CE(f_theta(DSA(real batch of class c)), c)     (stop-gradient)
+    g_syn_c  = grad_theta CE(f_theta(DSA(synthetic images of class c)), c)
+  loss = sum_c sum_layers D(g_real_c[layer], g_syn_c[layer])
+
+with the layer-wise distance of DC's `distance_wb`: the gradient of a weight tensor is
+reshaped to one row per output unit (conv: per output channel; dense: per output neuron),
+D = sum over units of (1 - <a, b> / (|a| |b| + 1e-6)); 1-D tensors (biases, norm
+scale/shift) contribute 0. Flax stores kernels with the OUTPUT axis last ((kh, kw, in, out),
+(in, out)), so a unit's row is `g.reshape(-1, g.shape[-1])[:, u]`.
+
+The network theta is carried between steps (`Objective.init_state` / `post_step`): DC
+re-initializes it at the start of every "outer loop" of `outer_loop` synthetic updates and,
+after each synthetic update but the last of the outer loop, trains it for `inner_loop`
+epochs on the (stop-gradient) synthetic set: SGD(lr_net = 0.01, momentum `net_momentum`),
+minibatches of `batch_train` (256) with non-siamese per-sample DSA, like DC's `epoch`.
+In the generic loop one iteration = one synthetic update, so iteration s is position
+p = s mod outer_loop of its outer loop; `post_step` re-initializes (lax.cond) when
+p == outer_loop - 1 and trains otherwise. DC's "1000 iterations" are therefore
+1000 * outer_loop loop iterations here. DC's recipe: (outer, inner) = (1, 1), (10, 50),
+(20, 25), (30, 20), (40, 15), (50, 10) for IPC 1 / 10 / 20 / 30 / 40 / 50 (`get_loops`).
+The optimizer of the network: the current DC/DSA code uses plain SGD (the first DC release
+used momentum 0.5): `net_momentum` defaults to 0.
+
+Class bookkeeping. With static labels (the usual case: the loop decodes the whole set and
+its labels are a constant), the synthetic images are gathered into (classes, m) groups with
+a validity mask by static indices, any order and count per class; the per-class gradients
+are one vmap over classes, each on its own images. With traced labels (`decode_subset`),
+each class's gradient is taken on ALL decoded images weighted by the class's one-hot column
+(classes x the compute, same result). Soft labels: grouped by argmax, CE on the soft target.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxdd.objective.dm import (augment_by_label, augment_classes, hard_labels,
+                                make_init_fn, make_siamese_augment, real_data, sample_real)
+
+DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+
+
+def get_loops(ipc: int) -> tuple[int, int]:
+    """DC's (outer_loop, inner_loop) for an IPC; ValueError for IPCs DC does not define."""
+    if int(ipc) not in DC_LOOPS:
+        raise ValueError(f"DC defines outer/inner loops for IPC {sorted(DC_LOOPS)}, not "
+                         f"{ipc}; set cfg.objective.outer_loop / inner_loop explicitly")
+    return DC_LOOPS[int(ipc)]
+
+
+class DCContext(NamedTuple):
+    """Per-iteration inputs of the DC loss (a pytree).
+
+    params: the current network parameters (carried in obj_state).
+    real_images: (classes, B, H, W, C) real batch per class (padded where n_c < B).
+    real_mask: (classes, B) float 1/0 validity of real_images.
+    """
+    params: dict
+    real_images: jax.Array
+    real_mask: jax.Array
+
+
+# ----------------------------------------------------------------------------- distance
+
+def _safe_norm(a, axis):
+    """Euclidean norm with gradient 0 (not NaN) at the zero vector (PyTorch's norm)."""
+    s = jnp.sum(jnp.square(a), axis=axis)
+    pos = s > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
+
+
+def unit_distance(g_real, g_syn, eps: float = 1e-6):
+    """DC's `distance_wb` for one parameter tensor (flax layout, output units last).
+
+    1-D tensors -> 0; otherwise rows = output units: sum_u 1 - <a_u, b_u>/(|a_u||b_u| + eps).
+    """
+    if g_real.ndim <= 1:
+        return jnp.zeros((), g_real.dtype)
+    a = g_real.reshape(-1, g_real.shape[-1])
+    b = g_syn.reshape(-1, g_syn.shape[-1])
+    dot = jnp.sum(a * b, axis=0)
+    return jnp.sum(1.0 - dot / (_safe_norm(a, 0) * _safe_norm(b, 0) + eps))
+
+
+def gradient_distance(g_real, g_syn, eps: float = 1e-6):
+    """Sum of `unit_distance` over the leaves of two gradient pytrees (DC's match_loss)."""
+    return sum(unit_distance(a, b, eps) for a, b in
+               zip(jax.tree.leaves(g_real), jax.tree.leaves(g_syn)))
+
+
+def _ce(logits, labels):
+    """Per-sample cross-entropy; int labels (n,) or soft targets (n, classes)."""
+    logp = jax.nn.log_softmax(logits)
+    if labels.ndim == logits.ndim - 1:
+        return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), -1)[:, 0]
+    return -(labels * logp).sum(-1)
+
+
+def masked_ce(apply_fn, params, x, y, w):
+    """sum_i w_i CE_i / max(sum_i w_i, 1): the mean CE over the entries with weight 1."""
+    ce = _ce(apply_fn(params, x), y)
+    return jnp.sum(w * ce) / jnp.maximum(jnp.sum(w), 1.0)
+
+
+def static_groups(labels, num_classes: int):
+    """Static (idx (classes, m), mask (classes, m)) numpy arrays grouping `labels` by class,
+    or None when labels are traced (not known at trace time). m = largest class count."""
+    try:
+        lab = np.asarray(labels)
+    except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
+        return None
+    cls = lab.argmax(-1) if lab.ndim == 2 else lab.reshape(-1)
+    groups = [np.flatnonzero(cls == c) for c in range(int(num_classes))]
+    m = max(1, max(len(g) for g in groups))
+    idx = np.zeros((int(num_classes), m), np.int32)
+    mask = np.zeros((int(num_classes), m), np.float32)
+    for c, g in enumerate(groups):
+        idx[c, :len(g)] = g
+        mask[c, :len(g)] = 1.0
+    return idx, mask
+
+
+# ----------------------------------------------------------------------------- the loss
+
+def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None = None,
+              eps: float = 1e-6):
+    """Build the DC loss.
+
+    Args:
+      apply_fn: (params, images) -> logits.
+      num_classes: static number of classes.
+      augment: batch-shared (siamese) augmentation (key, x) -> x
+        (`dm.make_siamese_augment`), or None.
+      eps: DC's 1e-6 in the cosine denominator.
+
+    Returns:
+      loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
+           ctx: DCContext) -> scalar, summed over the classes present in syn_labels.
+    """
+    def class_grad(params, x, y, w):
+        return jax.grad(masked_ce, argnums=1)(apply_fn, params, x, y, w)
+
+    def loss(key, syn_images, syn_labels, ctx: DCContext):
+        keys = jax.random.split(key, num_classes)
+        params = ctx.params
+        # real side: one batch per class, all of label c
+        real = augment_classes(augment, keys, ctx.real_images)
+        b = real.shape[1]
+        y_real = jnp.broadcast_to(jnp.arange(num_classes)[:, None], (num_classes, b))
+        g_real = jax.vmap(class_grad, in_axes=(None, 0, 0, 0))(params, real, y_real,
+                                                               ctx.real_mask)
+        g_real = jax.lax.stop_gradient(g_real)
+
+        groups = static_groups(syn_labels, num_classes)
+        if groups is not None:
+            idx, mask = groups
+            x = augment_classes(augment, keys, syn_images[idx])  # (classes, m, ...)
+            y = jnp.asarray(syn_labels)[idx]
+            w = jnp.asarray(mask)
+            present = jnp.asarray(mask.sum(1) > 0)
+            g_syn = jax.vmap(class_grad, in_axes=(None, 0, 0, 0))(params, x, y, w)
+        else:
+            cls = hard_labels(syn_labels)
+            x = augment_by_label(augment, keys, syn_images, cls)
+            w = jax.nn.one_hot(cls, num_classes, dtype=syn_images.dtype).T  # (classes, N)
+            present = w.sum(1) > 0
+            g_syn = jax.vmap(class_grad, in_axes=(None, None, None, 0))(params, x,
+                                                                       syn_labels, w)
+        dist = jax.vmap(lambda a, s: gradient_distance(a, s, eps))(g_real, g_syn)
+        return jnp.sum(jnp.where(present, dist, 0.0))
+
+    return loss
+
+
+# ----------------------------------------------------------------------------- the network
+
+def make_net_trainer(apply_fn: Callable, tx: optax.GradientTransformation, *,
+                     inner_loop: int, batch_train: int = 256,
+                     augment: Callable | None = None):
+    """train(key, net_state, images, labels) -> net_state after `inner_loop` epochs.
+
+    net_state = {'params', 'opt'}. Each epoch: a fresh permutation of the N images in
+    minibatches of min(batch_train, N) (the last one short when batch_train does not divide
+    N, as DC's DataLoader: padded and masked here), per-sample DSA (`augment(key, x)`,
+    non-siamese), masked mean CE, one optimizer step per minibatch; one lax.scan.
+    """
+    def train(key, net_state, images, labels):
+        n = images.shape[0]
+        bt = min(int(batch_train), n)
+        nb = math.ceil(n / bt)
+        pad = nb * bt - n
+        k_perm, k_aug = jax.random.split(key)
+
+        def epoch_order(k):
+            perm = jax.random.permutation(k, n)
+            idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)])
+            w = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
+            return idx.reshape(nb, bt), w.reshape(nb, bt)
+
+        idx, w = jax.vmap(epoch_order)(jax.random.split(k_perm, inner_loop))
+        idx, w = idx.reshape(-1, bt), w.reshape(-1, bt)
+        aug_keys = jax.random.split(k_aug, idx.shape[0])
+
+        def step(state, inp):
+            i, wi, k = inp
+            x = images[i]
+            if augment is not None:
+                x = augment(k, x)
+            g = jax.grad(masked_ce, argnums=1)(apply_fn, state["params"], x, labels[i], wi)
+            upd, opt = tx.update(g, state["opt"], state["params"])
+            return {"params": optax.apply_updates(state["params"], upd), "opt": opt}, None
+
+        out, _ = jax.lax.scan(step, net_state, (idx, w, aug_keys))
+        return out
+
+    return train
+
+
+def make_schedule(init_net: Callable, tx: optax.GradientTransformation, train: Callable, *,
+                  outer_loop: int):
+    """(init_state, post_step) implementing DC's outer/inner loop in the generic loop.
+
+    init_state(key) -> {'params': fresh, 'opt': tx.init(params)}.
+    post_step(key, state, images, labels, data, step): `step` = iterations done before this
+    one; if step % outer_loop == outer_loop - 1 (the last synthetic update of the outer
+    loop) -> a fresh network, else the network trained by `train` (lax.cond, jit-able).
+    """
+    def init_state(key):
+        params = init_net(key)
+        return {"params": params, "opt": tx.init(params)}
+
+    def post_step(key, state, images, labels, data, step):
+        del data
+        k_init, k_train = jax.random.split(key)
+        if outer_loop <= 1:
+            return init_state(k_init)
+        last = jnp.mod(step, outer_loop) == outer_loop - 1
+        return jax.lax.cond(last, lambda: init_state(k_init),
+                            lambda: train(k_train, state, images, labels))
+
+    return init_state, post_step
+
+
+# ----------------------------------------------------------------------------- loop wiring
+
+def build(run) -> "Objective":
+    """DC: per-class gradient matching against a network carried in obj_state.
+
+    Config fields (cfg.objective): batch_real (256), outer_loop / inner_loop (0 or missing:
+    DC's get_loops(ipc)), lr_net (0.01), net_momentum (0.0), batch_train (256);
+    cfg.dsa_strategy.
+    """
+    from jaxdd.augment import dsa
+    from jaxdd.objective import Objective
+
+    cfg = run.cfg
+    o = cfg.objective
+    nc = run.train_ds.num_classes
+    outer, inner = int(o.get("outer_loop", 0) or 0), int(o.get("inner_loop", 0) or 0)
+    if outer <= 0 or inner <= 0:
+        outer, inner = get_loops(int(cfg.param.ipc))
+    data = real_data(run)
+    batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
+    strategy = cfg.dsa_strategy
+    augment = make_siamese_augment(strategy)
+    train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy))
+    tx = optax.sgd(float(o.get("lr_net", 0.01)),
+                   momentum=float(o.get("net_momentum", 0.0)) or None)
+    init_net = make_init_fn(run.model, run.train_ds.image_shape)
+    train = make_net_trainer(run.apply_fn, tx, inner_loop=inner,
+                             batch_train=int(o.get("batch_train", 256)), augment=train_aug)
+    init_state, post_step = make_schedule(init_net, tx, train, outer_loop=outer)
+    loss = make_loss(run.apply_fn, nc, augment=augment)
+
+    def sample_ctx(key, syn_lr, data, obj_state):
+        del syn_lr
+        images, mask = sample_real(key, data["real"], data["counts"], batch)
+        return DCContext(params=obj_state["params"], real_images=images, real_mask=mask)
+
+    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=False,
+                     init_state=init_state, post_step=post_step)

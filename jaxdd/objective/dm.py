@@ -1,0 +1,243 @@
+"""Distribution matching (DM, Zhao & Bilen, WACV 2023) as a pure loss.
+
+One DM evaluation (the authors' `main_DM.py`, ConvNet branch):
+
+  * a freshly initialized network (new every iteration, never trained; its parameters are
+    drawn in `sample_ctx` and carried in the context, no gradient flows into them);
+  * per class c: a real batch of min(batch_real, n_c) images of class c (without
+    replacement) and the synthetic images of class c, both augmented with the SAME DSA
+    transform (siamese: one key per class; `DSAParams(batchmode=True)`, i.e. DSA's seeded
+    call where every sample of the batch shares one transform);
+  * embeddings = the network's features before the classifier (the input of its final
+    linear layer, flattened: ConvNet's `embed`);
+  * loss = sum_c || mean_i e(real_c,i) - mean_j e(syn_c,j) ||^2   (real side stop-gradient).
+
+Class bookkeeping (documented choice). Synthetic labels may come in any order and any
+number per class (a parameterization's decode order, or `decode_subset`): the synthetic
+class means are one-hot weighted means, `M_syn = (onehot(y)^T E) / counts`, and the
+siamese transform is applied per sample with the key of the sample's class (`dsa` with
+batchmode on a one-image batch keyed by class c gives exactly the transform that the
+class-c batch gets). A class with no synthetic instance in the decoded subset contributes
+nothing. Soft labels (N, classes) are assigned to their argmax class.
+
+Real data on device: all training images grouped by class into one padded array
+(classes, max_n, H, W, C) with per-class counts; a per-class batch is drawn with a random
+top-k (sampling without replacement inside the class) and a validity mask, so classes of
+different sizes and batch_real > n_c (DM then uses all n_c images) are exact.
+
+Shared helpers used by `jaxdd.objective.dc`: `real_by_class`, `sample_real`,
+`make_siamese_augment`, `augment_classes`, `augment_by_label`, `hard_labels`,
+`make_embed_fn`, `make_init_fn`.
+"""
+from __future__ import annotations
+
+from typing import Callable, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+
+class DMContext(NamedTuple):
+    """Per-iteration inputs of the DM loss (a pytree).
+
+    params: parameters of the freshly initialized embedding network.
+    real_images: (classes, B, H, W, C) real batch per class (padded where n_c < B).
+    real_mask: (classes, B) float 1/0, which entries of real_images are real samples.
+    """
+    params: dict
+    real_images: jax.Array
+    real_mask: jax.Array
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def real_by_class(images, labels, num_classes: int):
+    """Group a training set by class, padded to the largest class.
+
+    images: (N, H, W, C); labels: int (N,).
+    Returns (real, counts): real float32 (classes, max_n, H, W, C), zero padded;
+    counts int32 (classes,). Raises ValueError if a class has no image.
+    """
+    images = np.asarray(images, np.float32)
+    labels = np.asarray(labels).reshape(-1)
+    idx = [np.flatnonzero(labels == c) for c in range(int(num_classes))]
+    counts = np.array([len(i) for i in idx], np.int32)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training "
+                         "image; DM/DC need real images of every class")
+    real = np.zeros((int(num_classes), int(counts.max())) + images.shape[1:], np.float32)
+    for c, i in enumerate(idx):
+        real[c, :len(i)] = images[i]
+    return real, counts
+
+
+def sample_real(key, real, counts, batch: int):
+    """Per-class random real batch without replacement (jit-able).
+
+    real: (classes, max_n, H, W, C); counts: int (classes,); batch: static int <= max_n.
+    Returns images (classes, batch, H, W, C) and mask float32 (classes, batch): entry j of
+    class c is a distinct random image of class c when j < min(batch, n_c), padding (mask 0)
+    otherwise.
+    """
+    num_classes, max_n = real.shape[:2]
+    valid = jnp.arange(max_n)[None, :] < counts[:, None]
+    scores = jnp.where(valid, jax.random.uniform(key, (num_classes, max_n)), -1.0)
+    _, idx = jax.lax.top_k(scores, batch)  # valid entries first, in random order
+    images = jnp.take_along_axis(real, idx.reshape(idx.shape + (1,) * (real.ndim - 2)), 1)
+    mask = (jnp.arange(batch)[None, :] < counts[:, None]).astype(jnp.float32)
+    return images, mask
+
+
+def make_siamese_augment(strategy, mode: str = "S") -> Callable | None:
+    """(key, x) -> x with ONE DSA transform shared by the whole batch (DSA's seeded call,
+    `DSAParams(batchmode=True)`), or None for strategy 'none'."""
+    from jaxdd.augment import DSAParams, dsa
+
+    if strategy is None or str(strategy).lower() in ("", "none"):
+        return None
+    params = DSAParams(batchmode=True)
+    return lambda k, x: dsa(k, x, strategy=strategy, mode=mode, params=params)
+
+
+def augment_classes(augment, keys, images):
+    """images (classes, B, ...) -> class c augmented with keys[c] (shared transform)."""
+    if augment is None:
+        return images
+    return jax.vmap(augment)(keys, images)
+
+
+def augment_by_label(augment, keys, images, cls):
+    """images (N, ...) -> sample i augmented with keys[cls[i]] (as a one-image batch).
+
+    With a batch-shared `augment` this is the transform augment(keys[c], images of class c)
+    applies to each of them, whatever the order and number of the class's samples.
+    """
+    if augment is None:
+        return images
+    return jax.vmap(lambda k, x: augment(k, x[None])[0])(keys[cls], images)
+
+
+def hard_labels(labels):
+    """int (N,) labels; soft labels (N, classes) -> argmax class."""
+    if labels.ndim == 2:
+        return jnp.argmax(labels, axis=-1).astype(jnp.int32)
+    return labels.astype(jnp.int32)
+
+
+_HEAD_NAMES = ("classifier", "head")
+
+
+def make_embed_fn(model: nn.Module, head_names=_HEAD_NAMES) -> Callable:
+    """(params, x) -> features (N, F): the input of the network's final linear layer.
+
+    Works for every jaxdd network (their last layer is a top-level submodule named
+    'classifier', or 'head' for ViT): the call of that layer is intercepted
+    (`flax.linen.intercept_methods`) and its input returned flattened; the unused logits
+    are dead code under jit. For ConvNet this is DM's `embed` (flattened features after
+    the last pooling).
+    """
+    def embed(params, x):
+        captured = []
+
+        def interceptor(next_fun, args, kwargs, context):
+            mod = context.module
+            if (context.method_name == "__call__" and len(mod.path) == 1
+                    and mod.path[0] in head_names):
+                captured.append(args[0])
+            return next_fun(*args, **kwargs)
+
+        with nn.intercept_methods(interceptor):
+            model.apply({"params": params}, x, train=True)
+        if len(captured) != 1:
+            raise ValueError(f"{type(model).__name__} has no single top-level final layer "
+                             f"named one of {head_names}; DM needs its features")
+        feats = captured[0]
+        return feats.reshape(feats.shape[0], -1)
+
+    return embed
+
+
+def make_init_fn(model: nn.Module, image_shape) -> Callable:
+    """key -> fresh network params (jit-able). Batch-norm networks are refused."""
+    dummy = jnp.zeros((1,) + tuple(int(s) for s in image_shape), jnp.float32)
+    shapes = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), dummy))
+    if set(shapes) != {"params"}:
+        raise NotImplementedError(
+            f"DM/DC need a network without mutable collections; {type(model).__name__} has "
+            f"{sorted(set(shapes) - {'params'})} (use instance norm, e.g. ConvNetD3).")
+    return lambda key: model.init(key, dummy)["params"]
+
+
+# ----------------------------------------------------------------------------- the loss
+
+def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None = None):
+    """Build the DM loss.
+
+    Args:
+      embed_fn: (params, images (n, H, W, C)) -> features (n, F).
+      num_classes: number of classes (static).
+      augment: batch-shared (siamese) augmentation (key, x) -> x, e.g.
+        `make_siamese_augment(strategy)`; None = no augmentation.
+
+    Returns:
+      loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
+           ctx: DMContext) -> scalar
+      = sum over classes present in syn_labels of ||mean real emb - mean syn emb||^2.
+      `key` draws one augmentation key per class (the same for the class's real and
+      synthetic images).
+    """
+    def loss(key, syn_images, syn_labels, ctx: DMContext):
+        cls = hard_labels(syn_labels)
+        keys = jax.random.split(key, num_classes)
+        real = augment_classes(augment, keys, ctx.real_images)
+        syn = augment_by_label(augment, keys, syn_images, cls)
+        c, b = real.shape[:2]
+        e_real = embed_fn(ctx.params, real.reshape((c * b,) + real.shape[2:]))
+        e_real = e_real.reshape(c, b, -1)
+        m = ctx.real_mask.astype(e_real.dtype)
+        mean_real = (m[..., None] * e_real).sum(1) / jnp.maximum(m.sum(1), 1.0)[:, None]
+        mean_real = jax.lax.stop_gradient(mean_real)
+        e_syn = embed_fn(ctx.params, syn)  # (N, F)
+        w = jax.nn.one_hot(cls, num_classes, dtype=e_syn.dtype)  # (N, classes)
+        n_c = w.sum(0)
+        mean_syn = (w.T @ e_syn) / jnp.maximum(n_c, 1.0)[:, None]
+        per_class = jnp.sum(jnp.square(mean_real - mean_syn), axis=-1)
+        return jnp.sum(jnp.where(n_c > 0, per_class, 0.0))
+
+    return loss
+
+
+# ----------------------------------------------------------------------------- loop wiring
+
+def real_data(run):
+    """{'real': (classes, max_n, H, W, C), 'counts': (classes,)} on device, from run.train_ds."""
+    ds = run.train_ds
+    real, counts = real_by_class(ds.images, ds.labels, ds.num_classes)
+    return {"real": jnp.asarray(real), "counts": jnp.asarray(counts)}
+
+
+def build(run) -> "Objective":
+    """DM: fresh network + per-class real batch every iteration; syn_lr not learned.
+
+    Config fields (cfg.objective): batch_real (default 256); cfg.dsa_strategy.
+    """
+    from jaxdd.objective import Objective
+
+    cfg = run.cfg
+    o = cfg.objective
+    nc = run.train_ds.num_classes
+    data = real_data(run)
+    batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
+    augment = make_siamese_augment(cfg.dsa_strategy)
+    init_net = make_init_fn(run.model, run.train_ds.image_shape)
+    loss = make_loss(make_embed_fn(run.model), nc, augment=augment)
+
+    def sample_ctx(key, syn_lr, data):
+        del syn_lr
+        k_net, k_real = jax.random.split(key)
+        images, mask = sample_real(k_real, data["real"], data["counts"], batch)
+        return DMContext(params=init_net(k_net), real_images=images, real_mask=mask)
+
+    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=False)

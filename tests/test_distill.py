@@ -1,0 +1,112 @@
+"""The generic loop: resume-after-kill equals an uninterrupted run; NaN handling; artifact."""
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxdd import config as C
+from jaxdd import distill
+from jaxdd.objective import Objective
+from jaxdd.param import pixel
+
+
+@pytest.fixture(scope="module")
+def npz_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    labels = np.repeat(np.arange(k), n // k)
+    base = rng.uniform(size=(k, 8, 8, 1))
+    images = np.clip(base[labels] + 0.2 * rng.normal(size=(n, 8, 8, 1)), 0, 1)
+    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
+    np.savez(path, images=images.astype(np.float32), labels=labels.astype(np.int32))
+    return path
+
+
+def tiny_cfg(npz_path, buffer_dir):
+    cfg = C.base_config("digits", 1)
+    cfg.dataset.name = npz_path
+    cfg.dataset.resolution = None
+    cfg.model.name = "ConvNetD1W4"
+    cfg.param = pixel.default_config()
+    cfg.param.name = "pixel"
+    cfg.iterations = 4
+    cfg.checkpoint_every = 1
+    cfg.log_every = 1
+    cfg.dsa_strategy = "flip"
+    cfg.buffer.num_experts = 2
+    cfg.buffer.epochs = 3
+    cfg.buffer.experts_per_group = 2
+    cfg.buffer.buffer_dir = buffer_dir
+    cfg.objective.syn_steps = 3
+    cfg.objective.max_start_epoch = 1
+    cfg.objective.expert_epochs = 1
+    cfg.eval.final = False
+    return cfg
+
+
+def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path):
+    cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
+    full = distill.Run(cfg, str(tmp_path / "full"), progress=False)
+    res = full.train()
+    assert res["step"] == 4 and os.path.exists(res["synthetic"])
+
+    killed = distill.Run(cfg, str(tmp_path / "killed"), progress=False)
+    assert killed.train(stop_after=2) is None  # "killed" after 2 iterations
+    resumed = distill.Run(cfg, str(tmp_path / "killed"), progress=False)
+    assert int(resumed.state.step) == 2
+    resumed.train()
+    a = jax.tree.leaves(full.state.syn_params)
+    b = jax.tree.leaves(resumed.state.syn_params)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+    assert float(full.state.syn_lr) == float(resumed.state.syn_lr)
+    # the final artifact decodes without the training state
+    images, labels, lr = distill.decode_synthetic(os.path.join(tmp_path, "full",
+                                                               "synthetic.msgpack"))
+    np.testing.assert_allclose(images, full.decode_all())
+    assert list(labels) == [0, 1, 2] and lr == pytest.approx(float(full.state.syn_lr))
+    lines = [json.loads(l) for l in open(tmp_path / "full" / "metrics.jsonl")]
+    assert [l["step"] for l in lines] == [1, 2, 3, 4]
+    assert os.path.exists(tmp_path / "full" / "grids" / "final.png")
+
+
+def test_nan_stops_with_quantity_and_keeps_last_good_checkpoint(tmp_path, npz_path):
+    cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
+
+    def nan_after_two(run):
+        def loss(key, images, labels, ctx):
+            bad = ctx["step"] >= 2
+            return jnp.where(bad, jnp.nan, 1.0) * jnp.mean(images ** 2)
+        def sample_ctx(key, syn_lr, data, obj_state):
+            return {"step": obj_state}
+        return Objective(loss=loss, sample_ctx=sample_ctx, data={}, learn_lr=False,
+                         init_state=lambda k: jnp.int32(0),
+                         post_step=lambda k, s, x, y, d, step: s + 1)
+
+    run = distill.Run(cfg, str(tmp_path / "nan"), progress=False,
+                      build_objective=nan_after_two)
+    with pytest.raises(distill.NonFiniteError, match="objective loss"):
+        run.train()
+    assert run.ckpt.latest_step() == 2  # the last good state is on disk
+    assert int(run.state.step) == 2
+    assert np.all(np.isfinite(np.asarray(run.state.syn_params["images"])))
+
+
+def test_config_mismatch_in_workdir(tmp_path, npz_path):
+    cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
+    distill.Run(cfg, str(tmp_path / "w"), progress=False)
+    cfg.param.ipc = 2
+    with pytest.raises(ValueError, match="different config"):
+        distill.Run(cfg, str(tmp_path / "w"), progress=False)
+
+
+def test_serialization_round_trip(tmp_path):
+    tree = {"a": np.arange(3.0), "l": [np.ones(2), {"x": 1}], "t": (3, 4), "s": "pixel"}
+    p = str(tmp_path / "t.msgpack")
+    distill.save_tree(p, tree)
+    back = distill.load_tree(p)
+    np.testing.assert_array_equal(back["a"], tree["a"])
+    assert isinstance(back["l"], list) and back["t"] == (3, 4) and back["s"] == "pixel"
