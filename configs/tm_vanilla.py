@@ -29,26 +29,10 @@ def get_config(arg=None):
     cfg.param.name = "pixel"
     cfg.param.ipc = ipc
     if dataset == "digits":
-        digits_tm(cfg)
+        C.digits_tm(cfg)
     else:
         C.apply_mtt(cfg, dataset, ipc)
         if dataset == "imagenette":  # MTT ImageNette-128 IPC 1 (DDiF's vanilla row 51.4)
             cfg.objective.syn_steps, cfg.objective.max_start_epoch = 20, 10
             cfg.opt.syn.lr, cfg.opt.lr.lr, cfg.opt.lr.init = 1e4, 1e-4, 0.01
     return C.apply_overrides(cfg, overrides)
-
-
-def digits_tm(cfg):
-    """The embedded CPU setting shared by the tm_* configs (digits at 16x16, ConvNetD2W32)."""
-    cfg.iterations = 300
-    cfg.checkpoint_every = 50
-    cfg.buffer.num_experts = 8
-    cfg.buffer.epochs = 15
-    cfg.buffer.experts_per_group = 8
-    cfg.objective.syn_steps = 20
-    cfg.objective.expert_epochs = 2
-    cfg.objective.max_start_epoch = 5
-    cfg.opt.syn.lr = 100.0
-    cfg.opt.lr.lr = 1e-5
-    cfg.opt.lr.init = 0.01
-    return cfg

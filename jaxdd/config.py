@@ -146,3 +146,19 @@ def apply_overrides(cfg, overrides: dict):
             raise ValueError(f"config has no field {k!r}")
         node[parts[-1]] = v
     return cfg
+
+
+def digits_tm(cfg):
+    """The embedded CPU setting shared by the tm_* configs (digits at 16x16, ConvNetD2W32)."""
+    cfg.iterations = 300
+    cfg.checkpoint_every = 50
+    cfg.buffer.num_experts = 8
+    cfg.buffer.epochs = 15
+    cfg.buffer.experts_per_group = 8
+    cfg.objective.syn_steps = 20
+    cfg.objective.expert_epochs = 2
+    cfg.objective.max_start_epoch = 5
+    cfg.opt.syn.lr = 100.0
+    cfg.opt.lr.lr = 1e-5
+    cfg.opt.lr.init = 0.01
+    return cfg

@@ -25,8 +25,8 @@ def make_grid(images, nrow=None, pad=1, upscale=None):
         r, q = divmod(i, ncol)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h,
              pad + q * (w + pad): pad + q * (w + pad) + w] = x[i]
-    if upscale is None:
-        upscale = max(1, 256 // max(grid.shape[:2]))
+    if upscale is None:  # small images (digits 16x16) are shown at >= 64 px
+        upscale = max(1, 64 // max(h, w))
     if upscale > 1:
         grid = grid.repeat(upscale, 0).repeat(upscale, 1)
     return (grid * 255).round().astype(np.uint8)
