@@ -1,0 +1,892 @@
+"""Expert trajectories for trajectory matching (MTT): train them, store them, load slices.
+
+Training recipe (MTT ``buffer.py``): SGD with a constant learning rate ``lr_teacher``
+(0.01), no momentum, no weight decay, minibatches of 256 drawn from a fresh permutation each
+epoch (the last, partial batch is kept: it is a full SGD step whose loss is the mean over its
+real examples; padded slots are masked out), DSA augmentation (mode 'S'), cross-entropy.
+Parameters are recorded at initialization and after every epoch.
+
+All experts of a call are trained at once: one jitted epoch function (a ``lax.scan`` over
+minibatches whose step runs forward/backward ``vmap``-ed over the experts, each expert with
+its own data order and augmentation keys) is compiled once and called per epoch from a
+Python loop (tqdm bar with the experts' mean test accuracy). With several devices the
+expert axis is sharded over them (``jax.sharding.NamedSharding``).
+
+PRNG contract (so that a group of experts trained together equals the same experts trained
+one at a time, and a resumed build reproduces the experts it would have trained):
+
+    expert key k (build_buffer: k_i = fold_in(PRNGKey(seed), i) for expert i)
+    k_init, k_train = split(k)               # init: model.init(k_init, x[:1])['params']
+    epoch e (0-based): k_e = fold_in(k_train, e); k_perm, k_aug = split(k_e)
+    order = permutation(k_perm, N); minibatch b uses dsa(fold_in(k_aug, b), x_b)
+
+Storage: one Orbax checkpoint per expert, ``<buffer_dir>/expert_<i:05d>``, a composite
+checkpoint with two items:
+
+    trajectory/   PyTree {'epoch_0000': params_0, 'epoch_0001': params_1, ...}
+                  (OCDBT + zarr, one array per parameter leaf per epoch)
+    metadata/     JSON: dataset, preprocessing (zca, zca_eps), model (name, overrides),
+                  epochs, lr_teacher, batch_size, dsa_strategy, seed, test accuracy, ...
+
+Each epoch snapshot is its own subtree, so reading epochs (s .. s+k) is an Orbax *partial
+restore* (``PyTreeRestore(item=<only those epoch subtrees>, partial_restore=True)``): only
+the requested arrays are read from the OCDBT store (the tests check the bytes read with
+tensorstore's kvstore metrics). Orbax's ``Checkpointer.save`` writes into
+``expert_<i>.orbax-checkpoint-tmp*`` and renames it when complete (atomic on a local
+filesystem; ``commit_success.txt`` on object stores), so a killed run never leaves an expert
+that loads; the loader only accepts finalized ``expert_<5 digits>`` directories and
+`build_buffer` deletes leftover temporary directories.
+
+Differences from the authors' code, on purpose:
+* The PyTorch buffer records ``[p.detach().cpu() for p in net.parameters()]``; on a CPU
+  run ``.cpu()`` is a no-op, so every snapshot aliases the live tensors and the whole
+  trajectory ends up equal to the last epoch. Here snapshots are host copies
+  (``np.array(..., copy=True)``) taken after each epoch; the tests check that snapshot e+1
+  equals one epoch of training from snapshot e.
+* The PyTorch buffer is one ``replay_buffer_<n>.pt`` per 10 experts; here one checkpoint per
+  expert (resumable, partial reads).
+"""
+from __future__ import annotations
+
+import datetime
+import functools
+import json
+import os
+import re
+import shutil
+import time
+from typing import Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+__all__ = [
+    "ExpertMismatchError",
+    "MissingExpertsError",
+    "train_experts",
+    "make_epoch_fn",
+    "expert_keys",
+    "save_expert",
+    "load_expert_metadata",
+    "list_experts",
+    "load_trajectories",
+    "load_slice",
+    "check_metadata",
+    "expected_metadata",
+    "build_command",
+    "build_buffer",
+    "expert_dir",
+    "default_buffer_dir",
+    "dir_bytes",
+]
+
+EXPERT_DIR_FMT = "expert_{:05d}"
+_EXPERT_RE = re.compile(r"^expert_(\d{5})$")
+_EPOCH_FMT = "epoch_{:04d}"
+_TMP_MARK = ".orbax-checkpoint-tmp"
+_TRAJ_ITEM = "trajectory"
+_META_ITEM = "metadata"
+FORMAT = "jaxdd.experts/1"
+DEFAULT_DSA = "color_crop_cutout_flip_scale_rotate"
+_VARIANTS = ("digits", "cifar10", "cifar100", "imagenette")
+
+
+# ============================================================================ errors
+
+
+class ExpertMismatchError(ValueError):
+    """Stored experts were built with settings different from the ones asked for."""
+
+
+class MissingExpertsError(FileNotFoundError):
+    """The buffer directory lacks (complete) experts; the message says how to build them."""
+
+    def __init__(self, message: str, *, buffer_dir=None, missing=(), found=0):
+        super().__init__(message)
+        self.buffer_dir = buffer_dir
+        self.missing = tuple(missing)
+        self.found = found
+
+
+# ============================================================================ training
+
+
+def _images_labels(ds):
+    """Dataset-like (``.images``/``.labels``) or an (images, labels) pair -> numpy arrays."""
+    if ds is None:
+        return None, None
+    if hasattr(ds, "images"):
+        return np.asarray(ds.images, np.float32), np.asarray(ds.labels, np.int32)
+    x, y = ds
+    return np.asarray(x, np.float32), np.asarray(y, np.int32)
+
+
+def _is_typed_key(k) -> bool:
+    return jax.dtypes.issubdtype(k.dtype, jax.dtypes.prng_key)
+
+
+def expert_keys(key, num_experts: Optional[int] = None):
+    """Per-expert keys: a single key is split into ``num_experts``; a stack is checked.
+
+    ``key``: one PRNG key (raw uint32 (2,) or typed ()) or a stack of them (leading axis =
+    experts). Returns the stack (num_experts, ...) in the same key flavour.
+    """
+    key = key if isinstance(key, jax.Array) else jnp.asarray(key)
+    single_ndim = 0 if _is_typed_key(key) else 1
+    if key.ndim == single_ndim:
+        if num_experts is None:
+            raise ValueError("num_experts is required when a single key is given")
+        return jax.random.split(key, int(num_experts))
+    if key.ndim != single_ndim + 1:
+        raise ValueError(f"expected a key or a stack of keys, got shape {key.shape}")
+    if num_experts is not None and key.shape[0] != int(num_experts):
+        raise ValueError(f"{key.shape[0]} keys given for num_experts={num_experts}")
+    return key
+
+
+def _check_stateless(model, x1):
+    """Raise if the model has mutable collections (batch norm statistics, ...)."""
+    shapes = jax.eval_shape(lambda k: model.init(k, x1), jax.random.PRNGKey(0))
+    extra = sorted(c for c in shapes if c != "params")
+    if extra:
+        raise ValueError(
+            f"expert training needs a stateless model (only 'params'), but "
+            f"{type(model).__name__} has collections {extra}: batch norm is not supported "
+            f"for experts/students in trajectory matching; use norm='instance' (the MTT "
+            f"default, e.g. 'ConvNetD3') instead of a *BN model.")
+    return shapes["params"]
+
+
+@functools.lru_cache(maxsize=32)
+def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DEFAULT_DSA,
+                  augment_loop: str = "auto"):
+    """Jitted training epoch of E experts at once, for a stateless flax model.
+
+    Returns ``epoch(params, train_keys, epoch, images, labels, lr) -> (params, loss)``:
+      params: pytree, leaves (E, ...) (E experts);
+      train_keys: (E, ...) per-expert training keys (the k_train of the module doc);
+      epoch: int32 scalar (0-based), folded into the keys;
+      images: (N, H, W, C) float32, labels: (N,) int32 (shared by all experts);
+      lr: float32 scalar (constant SGD step);
+      -> updated params (E, ...), mean training loss per expert (E,).
+    One epoch = ceil(N / batch_size) SGD steps (lax.scan); the last minibatch is padded to
+    batch_size and the padding masked out of the mean loss. The forward/backward pass is
+    vmapped over experts.
+    augment_loop: how DSA runs over the experts. Mode 'S' picks one op group per call with
+      ``lax.switch``; under ``vmap`` the switch becomes a select that computes ALL groups
+      ('vmap', cheap on accelerators). 'map' runs DSA expert by expert (``lax.map``), so only
+      the drawn group is computed (faster on CPU). Same result either way. 'auto': 'map' on
+      CPU, 'vmap' elsewhere.
+    Cached on its arguments: build_buffer groups reuse one compile.
+    """
+    batch_size = int(batch_size)
+    strategy = None if dsa_strategy in (None, "", "none") else str(dsa_strategy)
+    if augment_loop == "auto":
+        augment_loop = "map" if jax.default_backend() == "cpu" else "vmap"
+    if augment_loop not in ("map", "vmap"):
+        raise ValueError(f"augment_loop must be 'auto', 'map' or 'vmap', got {augment_loop!r}")
+    if strategy is not None:
+        from jaxdd.augment import dsa
+
+        def augment(k, x):
+            return dsa(k, x, strategy=strategy, mode="S")
+
+    def batch_indices(k_train, epoch, n, nb):
+        k_perm, k_aug = jax.random.split(jax.random.fold_in(k_train, epoch))
+        order = jax.random.permutation(k_perm, n)
+        pad = nb * batch_size - n
+        idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(nb, batch_size)
+        return idx, k_aug
+
+    def loss_fn(q, x, y, mb):
+        logits = model.apply({"params": q}, x, train=True)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        return jnp.sum(ce * mb) / jnp.sum(mb)
+
+    grad_fn = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(0, 0, 0, None))
+
+    def epoch_fn(params, k_train, epoch, images, labels, lr):
+        n = images.shape[0]
+        nb = -(-n // batch_size)
+        idx, k_aug = jax.vmap(batch_indices, in_axes=(0, None, None, None))(
+            k_train, epoch, n, nb)                                    # (E, nb, B), (E,)
+        mask = (jnp.arange(nb * batch_size) < n).astype(jnp.float32).reshape(nb, batch_size)
+
+        def step(p, inp):
+            b, ib, mb = inp                                           # ib (E, B)
+            x, y = images[ib], labels[ib]                             # (E, B, H, W, C)
+            if strategy is not None:
+                kb = jax.vmap(jax.random.fold_in, in_axes=(0, None))(k_aug, b)
+                if augment_loop == "map":
+                    x = jax.lax.map(lambda a: augment(*a), (kb, x))
+                else:
+                    x = jax.vmap(augment)(kb, x)
+            loss, g = grad_fn(p, x, y, mb)
+            p = jax.tree.map(lambda a, ga: a - lr.astype(a.dtype) * ga, p, g)
+            return p, loss
+
+        params, losses = jax.lax.scan(
+            step, params, (jnp.arange(nb), jnp.moveaxis(idx, 1, 0), mask))
+        return params, jnp.mean(losses, axis=0)
+
+    return jax.jit(epoch_fn)
+
+
+@functools.lru_cache(maxsize=32)
+def _make_init_fn(model):
+    """Jitted ``(keys (E, ...), x1 (1, H, W, C)) -> (params (E, ...), k_train (E, ...))``."""
+
+    def one(k, x1):
+        k_init, k_train = jax.random.split(k)
+        return model.init(k_init, x1)["params"], k_train
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None)))
+
+
+@functools.lru_cache(maxsize=32)
+def _make_eval_fn(model, batch_size: int = 512):
+    """Jitted ``acc(params (E, ...), images, labels) -> (E,)`` test accuracy, vmapped."""
+
+    def one(params, images, labels):
+        n = images.shape[0]
+        nb = -(-n // batch_size)
+        pad = nb * batch_size - n
+        xs = jnp.concatenate([images, jnp.zeros((pad,) + images.shape[1:], images.dtype)])
+        ys = jnp.concatenate([labels, jnp.full((pad,), -1, labels.dtype)])
+        xs = xs.reshape((nb, batch_size) + images.shape[1:])
+        ys = ys.reshape(nb, batch_size)
+
+        def body(c, inp):
+            x, y = inp
+            pred = jnp.argmax(model.apply({"params": params}, x, train=False), -1)
+            return c + jnp.sum(pred == y), None
+
+        correct, _ = jax.lax.scan(body, jnp.zeros((), jnp.int32), (xs, ys))
+        return correct / n
+
+    return jax.jit(jax.vmap(one, in_axes=(0, None, None)))
+
+
+def _host_copy(tree):
+    """Device pytree -> numpy pytree of fresh copies (never a view of a live buffer)."""
+    return jax.tree.map(lambda a: np.array(a, copy=True), jax.device_get(tree))
+
+
+def _resolve_mesh(mesh):
+    if mesh is None and jax.device_count() > 1:
+        mesh = Mesh(np.asarray(jax.devices()), ("experts",))
+    return mesh
+
+
+def _train(keys, model, train, test, *, epochs, lr, batch_size, dsa_strategy, record_epochs,
+           progress, mesh, desc="experts"):
+    """Implementation of train_experts; also returns the per-epoch test accuracy."""
+    x_tr, y_tr = _images_labels(train)
+    x_te, y_te = _images_labels(test)
+    epochs = int(epochs)
+    record = epochs if record_epochs is None else int(record_epochs)
+    if not 0 <= record <= epochs:
+        raise ValueError(f"record_epochs={record_epochs} must be in [0, epochs={epochs}]")
+    if x_tr.shape[0] == 0:
+        raise ValueError("empty training set")
+    num = int(keys.shape[0])
+    _check_stateless(model, jnp.asarray(x_tr[:1]))
+
+    mesh = _resolve_mesh(mesh)
+    total = num
+    if mesh is not None and mesh.size > 1 and num % mesh.size:
+        # Pad the expert axis to a multiple of the device count with copies of the first
+        # keys; the copies are trained and dropped (sharding needs equal shards).
+        total = -(-num // mesh.size) * mesh.size
+        keys = keys[np.arange(total) % num]
+
+    params, k_train = _make_init_fn(model)(keys, jnp.asarray(x_tr[:1]))
+    images, labels = jnp.asarray(x_tr), jnp.asarray(y_tr)
+    te = (jnp.asarray(x_te), jnp.asarray(y_te)) if x_te is not None else None
+    if mesh is not None and mesh.size > 1:
+        exp_sh = NamedSharding(mesh, P(tuple(mesh.axis_names)))
+        rep = NamedSharding(mesh, P())
+        params = jax.device_put(params, exp_sh)
+        k_train = jax.device_put(k_train, exp_sh)
+        images, labels = jax.device_put((images, labels), rep)
+        if te is not None:
+            te = jax.device_put(te, rep)
+
+    epoch_fn = make_epoch_fn(model, int(batch_size), dsa_strategy)
+    eval_fn = _make_eval_fn(model)
+    lr_arr = jnp.asarray(lr, jnp.float32)
+    snaps = [_host_copy(params)]
+    hist = np.full((epochs, total), np.nan, np.float32)
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(range(epochs), desc=f"{desc} x{num}", disable=not progress, leave=True)
+    for e in bar:
+        params, loss = epoch_fn(params, k_train, jnp.int32(e), images, labels, lr_arr)
+        if e + 1 <= record:
+            snaps.append(_host_copy(params))
+        post = {"loss": f"{float(jnp.mean(loss[:num])):.3f}"}
+        if te is not None:
+            hist[e] = np.asarray(eval_fn(params, *te))
+            post["test_acc"] = f"{hist[e, :num].mean():.2%}"
+        bar.set_postfix(post)
+    bar.close()
+    traj = jax.tree.map(lambda *s: np.stack(s, axis=1)[:num], *snaps)
+    return traj, hist[-1, :num] if epochs else np.full((num,), np.nan, np.float32), hist[:, :num]
+
+
+def train_experts(key, model, train, test, *, num_experts=None, epochs, lr=0.01,
+                  batch_size=256, dsa_strategy=DEFAULT_DSA, record_epochs=None,
+                  progress=True, mesh=None):
+    """Train ``num_experts`` experts together (vmap) with the MTT recipe; record trajectories.
+
+    Args:
+      key: one PRNG key (split into num_experts) or a stack of per-expert keys
+        (num_experts, ...); see the module doc for how each key is used.
+      model: a stateless flax.linen Module (``get_model(...)``); raises ValueError if it
+        has 'batch_stats' (or any collection besides 'params').
+      train, test: Datasets (``.images`` (N, H, W, C) float32, ``.labels`` (N,) int32) or
+        (images, labels) pairs. test may be None (accuracy NaN).
+      epochs: training epochs. lr: constant SGD step (lr_teacher). batch_size: minibatch.
+      dsa_strategy: DSA op groups ('none' disables augmentation).
+      record_epochs: keep snapshots 0..record_epochs only (default: all, 0..epochs);
+        training still runs ``epochs`` epochs.
+      progress: tqdm bar over epochs with the mean (over experts) test accuracy.
+      mesh: a jax.sharding.Mesh; the expert axis is sharded over all its devices.
+        Default: all devices when there are several.
+    Returns:
+      trajectories: the params pytree as numpy, leaves (num_experts, R + 1, ...),
+        R = record_epochs; [:, e] = parameters after e epochs (0 = initialization).
+      test_acc: (num_experts,) final test accuracy.
+    """
+    keys = expert_keys(key, num_experts)
+    traj, acc, _ = _train(keys, model, train, test, epochs=epochs, lr=lr,
+                          batch_size=batch_size, dsa_strategy=dsa_strategy,
+                          record_epochs=record_epochs, progress=progress, mesh=mesh)
+    return traj, acc
+
+
+# ============================================================================ storage
+
+
+def default_buffer_dir(cfg) -> str:
+    """``buffers/<dataset>-r<resolution|native>-<zca|nozca>-<model>`` (relative path)."""
+    d = cfg.dataset
+    res = _cfg_get(d, "resolution") or "native"
+    tag = f"{d.name}-r{res}-{'zca' if _cfg_get(d, 'zca', False) else 'nozca'}"
+    return os.path.join("buffers", f"{tag}-{cfg.model.name}")
+
+
+def expert_dir(buffer_dir, i: int) -> str:
+    return os.path.join(os.fspath(buffer_dir), EXPERT_DIR_FMT.format(int(i)))
+
+
+def dir_bytes(path) -> int:
+    """Total size in bytes of the files under ``path``."""
+    total = 0
+    for root, _, files in os.walk(path):
+        for f in files:
+            total += os.path.getsize(os.path.join(root, f))
+    return total
+
+
+def _ocp():
+    import orbax.checkpoint as ocp
+    return ocp
+
+
+def _checkpointer():
+    ocp = _ocp()
+    registry = ocp.handlers.create_default_handler_registry(
+        **{_TRAJ_ITEM: ocp.PyTreeCheckpointHandler(), _META_ITEM: ocp.JsonCheckpointHandler()})
+    return ocp.Checkpointer(ocp.CompositeCheckpointHandler(handler_registry=registry))
+
+
+def _jsonable(x):
+    """Round-trip through JSON (tuples -> lists, numpy scalars -> python)."""
+    def default(o):
+        if isinstance(o, np.generic):
+            return o.item()
+        if isinstance(o, np.ndarray):
+            return o.tolist()
+        if hasattr(o, "to_dict"):
+            return o.to_dict()
+        raise TypeError(f"not JSON-serializable: {type(o).__name__}")
+    return json.loads(json.dumps(x, default=default))
+
+
+def save_expert(path, trajectory, meta: dict, *, force: bool = False) -> str:
+    """Write one expert: ``trajectory`` leaves (R + 1, ...) (epoch-major) + JSON ``meta``.
+
+    Atomic: Orbax writes a temporary directory and renames it when complete.
+    ``meta`` gains 'format' and 'num_snapshots'. Returns the path.
+    """
+    path = os.path.abspath(os.fspath(path))
+    leaves = jax.tree.leaves(trajectory)
+    n = int(leaves[0].shape[0])
+    if any(int(leaf.shape[0]) != n for leaf in leaves):
+        raise ValueError("all trajectory leaves need the same leading (epoch) axis")
+    tree = {_EPOCH_FMT.format(e): jax.tree.map(lambda a: np.asarray(a[e]), trajectory)
+            for e in range(n)}
+    meta = _jsonable({**meta, "format": FORMAT, "num_snapshots": n})
+    ocp = _ocp()
+    _checkpointer().save(path, ocp.args.Composite(**{
+        _TRAJ_ITEM: ocp.args.PyTreeSave(tree), _META_ITEM: ocp.args.JsonSave(meta)}),
+        force=force)
+    return path
+
+
+def _is_complete(path) -> bool:
+    """A finalized expert checkpoint with both items written."""
+    if not os.path.isdir(path) or _TMP_MARK in os.path.basename(path):
+        return False
+    try:
+        if not _ocp().utils.is_checkpoint_finalized(path):
+            return False
+    except Exception:  # noqa: BLE001 -- anything unreadable is not complete
+        return False
+    return (os.path.isfile(os.path.join(path, _META_ITEM, "metadata"))
+            and os.path.isfile(os.path.join(path, _TRAJ_ITEM, "_METADATA")))
+
+
+def list_experts(buffer_dir) -> dict:
+    """{index: path} of the complete experts in ``buffer_dir`` (temporary dirs ignored)."""
+    out = {}
+    if not os.path.isdir(buffer_dir):
+        return out
+    for name in os.listdir(buffer_dir):
+        m = _EXPERT_RE.match(name)
+        if m is None:
+            continue
+        p = os.path.join(buffer_dir, name)
+        if _is_complete(p):
+            out[int(m.group(1))] = p
+    return dict(sorted(out.items()))
+
+
+def load_expert_metadata(path) -> dict:
+    """The JSON metadata of one expert checkpoint."""
+    with open(os.path.join(path, _META_ITEM, "metadata")) as f:
+        return json.load(f)
+
+
+def _epoch_tree_metadata(path):
+    return _checkpointer().metadata(path).item_metadata[_TRAJ_ITEM].tree
+
+
+def _restore_epochs(path, epochs: Sequence[int]):
+    """Partial restore of the given epoch snapshots -> list of numpy param pytrees.
+
+    Only the arrays of the requested ``epoch_XXXX`` subtrees are read (Orbax partial
+    restore on the OCDBT store).
+    """
+    ocp = _ocp()
+    tree_md = _epoch_tree_metadata(path)
+    names = [_EPOCH_FMT.format(int(e)) for e in epochs]
+    missing = [n for n in names if n not in tree_md]
+    if missing:
+        raise ExpertMismatchError(
+            f"{path} has snapshots 0..{len(tree_md) - 1}; {missing[0]} and later were not "
+            f"recorded (rebuild the buffer with record_epochs >= {max(epochs)})")
+    item = {n: tree_md[n] for n in dict.fromkeys(names)}
+    rargs = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
+    out = _checkpointer().restore(path, ocp.args.Composite(**{_TRAJ_ITEM: ocp.args.PyTreeRestore(
+        item=item, restore_args=rargs, partial_restore=True)}))[_TRAJ_ITEM]
+    return [out[n] for n in names]
+
+
+def _epoch_list(epochs, num_snapshots=None):
+    """None -> all; int n -> 0..n inclusive; range / sequence -> as given."""
+    if epochs is None:
+        if num_snapshots is None:
+            raise ValueError("epochs=None needs the number of snapshots")
+        return list(range(int(num_snapshots)))
+    if isinstance(epochs, (int, np.integer)):
+        if epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {epochs}")
+        return list(range(int(epochs) + 1))
+    out = [int(e) for e in epochs]
+    if not out or min(out) < 0:
+        raise ValueError(f"bad epochs selection {epochs!r}")
+    return out
+
+
+def load_slice(buffer_dir, expert: int, start: int, k: int, *, endpoints_only: bool = False):
+    """Snapshots ``start .. start + k`` (inclusive) of one expert, read partially.
+
+    Returns a numpy params pytree with leaves (k + 1, ...): [0] = theta at epoch ``start``,
+    [-1] = the target at ``start + k``. ``endpoints_only``: read just those two snapshots
+    (leaves (2, ...)), all TM needs.
+    """
+    path = expert_dir(buffer_dir, expert)
+    if not _is_complete(path):
+        raise MissingExpertsError(f"expert {expert} is missing or incomplete in {buffer_dir}",
+                                  buffer_dir=buffer_dir, missing=(expert,))
+    epochs = [start, start + k] if endpoints_only else list(range(start, start + k + 1))
+    snaps = _restore_epochs(path, epochs)
+    return jax.tree.map(lambda *s: np.stack(s), *snaps)
+
+
+# ============================================================================ metadata
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+_MISSING = object()
+
+
+def _compare(got, want, prefix, diffs):
+    for k, v in want.items():
+        name = f"{prefix}{k}"
+        g = got.get(k, _MISSING) if isinstance(got, dict) else _MISSING
+        if k == "overrides" and isinstance(v, dict):
+            # model overrides must match exactly (an extra override is a different model);
+            # conv_impl is an implementation detail and ignored.
+            gd = _identity_overrides(g if isinstance(g, dict) else {})
+            if gd != _identity_overrides(v):
+                diffs.append(f"  {name}: stored {gd!r}, expected {_identity_overrides(v)!r}")
+        elif isinstance(v, dict) and isinstance(g, dict):
+            _compare(g, v, name + ".", diffs)  # only the fields named in `expected`
+        elif g is _MISSING:
+            diffs.append(f"  {name}: stored <absent>, expected {v!r}")
+        elif g != v:
+            diffs.append(f"  {name}: stored {g!r}, expected {v!r}")
+
+
+def check_metadata(meta: dict, expected: Optional[dict], *, where: str = "expert") -> None:
+    """Raise ExpertMismatchError if ``meta`` differs from ``expected`` on any of its fields.
+
+    Only the (nested) fields present in ``expected`` are compared, after a JSON round trip
+    (tuples equal lists); a 'model.overrides' dict must match exactly (except conv_impl).
+    The message lists every differing field.
+    """
+    if not expected:
+        return
+    diffs = []
+    _compare(_jsonable(meta), _jsonable(expected), "", diffs)
+    if diffs:
+        raise ExpertMismatchError(
+            f"{where} was built with different settings:\n" + "\n".join(diffs) +
+            "\nUse another buffer_dir for these settings, or delete the stale experts.")
+
+
+def _cfg_get(cfg, name, default=None):
+    try:
+        v = cfg.get(name, default) if hasattr(cfg, "get") else getattr(cfg, name, default)
+    except (AttributeError, KeyError):
+        v = default
+    return default if v is None and default is not None else v
+
+
+def _model_overrides(cfg) -> dict:
+    m = _cfg_get(cfg, "model")
+    ov = _cfg_get(m, "overrides") if m is not None else None
+    ov = dict(ov.to_dict() if hasattr(ov, "to_dict") else (ov or {}))
+    return ov
+
+
+def _identity_overrides(ov: dict) -> dict:
+    # conv_impl changes how a conv is computed, not the function: not part of the identity.
+    return {k: v for k, v in ov.items() if k != "conv_impl"}
+
+
+def expected_metadata(cfg, *, strict: bool = False) -> dict:
+    """Fields a stored expert must match for the buffer config ``cfg``.
+
+    Default (loading for TM): dataset (name, resolution, normalize, zca, zca_eps), model
+    (name, overrides except conv_impl), lr_teacher, batch_size, dsa_strategy.
+    ``strict`` (build_buffer, deciding whether to reuse an expert) adds epochs,
+    record_epochs and seed. (Which epochs were recorded is checked at load time.)
+    """
+    d = cfg.dataset
+    zca = bool(_cfg_get(d, "zca", False))
+    exp = {
+        "dataset": {
+            "name": str(d.name),
+            "resolution": None if _cfg_get(d, "resolution") is None else int(d.resolution),
+            "normalize": bool(_cfg_get(d, "normalize", True)),
+            "zca": zca,
+        },
+        "model": {"name": str(cfg.model.name),
+                  "overrides": _identity_overrides(_model_overrides(cfg))},
+        "lr_teacher": float(cfg.lr_teacher),
+        "batch_size": int(_cfg_get(cfg, "batch_size", 256)),
+        "dsa_strategy": _dsa_name(_cfg_get(cfg, "dsa_strategy", DEFAULT_DSA)),
+    }
+    if zca:
+        exp["dataset"]["zca_eps"] = float(_cfg_get(d, "zca_eps", 0.1))
+    if strict:
+        epochs = int(cfg.epochs)
+        rec = _cfg_get(cfg, "record_epochs")
+        exp["epochs"] = epochs
+        exp["record_epochs"] = epochs if rec is None else int(rec)
+        exp["seed"] = int(_cfg_get(cfg, "seed", 0))
+    return exp
+
+
+def _dsa_name(s):
+    return "none" if s in (None, "", "none") else str(s)
+
+
+def build_command(cfg=None, buffer_dir=None) -> str:
+    """The shell command that builds the buffer of ``cfg`` (a buffer ConfigDict).
+
+    Fields that differ from the variant's defaults are spelled out in the config string,
+    e.g. ``--config=configs/buffer.py:cifar10,num_experts=5,model.overrides.width=64``.
+    """
+    variant = "<variant>"
+    extra = []
+    if cfg is not None:
+        name = str(cfg.dataset.name).lower()
+        variant = _cfg_get(cfg, "variant") or (name if name in _VARIANTS else "digits")
+        try:
+            base = _load_buffer_config(variant)
+        except Exception:  # noqa: BLE001 -- the hint must never fail
+            base = None
+        if base is not None:
+            mine = _flatten(_jsonable(cfg.to_dict()))
+            theirs = _flatten(_jsonable(base.to_dict()))
+            for k in ("dataset.name", "dataset.resolution", "dataset.zca", "dataset.zca_eps",
+                      "dataset.data_dir", "model.name", "num_experts", "epochs", "lr_teacher",
+                      "batch_size", "dsa_strategy", "seed", "record_epochs",
+                      "experts_per_group"):
+                if k in mine and mine.get(k) != theirs.get(k, _MISSING):
+                    extra.append(f"{k}={mine[k]}")
+            for k, v in mine.items():
+                if k.startswith("model.overrides.") and theirs.get(k, _MISSING) != v:
+                    extra.append(f"{k}={v}")
+        buffer_dir = buffer_dir or _cfg_get(cfg, "buffer_dir") or default_buffer_dir(cfg)
+    cmd = f"python launch/buffer.py --config=configs/buffer.py:{','.join([variant] + extra)}"
+    if buffer_dir:
+        cmd += f" --buffer_dir={buffer_dir}"
+    return cmd
+
+
+def _load_buffer_config(variant):
+    import importlib.util
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "configs", "buffer.py")
+    spec = importlib.util.spec_from_file_location("_jaxdd_buffer_config", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.get_config(variant)
+
+
+def _missing_message(buffer_dir, missing, found, hint, expected=None):
+    n = len(missing)
+    shown = ", ".join(str(i) for i in missing[:10]) + (" ..." if n > 10 else "")
+    if not hint:
+        name = str(((expected or {}).get("dataset") or {}).get("name", "")).lower()
+        variant = name if name in _VARIANTS else "<variant>"
+        hint = (f"python launch/buffer.py --config=configs/buffer.py:{variant} "
+                f"--buffer_dir={buffer_dir}  (variants: {', '.join(_VARIANTS)}; set other "
+                f"fields in the config string, e.g. :{variant if name in _VARIANTS else 'digits'}"
+                f",num_experts=10)")
+    return (f"{n} expert(s) missing or incomplete in {buffer_dir} (indices {shown}; "
+            f"{found} complete found). Build them with:\n  {hint}\nor run the distill "
+            f"command, which builds missing experts automatically.")
+
+
+# ============================================================================ loading
+
+
+def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=None,
+                      build_hint: Optional[str] = None, progress: bool = False):
+    """Load experts 0..num_experts-1 (default: all complete ones), only the needed epochs.
+
+    Args:
+      expected: dict of metadata fields every expert must match (``expected_metadata``);
+        mismatch -> ExpertMismatchError listing the fields.
+      num_experts: how many experts (0..n-1) are needed; missing ones ->
+        MissingExpertsError whose message gives the build command (``build_hint``).
+      epochs: None = every recorded snapshot; int n = snapshots 0..n inclusive (TM passes
+        max_start_epoch + expert_epochs); a range / sequence = exactly those snapshots.
+    Returns:
+      (trajs, metas): trajs = numpy params pytree, leaves (num_experts, len(epochs), ...);
+      metas = list of the experts' metadata dicts.
+    Only the selected epoch snapshots are read from disk (Orbax partial restore), written
+    straight into the preallocated output arrays.
+    """
+    buffer_dir = os.fspath(buffer_dir)
+    found = list_experts(buffer_dir)
+    if num_experts is None:
+        if not found:
+            raise MissingExpertsError(_missing_message(buffer_dir, [0], 0, build_hint, expected),
+                                      buffer_dir=buffer_dir, missing=(0,), found=0)
+        indices = list(found)
+    else:
+        indices = list(range(int(num_experts)))
+        missing = [i for i in indices if i not in found]
+        if missing:
+            raise MissingExpertsError(_missing_message(buffer_dir, missing, len(found),
+                                                       build_hint, expected),
+                                      buffer_dir=buffer_dir, missing=missing, found=len(found))
+    metas = []
+    for i in indices:
+        meta = load_expert_metadata(found[i])
+        check_metadata(meta, expected, where=f"expert {i} ({found[i]})")
+        metas.append(meta)
+    ep = _epoch_list(epochs, min(int(m.get("num_snapshots", 0)) for m in metas))
+
+    out = None
+    from tqdm.auto import tqdm
+    for j, i in enumerate(tqdm(indices, desc="loading experts", disable=not progress)):
+        snaps = _restore_epochs(found[i], ep)
+        if out is None:
+            out = jax.tree.map(
+                lambda a: np.empty((len(indices), len(ep)) + a.shape, a.dtype), snaps[0])
+            treedef = jax.tree.structure(snaps[0])
+        for t, s in enumerate(snaps):
+            if jax.tree.structure(s) != treedef:
+                raise ExpertMismatchError(f"expert {i} has a different parameter structure")
+            for dst, src in zip(jax.tree.leaves(out), jax.tree.leaves(s)):
+                if dst.shape[2:] != src.shape:
+                    raise ExpertMismatchError(
+                        f"expert {i}: parameter shape {src.shape} != {dst.shape[2:]}")
+                dst[j, t] = src
+        del snaps
+    return out, metas
+
+
+# ============================================================================ build
+
+
+def _meta_for(cfg, i, *, key, test_acc, hist, seconds, num_params, train, record):
+    d = cfg.dataset
+    x, _ = _images_labels(train)
+    meta = {
+        "expert": int(i),
+        "dataset": {
+            "name": str(d.name),
+            "resolution": None if _cfg_get(d, "resolution") is None else int(d.resolution),
+            "normalize": bool(_cfg_get(d, "normalize", True)),
+            "zca": bool(_cfg_get(d, "zca", False)),
+            "zca_eps": float(_cfg_get(d, "zca_eps", 0.1)),
+            "image_shape": list(x.shape[1:]),
+            "num_train": int(x.shape[0]),
+            "num_classes": int(train.num_classes) if hasattr(train, "num_classes") else None,
+        },
+        "model": {"name": str(cfg.model.name), "overrides": _model_overrides(cfg),
+                  "num_params": int(num_params)},
+        "epochs": int(cfg.epochs),
+        "record_epochs": int(record),
+        "lr_teacher": float(cfg.lr_teacher),
+        "batch_size": int(_cfg_get(cfg, "batch_size", 256)),
+        "dsa_strategy": _dsa_name(_cfg_get(cfg, "dsa_strategy", DEFAULT_DSA)),
+        "optimizer": "sgd (constant lr, momentum 0, weight decay 0), cross-entropy",
+        "seed": int(_cfg_get(cfg, "seed", 0)),
+        "key": np.asarray(jax.random.key_data(key) if _is_typed_key(key) else key).tolist(),
+        "test_acc": float(test_acc),
+        "test_acc_per_epoch": [float(a) for a in hist],
+        "train_seconds": float(seconds),
+        "jaxdd_version": _version(),
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    return meta
+
+
+def _version():
+    import jaxdd
+    return str(getattr(jaxdd, "__version__", "unknown"))
+
+
+def _clean_tmp(buffer_dir):
+    removed = []
+    for name in os.listdir(buffer_dir):
+        if name.startswith("expert_") and _TMP_MARK in name:
+            shutil.rmtree(os.path.join(buffer_dir, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
+def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
+    """Train and store the experts of ``cfg`` that are not in ``buffer_dir`` yet (resumable).
+
+    cfg: the buffer ConfigDict (configs/buffer.py): dataset (name, resolution, zca,
+    zca_eps, data_dir), model (name, overrides), num_experts, epochs, lr_teacher,
+    batch_size, dsa_strategy, seed, record_epochs, experts_per_group.
+    Expert i uses key fold_in(PRNGKey(seed), i) whatever group it lands in, so a resumed
+    build trains exactly the experts an uninterrupted one would have.
+    Complete experts whose metadata match (``expected_metadata(cfg, strict=True)``) are
+    skipped; a complete expert with other settings raises ExpertMismatchError (never
+    overwritten); leftover temporary / incomplete directories are deleted and rebuilt.
+    train/test: preprocessed Datasets; default: ``load_dataset`` from cfg.dataset.
+    Prints a summary (mean +- std test accuracy, seconds, bytes per expert).
+    Returns the list of the num_experts metadata dicts.
+    """
+    buffer_dir = os.fspath(buffer_dir)
+    os.makedirs(buffer_dir, exist_ok=True)
+    removed = _clean_tmp(buffer_dir)
+    if removed and progress:
+        print(f"[experts] removed {len(removed)} unfinished temporary dir(s): {removed}")
+    n = int(cfg.num_experts)
+    expected = expected_metadata(cfg, strict=True)
+    found = list_experts(buffer_dir)
+    todo = []
+    for i in range(n):
+        p = expert_dir(buffer_dir, i)
+        if i in found:
+            check_metadata(load_expert_metadata(p), expected, where=f"expert {i} ({p})")
+        else:
+            if os.path.exists(p):  # final name but not complete: never loadable, redo
+                shutil.rmtree(p)
+            todo.append(i)
+
+    t0 = time.time()
+    if todo:
+        if train is None:
+            from jaxdd.data import load_dataset
+            d = cfg.dataset
+            train, test = load_dataset(
+                d.name, data_dir=_cfg_get(d, "data_dir"), resolution=_cfg_get(d, "resolution"),
+                normalize=bool(_cfg_get(d, "normalize", True)),
+                zca=bool(_cfg_get(d, "zca", False)), zca_eps=float(_cfg_get(d, "zca_eps", 0.1)))
+        from jaxdd.models import count_params, get_model
+        ov = _model_overrides(cfg)
+        model = get_model(str(cfg.model.name), int(train.num_classes), **ov)
+        group = max(1, int(_cfg_get(cfg, "experts_per_group", 10)))
+        seed_key = jax.random.PRNGKey(int(_cfg_get(cfg, "seed", 0)))
+        rec = _cfg_get(cfg, "record_epochs")
+        rec = int(cfg.epochs) if rec is None else int(rec)
+        if progress:
+            print(f"[experts] {len(todo)} of {n} experts to train in {buffer_dir} "
+                  f"({cfg.model.name}, {cfg.epochs} epochs, groups of {group})")
+        for g0 in range(0, len(todo), group):
+            idx = todo[g0:g0 + group]
+            keys = jnp.stack([jax.random.fold_in(seed_key, i) for i in idx])
+            tg = time.time()
+            traj, acc, hist = _train(
+                keys, model, train, test, epochs=int(cfg.epochs), lr=float(cfg.lr_teacher),
+                batch_size=int(_cfg_get(cfg, "batch_size", 256)),
+                dsa_strategy=_cfg_get(cfg, "dsa_strategy", DEFAULT_DSA), record_epochs=rec,
+                progress=progress, mesh=None, desc=f"experts {idx[0]}-{idx[-1]}")
+            secs = (time.time() - tg) / len(idx)
+            num_params = count_params(jax.tree.map(lambda a: a[0, 0], traj))
+            for j, i in enumerate(idx):
+                meta = _meta_for(cfg, i, key=keys[j], test_acc=acc[j], hist=hist[:, j],
+                                 seconds=secs, num_params=num_params, train=train, record=rec)
+                save_expert(expert_dir(buffer_dir, i), jax.tree.map(lambda a: a[j], traj), meta)
+    elapsed = time.time() - t0
+
+    found = list_experts(buffer_dir)
+    metas = [load_expert_metadata(found[i]) for i in range(n)]
+    accs = np.array([m["test_acc"] for m in metas], np.float64)
+    sizes = [dir_bytes(found[i]) for i in range(n)]
+    if progress:
+        print(f"[experts] {buffer_dir}: {n} experts ({len(todo)} trained now in "
+              f"{elapsed:.1f} s, {elapsed / max(len(todo), 1):.1f} s/expert); test acc "
+              f"{100 * np.nanmean(accs):.2f} +- {100 * np.nanstd(accs):.2f} %; "
+              f"{np.mean(sizes) / 1e6:.2f} MB per expert ({sum(sizes) / 1e6:.1f} MB total)")
+    return metas
