@@ -49,6 +49,8 @@ def get_config(arg=None):
         C.digits_tm(cfg)
         cfg.param.k = 16
         cfg.opt.syn.lr = 1000.0
+        # CPU budget: 20 of the decoded images per student step (MTT's batch_syn)
+        cfg.objective.batch_syn = 20
     else:
         steps, max_start, lr_lr, lr0 = PUBLISHED.get((dataset, ipc), PUBLISHED[("cifar10", 1)])
         o = cfg.objective

@@ -34,6 +34,8 @@ def get_config(arg=None):
         cfg.param.t3 = cfg.param.t4 = 4
         cfg.opt.syn.momentum = 0.9
         cfg.opt.syn.lr = 10.0
+        # CPU budget: 20 of the decoded images per student step (MTT's batch_syn)
+        cfg.objective.batch_syn = 20
     else:
         C.apply_mtt(cfg, dataset, ipc)
         cfg.opt.syn.momentum = 0.9

@@ -121,15 +121,19 @@ def make_eval_fns(model, *, num_train, epochs, batch_size=256, momentum=0.9,
         (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), (idx, mask, keys))
         return params, opt_state
 
-    @functools.partial(jax.jit, static_argnames=("n_epochs",))
-    def train_epochs(params, opt_state, keys, images, labels, lr, n_epochs):
-        """keys: (K, n_epochs, 2). Runs n_epochs epochs for all K networks."""
-        def one_net(p, s, ks):
+    @functools.partial(jax.jit, static_argnames=("n_epochs", "per_net_data"))
+    def train_epochs(params, opt_state, keys, images, labels, lr, n_epochs,
+                     per_net_data=False):
+        """keys: (K, n_epochs, 2). Runs n_epochs epochs for all K networks.
+        per_net_data: images/labels carry a leading K axis (a different set per network)."""
+        def one_net(p, s, ks, x, y):
             def body(c, k):
-                return epoch_one(c, k, images, labels, lr), None
+                return epoch_one(c, k, x, y, lr), None
             (p, s), _ = jax.lax.scan(body, (p, s), ks)
             return p, s
-        return jax.vmap(one_net)(params, opt_state, keys)
+        data_axis = 0 if per_net_data else None
+        return jax.vmap(one_net, in_axes=(0, 0, 0, data_axis, data_axis))(
+            params, opt_state, keys, images, labels)
 
     @jax.jit
     def correct(params, x, y):
@@ -163,17 +167,23 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
       key: PRNG key (network inits, minibatch order, augmentation).
       model: a flax Module (stateless: instance norm or no norm).
       images: (N, H, W, C) training (synthetic) images; labels int (N,) or soft (N, classes).
+        With `per_net_data=True`: (K, N, H, W, C) and (K, N[, classes]), one set per network
+        (the random-real baseline draws a fresh subset for every network).
       lr: the learning rate (the learned syn_lr for TM sets).
     """
     t0 = time.time()
     images = jnp.asarray(images, jnp.float32)
     labels = jnp.asarray(labels)
-    n = images.shape[0]
+    per_net_data = images.ndim == 5
+    if per_net_data and images.shape[0] != num_nets:
+        raise ValueError(f"per-network images have {images.shape[0]} sets for {num_nets} nets")
+    n = images.shape[1] if per_net_data else images.shape[0]
     init_all, train_epochs, correct = make_eval_fns(
         model, num_train=n, epochs=epochs, batch_size=batch_size, momentum=momentum,
         weight_decay=weight_decay, dsa_strategy=dsa_strategy, temperature=temperature)
     kinit, ktrain = jax.random.split(key)
-    params, opt_state = init_all(jax.random.split(kinit, num_nets), images[:1])
+    x0 = images[0, :1] if per_net_data else images[:1]
+    params, opt_state = init_all(jax.random.split(kinit, num_nets), x0)
     # a divisor of `epochs`, so every chunk has the same static length (one compile)
     chunk = chunk_epochs or max(d for d in range(1, min(epochs, 100) + 1) if epochs % d == 0)
     keys = jax.random.split(ktrain, num_nets * epochs).reshape(num_nets, epochs, -1)
@@ -182,7 +192,8 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     while done < epochs:
         k = min(chunk, epochs - done)
         params, opt_state = train_epochs(params, opt_state, keys[:, done:done + k], images,
-                                         labels, jnp.float32(lr), n_epochs=k)
+                                         labels, jnp.float32(lr), n_epochs=k,
+                                         per_net_data=per_net_data)
         done += k
         bar.update(k)
     bar.close()
@@ -191,9 +202,16 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
                       seconds=time.time() - t0, epochs=epochs, num_train=n)
 
 
-def evaluate_random_real(key, model, train, test, ipc, *, lr=0.01, **kwargs) -> EvalResult:
-    """The 'random real' baseline: `ipc` random real images per class, same protocol."""
+def evaluate_random_real(key, model, train, test, ipc, *, lr=0.01, num_nets=5,
+                         **kwargs) -> EvalResult:
+    """The 'random real' baseline: `ipc` random real images per class, same protocol.
+
+    Every network gets its own random subset, so the std covers the choice of images too.
+    """
     from jaxdd.data import random_real  # local: data is optional for pure-array users
     ksel, kev = jax.random.split(key)
-    x, y = random_real(ksel, train, ipc)
-    return evaluate_synthetic(kev, model, x, y, test.images, test.labels, lr=lr, **kwargs)
+    sets = [random_real(k, train, ipc) for k in jax.random.split(ksel, num_nets)]
+    x = np.stack([s[0] for s in sets])
+    y = np.stack([s[1] for s in sets])
+    return evaluate_synthetic(kev, model, x, y, test.images, test.labels, lr=lr,
+                              num_nets=num_nets, **kwargs)
