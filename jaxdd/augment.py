@@ -584,7 +584,7 @@ def sample_op(key, strategy: str = "color_crop_cutout_flip_scale_rotate"):
 
 @functools.partial(jax.jit, static_argnames=("strategy", "mode", "params"))
 def dsa(key, x, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str = "S",
-        params: DSAParams = _DEFAULT):
+        params: DSAParams = _DEFAULT, op_key=None):
     """Differentiable siamese augmentation.
 
     Args:
@@ -593,6 +593,10 @@ def dsa(key, x, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str
       strategy: static; op groups joined by '_' (see module doc) or 'none'.
       mode: static; 'S' = one group drawn per call (lax.switch), 'M' = all groups in order.
       params: static DSAParams.
+      op_key: optional key for the mode-'S' op choice (default: `key`). Under `vmap` over
+        networks/experts, pass an op_key that is NOT batched: the chosen group is then one
+        scalar and `lax.switch` runs one branch, instead of all six branches selected
+        per element (what a batched switch index lowers to).
     Returns:
       (N, H, W, C) augmented images, differentiable w.r.t. x.
     """
@@ -619,7 +623,7 @@ def dsa(key, x, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str
     if len(uniq) == 1:
         return apply_group(x, uniq[0], cols(u, uniq[0]), params)
     branch_of = jnp.asarray([uniq.index(nm) for nm in names], jnp.int32)
-    idx = branch_of[sample_op(key, strategy)]
+    idx = branch_of[sample_op(key if op_key is None else op_key, strategy)]
     branches = [functools.partial(lambda nm, x_, u_: apply_group(x_, nm, cols(u_, nm), params),
                                   nm) for nm in uniq]
     return lax.switch(idx, branches, x, u)

@@ -101,35 +101,41 @@ def make_eval_fns(model, *, num_train, epochs, batch_size=256, momentum=0.9,
     def loss_fn(params, x, y, m):
         return masked_loss(model.apply({"params": params}, x, train=True), y, m, temperature)
 
-    def epoch_one(carry, key, images, labels, lr):
+    def epoch_one(carry, key, op_key, images, labels, lr):
         params, opt_state = carry
         kperm, kaug = jax.random.split(key)
         idx, mask = _epoch_batches(kperm, num_train, batch_size)
 
         def step(c, inp):
             p, s = c
-            bi, bm, k = inp
+            bi, bm, k, ko = inp
             x = images[bi]
             if dsa_strategy and dsa_strategy != "none":
-                x = dsa(k, x, strategy=dsa_strategy)
+                # op group shared by the K networks at this step (unbatched: one branch
+                # runs); per-sample parameters are each network's own
+                x = dsa(k, x, strategy=dsa_strategy, op_key=ko)
             g = jax.grad(loss_fn)(p, x, labels[bi], bm)
             upd, s = tx.update(g, s, p)
             upd = jax.tree.map(lambda u: lr * u, upd)
             return (optax.apply_updates(p, upd), s), None
 
         keys = jax.random.split(kaug, steps_per_epoch)
-        (params, opt_state), _ = jax.lax.scan(step, (params, opt_state), (idx, mask, keys))
+        op_keys = jax.random.split(op_key, steps_per_epoch)
+        (params, opt_state), _ = jax.lax.scan(step, (params, opt_state),
+                                              (idx, mask, keys, op_keys))
         return params, opt_state
 
     @functools.partial(jax.jit, static_argnames=("n_epochs", "per_net_data"))
-    def train_epochs(params, opt_state, keys, images, labels, lr, n_epochs,
+    def train_epochs(params, opt_state, keys, op_keys, images, labels, lr, n_epochs,
                      per_net_data=False):
-        """keys: (K, n_epochs, 2). Runs n_epochs epochs for all K networks.
+        """keys: (K, n_epochs, 2) per network; op_keys: (n_epochs, 2) shared (the DSA op
+        group of each step). Runs n_epochs epochs for all K networks.
         per_net_data: images/labels carry a leading K axis (a different set per network)."""
         def one_net(p, s, ks, x, y):
             def body(c, k):
-                return epoch_one(c, k, x, y, lr), None
-            (p, s), _ = jax.lax.scan(body, (p, s), ks)
+                k, ko = k
+                return epoch_one(c, k, ko, x, y, lr), None
+            (p, s), _ = jax.lax.scan(body, (p, s), (ks, op_keys))
             return p, s
         data_axis = 0 if per_net_data else None
         return jax.vmap(one_net, in_axes=(0, 0, 0, data_axis, data_axis))(
@@ -140,8 +146,7 @@ def make_eval_fns(model, *, num_train, epochs, batch_size=256, momentum=0.9,
         logits = jax.vmap(lambda p: model.apply({"params": p}, x))(params)
         return (logits.argmax(-1) == y[None]).sum(-1)
 
-    def init_all(keys, x0):
-        return jax.jit(jax.vmap(init_one, in_axes=(0, None)))(keys, x0)
+    init_all = jax.jit(jax.vmap(init_one, in_axes=(0, None)))  # compiled once per cache entry
 
     return init_all, train_epochs, correct
 
@@ -186,12 +191,15 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     params, opt_state = init_all(jax.random.split(kinit, num_nets), x0)
     # a divisor of `epochs`, so every chunk has the same static length (one compile)
     chunk = chunk_epochs or max(d for d in range(1, min(epochs, 100) + 1) if epochs % d == 0)
+    ktrain, kop = jax.random.split(ktrain)
     keys = jax.random.split(ktrain, num_nets * epochs).reshape(num_nets, epochs, -1)
+    op_keys = jax.random.split(kop, epochs)
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
     done = 0
     while done < epochs:
         k = min(chunk, epochs - done)
-        params, opt_state = train_epochs(params, opt_state, keys[:, done:done + k], images,
+        params, opt_state = train_epochs(params, opt_state, keys[:, done:done + k],
+                                         op_keys[done:done + k], images,
                                          labels, jnp.float32(lr), n_epochs=k,
                                          per_net_data=per_net_data)
         done += k

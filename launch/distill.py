@@ -10,7 +10,7 @@ Flags:
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
@@ -32,6 +32,7 @@ def default_workdir(config_flag_value: str) -> str:
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     if _MULTIHOST.value:
         import jax
         jax.distributed.initialize()

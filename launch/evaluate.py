@@ -12,7 +12,7 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -33,6 +33,7 @@ _OUT = flags.DEFINE_string("out", None, "write the result JSON here")
 
 def main(argv):
     del argv
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     import jax
     from jaxdd import distill
     from jaxdd.data import load_dataset
