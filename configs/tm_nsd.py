@@ -28,6 +28,7 @@ def get_config(arg=None):
     cfg.param.name = "nsd"
     cfg.param.ipc = ipc
     cfg.objective.gamma = 0.1
+    cfg.opt.lr.min_syn_lr = 1e-3  # as FreD/DDiF: without it syn_lr went negative on digits
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.9))
     if dataset == "digits":
         C.digits_tm(cfg)

@@ -115,12 +115,12 @@ def test_snapshots_are_the_states_training_had(trained, data, model):
         cur = jax.tree.map(lambda a: a[:, e], traj)
         nxt = jax.tree.map(lambda a: a[:, e + 1], traj)
         # consecutive snapshots differ (every leaf but the conv bias, whose gradient is
-        # exactly 0 in front of instance norm)
+        # 0 in front of instance norm up to rounding: ~1e-9 with the channels-first im2col)
         for path, a in jax.tree_util.tree_leaves_with_path(cur):
             b = nxt[path[0].key][path[1].key]
             moved = np.abs(a - b).reshape(2, -1).max(1)
             if path[1].key == "bias" and path[0].key.startswith("conv"):
-                assert np.all(moved == 0)
+                assert np.all(moved < 1e-6)
             else:
                 assert np.all(moved > 0), path
         again, _ = epoch_fn(cur, k_train, jnp.int32(e), x, y, jnp.float32(0.01))
