@@ -1,0 +1,1080 @@
+"""CFM (curriculum frequency matching, UniDD): squeeze -> statistics -> recover -> relabel.
+
+A different pipeline from trajectory matching (SRe2L-style, see REFERENCE.md "UniDD / CFM"):
+
+1. squeeze (`train_teacher`): train one teacher on the full training set (SGD 0.1,
+   momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128, RandomCrop(pad 4) + flip).
+2. statistics (`real_statistics`): one pass over the training set through the teacher in
+   eval mode; for the INPUT of every conv layer (ResNet shortcut convs excluded, like the
+   public code's 'downsample' filter) the channel covariance Psi over all N*H*W positions and
+   the feature-label correlation Phi = 1/n X'^T Y (`jaxdd.objective.spectral`).
+3. recover (`recover_batch`, `Pipeline.recover`): IPC batches, batch b holds one image per class,
+   initialized from real images; Adam(0.25, betas (0.5, 0.9)), cosine, `iterations` steps;
+   each step augments (RandomResizedCrop + flip + random roll, all in jnp and
+   differentiable), runs the teacher (eval mode: BN running averages), and minimizes
+   CE(teacher(aug(x)), y) + eta * sum_l (L_filter + L_signal) with the HFM ((Psi+beta I)^-1)
+   or LFM (Psi) filter; beta follows the cosine curriculum across batches; the synthetic
+   statistics are the running mean (EMU) over the batches synthesized so far; pixels are
+   clipped to the valid range of the normalized space after each step.
+4. relabel / evaluate (`evaluate_soft`): K fresh students trained together (vmap) on the
+   synthetic images with KL to the teacher's softmax at temperature T (online soft labels,
+   computed on the same RandomResizedCrop + flip + CutMix batch), AdamW(1e-3, wd 1e-2);
+   the FINAL test accuracy, mean +- std over the K students.
+
+The accuracies are NOT comparable with the TM protocol (hard labels, SGD, DSA): the
+students here learn from the teacher's soft labels.
+
+Behaviour of the public code (bdy9527/UniDD) followed here, with the paper's differences:
+* the real Psi is the exact covariance over the whole training set (here, merged in float64
+  with Chan's parallel update); the public code averages per-batch covariances.
+* the recover augmentation draws ONE crop / flip / roll for the whole batch (torchvision
+  transforms on a 4-D tensor); `per_sample_aug=True` draws them per image.
+* the EMU cache after batch b holds the statistics of the LAST iteration's (augmented)
+  batch, as the public code's `ema_update`.
+* the public README's command uses the signal 'mean' (Phi = channel mean, (d,)); the paper
+  (Eq. 18) uses class means; both are available (`recover.signal`), default 'class'.
+* evaluation lr schedule: the public code multiplies lr by 0.5 (1 + cos(pi e / (2 E)))
+  per epoch e (ends at lr / 2): schedule 'half_cosine' (default); 'cosine' decays to 0.
+  The KL loss is not multiplied by T^2 (public code). The public code reports the best test
+  accuracy over epochs > 0.8 E; jaxdd reports the final one.
+* a last partial minibatch is dropped in teacher training (BatchNorm) and completed with
+  images from the start of the permutation in evaluation (same number of steps per epoch
+  as PyTorch's drop_last=False, always full batches).
+
+Workdir layout (`Pipeline`; every stage is cached, a re-run resumes):
+    <squeeze_dir>/teacher.msgpack      teacher params + batch_stats + meta (test accuracy)
+    <squeeze_dir>/teacher_ckpt.msgpack in-progress teacher training state (every N epochs)
+    <squeeze_dir>/stats.msgpack        per-layer Psi, Phi, mean of the real data
+    <workdir>/recover/batch_XXX.msgpack recovered batch b (images, EMU cache, losses)
+    <workdir>/synthetic.msgpack        the set (pixel format: `jaxdd.distill.decode_synthetic`)
+    <workdir>/grids/synthetic.png, result.json, metrics.jsonl, spectral.{png,json}
+(<squeeze_dir> = cfg.squeeze.dir, default the workdir: several recover variants can share
+one teacher and its statistics.)
+"""
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import time
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import serialization
+from tqdm.auto import tqdm
+
+from jaxdd.objective import spectral
+
+# ============================================================================ augmentation
+
+
+def rrc_params(key, n, height, width, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
+               attempts=10):
+    """torchvision RandomResizedCrop.get_params, vectorized over n draws.
+
+    Returns int32 arrays (i, j, h, w), each (n,): crop top, left, height, width.
+    Up to `attempts` proposals per draw (area ~ U(scale) * H * W, log-aspect uniform in
+    log(ratio)); the first valid one is taken, else the central fallback crop.
+    """
+    ka, kr, ki, kj = jax.random.split(key, 4)
+    area = float(height * width)
+    t_area = area * jax.random.uniform(ka, (n, attempts), minval=scale[0], maxval=scale[1])
+    logr = jax.random.uniform(kr, (n, attempts), minval=math.log(ratio[0]),
+                              maxval=math.log(ratio[1]))
+    ar = jnp.exp(logr)
+    w = jnp.round(jnp.sqrt(t_area * ar)).astype(jnp.int32)
+    h = jnp.round(jnp.sqrt(t_area / ar)).astype(jnp.int32)
+    valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
+    first = jnp.argmax(valid, axis=1)
+    anyv = valid.any(axis=1)
+    pick = lambda a: jnp.take_along_axis(a, first[:, None], axis=1)[:, 0]
+    w, h = pick(w), pick(h)
+    ui = pick(jax.random.uniform(ki, (n, attempts)))
+    uj = pick(jax.random.uniform(kj, (n, attempts)))
+    i = jnp.floor(ui * (height - h + 1)).astype(jnp.int32)
+    j = jnp.floor(uj * (width - w + 1)).astype(jnp.int32)
+    # fallback: whole image if its aspect is within `ratio`, else the central crop
+    in_ratio = width / height
+    if in_ratio < min(ratio):
+        fw, fh = width, int(round(width / min(ratio)))
+    elif in_ratio > max(ratio):
+        fh, fw = height, int(round(height * max(ratio)))
+    else:
+        fw, fh = width, height
+    fi, fj = (height - fh) // 2, (width - fw) // 2
+    i = jnp.where(anyv, i, fi)
+    j = jnp.where(anyv, j, fj)
+    h = jnp.where(anyv, h, fh)
+    w = jnp.where(anyv, w, fw)
+    return i, j, h, w
+
+
+def _interp_matrix(start, length, in_size, out_size):
+    """Bilinear resize (align_corners=False, PyTorch) of a crop as a matrix.
+
+    start, length: int arrays (n,) -> (n, out_size, in_size) with out = R @ in resampling
+    rows [start, start + length) of the input to out_size rows.
+    """
+    u = jnp.arange(out_size, dtype=jnp.float32)
+    lf = length.astype(jnp.float32)[:, None]
+    src = (u[None, :] + 0.5) * lf / out_size - 0.5
+    src = jnp.maximum(src, 0.0)
+    y0 = jnp.minimum(jnp.floor(src), lf - 1.0)
+    lam = src - y0
+    y1 = jnp.minimum(y0 + 1.0, lf - 1.0)
+    s = start.astype(jnp.float32)[:, None]
+    a0 = jax.nn.one_hot((s + y0).astype(jnp.int32), in_size)
+    a1 = jax.nn.one_hot((s + y1).astype(jnp.int32), in_size)
+    return (1.0 - lam)[..., None] * a0 + lam[..., None] * a1
+
+
+def crop_resize(x, i, j, h, w):
+    """Crop (i, j, h, w) of every image (params (n,) or (1,) broadcast) resized back to the
+    input size with bilinear interpolation. x (n, H, W, C) -> (n, H, W, C); linear in x."""
+    n, hh, ww, _ = x.shape
+    ry = _interp_matrix(i, h, hh, hh)
+    rx = _interp_matrix(j, w, ww, ww)
+    ry = jnp.broadcast_to(ry, (n,) + ry.shape[1:])
+    rx = jnp.broadcast_to(rx, (n,) + rx.shape[1:])
+    return jnp.einsum("nuh,nhwc,nvw->nuvc", ry, x, rx, precision=jax.lax.Precision.HIGHEST)
+
+
+def random_resized_crop(key, x, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
+                        per_sample=True):
+    """RandomResizedCrop to the input size (differentiable w.r.t. x).
+
+    per_sample=False: one crop for the whole batch (torchvision on a 4-D tensor)."""
+    n, hh, ww, _ = x.shape
+    i, j, h, w = rrc_params(key, n if per_sample else 1, hh, ww, tuple(scale), tuple(ratio))
+    return crop_resize(x, i, j, h, w)
+
+
+def random_flip(key, x, per_sample=True, p=0.5):
+    """Horizontal flip with probability p (per image, or one coin for the batch)."""
+    shape = (x.shape[0], 1, 1, 1) if per_sample else ()
+    flip = jax.random.uniform(key, shape) < p
+    return jnp.where(flip, x[:, :, ::-1, :], x)
+
+
+def random_roll(key, x, max_shift):
+    """torch.roll by (s1, s2) on (H, W), s ~ U{0..max_shift}, one draw for the batch."""
+    if max_shift <= 0:
+        return x
+    s = jax.random.randint(key, (2,), 0, int(max_shift) + 1)
+    return jnp.roll(x, (s[0], s[1]), axis=(1, 2))
+
+
+def recover_augment(key, x, *, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), flip=True,
+                    jitter=4, per_sample=False):
+    """The recover augmentation: RandomResizedCrop -> flip -> random roll (differentiable)."""
+    k1, k2, k3 = jax.random.split(key, 3)
+    x = random_resized_crop(k1, x, scale, ratio, per_sample)
+    if flip:
+        x = random_flip(k2, x, per_sample)
+    return random_roll(k3, x, jitter)
+
+
+def random_crop_flip(key, x, pad, fill=None, flip=True):
+    """RandomCrop(size, padding=pad) + horizontal flip, per image (teacher training).
+
+    fill: (C,) padding value per channel (the normalized value of a black pixel, as
+    torchvision pads the PIL image before ToTensor/Normalize), default 0."""
+    n, hh, ww, c = x.shape
+    k1, k2 = jax.random.split(key)
+    if pad > 0:
+        fillv = jnp.zeros((c,), x.dtype) if fill is None else jnp.asarray(fill, x.dtype)
+        xp = jnp.broadcast_to(fillv, (n, hh + 2 * pad, ww + 2 * pad, c))
+        xp = xp.at[:, pad:pad + hh, pad:pad + ww, :].set(x)
+        off = jax.random.randint(k1, (n, 2), 0, 2 * pad + 1)
+        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (hh, ww, c)))(
+            xp, off)
+    if flip:
+        x = random_flip(k2, x, per_sample=True)
+    return x
+
+
+def cutmix(key, x, alpha=1.0):
+    """CutMix of the public code: one box for the batch (side sqrt(1 - lam) of the image,
+    lam ~ Beta(alpha, alpha), centre uniform, clipped), filled from a permuted batch."""
+    n, hh, ww, _ = x.shape
+    kl, kp, kx, ky = jax.random.split(key, 4)
+    # Beta(1, 1) is U(0, 1) (the default; avoids compiling the gamma sampler)
+    lam = (jax.random.uniform(kl) if float(alpha) == 1.0
+           else jax.random.beta(kl, alpha, alpha))
+    perm = jax.random.permutation(kp, n)
+    rat = jnp.sqrt(1.0 - lam)
+    cut_h = jnp.floor(hh * rat).astype(jnp.int32)
+    cut_w = jnp.floor(ww * rat).astype(jnp.int32)
+    cy = jax.random.randint(ky, (), 0, hh)
+    cx = jax.random.randint(kx, (), 0, ww)
+    y1, y2 = jnp.clip(cy - cut_h // 2, 0, hh), jnp.clip(cy + cut_h // 2, 0, hh)
+    x1, x2 = jnp.clip(cx - cut_w // 2, 0, ww), jnp.clip(cx + cut_w // 2, 0, ww)
+    rows = jnp.arange(hh)[:, None]
+    cols = jnp.arange(ww)[None, :]
+    box = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
+    return jnp.where(box[None, :, :, None], x[perm], x)
+
+
+# ============================================================================ feature capture
+
+def _is_conv(module) -> bool:
+    from jaxdd.models.conv import Conv
+    return isinstance(module, (Conv, nn.Conv))
+
+
+def conv_inputs(model, variables, x, *, exclude: Sequence[str] = ("shortcut",), train=False):
+    """Run `model` and record the INPUT of every conv layer, in call order.
+
+    Uses `flax.linen.intercept_methods` (the network code is untouched): every `__call__` of
+    a conv module (jaxdd.models.conv.Conv or flax.linen.Conv) whose path contains none of
+    the `exclude` substrings records its first argument.
+
+    Returns (logits, names: tuple of '/'-joined module paths, feats: list of (N, h, w, d)).
+    Pure from the outside (the recording list lives inside the call); jit/grad-able.
+    """
+    names, feats = [], []
+
+    def interceptor(next_fun, args, kwargs, context):
+        mod = context.module
+        if context.method_name == "__call__" and _is_conv(mod):
+            name = "/".join(str(p) for p in mod.path)
+            if not any(e and e in name for e in exclude):
+                names.append(name)
+                feats.append(args[0])
+        return next_fun(*args, **kwargs)
+
+    with nn.intercept_methods(interceptor):
+        logits = model.apply(variables, x, train=train)
+    return logits, tuple(names), feats
+
+
+# ============================================================================ serialization
+
+def _to_plain(tree):
+    if isinstance(tree, dict):
+        return {str(k): _to_plain(v) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return {"__seq__": {str(i): _to_plain(v) for i, v in enumerate(tree)}}
+    if isinstance(tree, (jax.Array, np.ndarray)):
+        return np.asarray(tree)
+    return tree
+
+
+def _from_plain(tree):
+    if isinstance(tree, dict):
+        if "__seq__" in tree:
+            items = tree["__seq__"]
+            return [_from_plain(items[str(i)]) for i in range(len(items))]
+        return {k: _from_plain(v) for k, v in tree.items()}
+    return tree
+
+
+def save_msgpack(path, tree):
+    """Write dicts / lists / arrays / scalars as msgpack (atomic rename)."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(serialization.msgpack_serialize(_to_plain(jax.device_get(tree))))
+    os.replace(tmp, path)
+
+
+def load_msgpack(path):
+    with open(path, "rb") as f:
+        return _from_plain(serialization.msgpack_restore(f.read()))
+
+
+# ============================================================================ squeeze
+
+def _split_vars(variables):
+    params = variables["params"]
+    state = {k: v for k, v in variables.items() if k != "params"}
+    return params, state
+
+
+def _apply_train(model, params, state, x):
+    """Forward in train mode; returns (logits, new_state) (BN batch statistics)."""
+    if state:
+        logits, new = model.apply({"params": params, **state}, x, train=True,
+                                  mutable=list(state.keys()))
+        return logits, dict(new)
+    return model.apply({"params": params}, x, train=True), state
+
+
+def predict(model, variables, images, batch_size=1000):
+    """Logits of a model (eval mode) over a large array, batched. -> numpy (N, classes)."""
+    fn = _predict_fn(model)
+    out = []
+    for s in range(0, images.shape[0], batch_size):
+        out.append(np.asarray(fn(variables, jnp.asarray(images[s:s + batch_size]))))
+    return np.concatenate(out)
+
+
+@functools.lru_cache(maxsize=8)
+def _predict_fn(model):
+    return jax.jit(lambda v, x: model.apply(v, x, train=False))
+
+
+def accuracy_of(model, variables, images, labels, batch_size=1000) -> float:
+    logits = predict(model, variables, images, batch_size)
+    return float((logits.argmax(-1) == np.asarray(labels)).mean())
+
+
+def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, momentum=0.9,
+                     weight_decay=5e-4, crop_pad=4, fill=None, flip=True):
+    """(init, train_epoch) for the squeeze stage.
+
+    SGD(lr, momentum) with PyTorch-style coupled weight decay, cosine annealing of the lr
+    per epoch over `epochs` (CosineAnnealingLR(T_max=epochs)), batch `batch_size` (last
+    partial batch dropped), RandomCrop(pad) + flip per image.
+    """
+    steps = max(num_train // batch_size, 1)
+    bs = min(batch_size, num_train)
+    sched = lambda count: lr * 0.5 * (1.0 + jnp.cos(jnp.pi * (count // steps) / epochs))
+    tx = optax.chain(optax.add_decayed_weights(weight_decay),
+                     optax.sgd(sched, momentum=momentum))
+    fill_t = None if fill is None else tuple(float(f) for f in np.asarray(fill).ravel())
+
+    def init(key, x0):
+        params, state = _split_vars(model.init(key, x0, train=False))
+        return params, state, tx.init(params)
+
+    @jax.jit
+    def train_epoch(params, state, opt_state, key, images, labels):
+        kperm, kaug = jax.random.split(key)
+        perm = jax.random.permutation(kperm, images.shape[0])[:steps * bs].reshape(steps, bs)
+
+        def step(carry, inp):
+            p, s, o = carry
+            idx, k = inp
+            x = random_crop_flip(k, images[idx], crop_pad, fill_t, flip)
+            y = labels[idx]
+
+            def loss_fn(p_):
+                logits, s_new = _apply_train(model, p_, s, x)
+                ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+                return ce, (s_new, (logits.argmax(-1) == y).mean())
+
+            (loss, (s, acc)), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
+            upd, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, upd), s, o), (loss, acc)
+
+        keys = jax.random.split(kaug, steps)
+        (params, state, opt_state), (loss, acc) = jax.lax.scan(
+            step, (params, state, opt_state), (perm, keys))
+        return params, state, opt_state, loss.mean(), acc.mean()
+
+    return init, train_epoch
+
+
+def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=128, lr=0.1,
+                  momentum=0.9, weight_decay=5e-4, crop_pad=4, fill=None, flip=True,
+                  ckpt_path=None, checkpoint_every=10, progress=True, log=None):
+    """The squeeze stage: train one teacher. Returns its variables {'params', ...}.
+
+    With `ckpt_path`, the training state is written every `checkpoint_every` epochs and a
+    re-run resumes from it (same key -> same result as an uninterrupted run).
+    """
+    images = jnp.asarray(train_images)
+    labels = jnp.asarray(train_labels)
+    init, train_epoch = make_teacher_fns(
+        model, num_train=images.shape[0], epochs=epochs, batch_size=batch_size, lr=lr,
+        momentum=momentum, weight_decay=weight_decay, crop_pad=crop_pad, fill=fill, flip=flip)
+    kinit, ktrain = jax.random.split(key)
+    params, state, opt_state = init(kinit, images[:2])
+    start = 0
+    if ckpt_path and os.path.exists(ckpt_path):
+        with open(ckpt_path, "rb") as f:
+            restored = serialization.from_bytes(
+                {"params": params, "state": state, "opt": opt_state, "epoch": 0}, f.read())
+        params, state, opt_state = restored["params"], restored["state"], restored["opt"]
+        start = int(restored["epoch"])
+        print(f"[cfm] resuming teacher training at epoch {start}/{epochs}")
+    bar = tqdm(total=epochs, initial=start, desc="squeeze", disable=not progress)
+    for e in range(start, epochs):
+        params, state, opt_state, loss, acc = train_epoch(
+            params, state, opt_state, jax.random.fold_in(ktrain, e), images, labels)
+        bar.update(1)
+        bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
+        if log is not None:
+            log({"stage": "squeeze", "epoch": e + 1, "loss": float(loss),
+                 "train_acc": float(acc)})
+        if ckpt_path and ((e + 1) % checkpoint_every == 0) and e + 1 < epochs:
+            tmp = ckpt_path + ".tmp"
+            with open(tmp, "wb") as f:
+                f.write(serialization.to_bytes(
+                    {"params": params, "state": state, "opt": opt_state, "epoch": e + 1}))
+            os.replace(tmp, ckpt_path)
+    bar.close()
+    return {"params": params, **state}
+
+
+# ============================================================================ statistics
+
+@functools.lru_cache(maxsize=8)
+def _stats_fn(model, num_classes, exclude):
+    @jax.jit
+    def fn(variables, x, y, w):
+        _, _, feats = conv_inputs(model, variables, x, exclude=exclude)
+        out = []
+        onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+        for f in feats:
+            xf = f.reshape(f.shape[0], -1, f.shape[-1])
+            npos = xf.shape[1]
+            cnt = w.sum() * npos
+            mean = jnp.einsum("n,npd->d", w, xf) / jnp.maximum(cnt, 1.0)
+            xc = xf - mean
+            m2 = jnp.einsum("n,npd,npe->de", w, xc, xc, precision=jax.lax.Precision.HIGHEST)
+            xp = xf.mean(axis=1)
+            cls = jnp.einsum("n,nd,nk->dk", w, xp, onehot, precision=jax.lax.Precision.HIGHEST)
+            out.append((cnt, mean, m2, cls))
+        return out
+    return fn
+
+
+def layer_names(model, variables, image_shape, exclude=("shortcut",)):
+    """Names and input shapes of the recorded conv layers (no compute: eval_shape)."""
+    box = {}
+
+    def f(v, x):
+        _, names, feats = conv_inputs(model, v, x, exclude=exclude)
+        box["names"] = names
+        return feats
+
+    shapes = jax.eval_shape(f, variables, jax.ShapeDtypeStruct((1,) + tuple(image_shape),
+                                                               jnp.float32))
+    return box["names"], [tuple(s.shape[1:]) for s in shapes]
+
+
+def real_statistics(model, variables, images, labels, num_classes, *, batch_size=500,
+                    exclude=("shortcut",), progress=True):
+    """One pass over a (training) set: per conv-layer input, exact Psi, Phi and mean.
+
+    Returns dict(names: list[str], psi: list (d, d), phi: list (d, classes), mean: list
+    (d,), count: int) as float32 numpy. Psi is the biased covariance over all N*h*w
+    positions, merged across batches in float64 (Chan et al.'s parallel update);
+    Phi = 1/N X'^T onehot(Y).
+    """
+    fn = _stats_fn(model, int(num_classes), tuple(exclude))
+    names, _ = layer_names(model, variables, images.shape[1:], exclude)
+    n = images.shape[0]
+    bs = min(batch_size, n)
+    acc = None
+    bar = tqdm(total=n, desc="statistics", disable=not progress, leave=False)
+    for s in range(0, n, bs):
+        xb = np.asarray(images[s:s + bs], np.float32)
+        yb = np.asarray(labels[s:s + bs], np.int32)
+        m = xb.shape[0]
+        w = np.ones((bs,), np.float32)
+        if m < bs:  # pad the last batch, zero weight
+            w[m:] = 0.0
+            xb = np.concatenate([xb, np.zeros((bs - m,) + xb.shape[1:], np.float32)])
+            yb = np.concatenate([yb, np.zeros((bs - m,), np.int32)])
+        out = jax.device_get(fn(variables, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(w)))
+        if acc is None:
+            acc = [[0.0, np.zeros_like(mu, np.float64), np.zeros_like(m2, np.float64),
+                    np.zeros_like(cl, np.float64)] for (_, mu, m2, cl) in out]
+        for a, (cnt, mu, m2, cl) in zip(acc, out):
+            cnt = float(cnt)
+            na = a[0]
+            tot = na + cnt
+            delta = np.asarray(mu, np.float64) - a[1]
+            a[1] = a[1] + delta * (cnt / tot)
+            a[2] = a[2] + np.asarray(m2, np.float64) + np.outer(delta, delta) * (na * cnt / tot)
+            a[3] = a[3] + np.asarray(cl, np.float64)
+            a[0] = tot
+        bar.update(m)
+    bar.close()
+    return {"names": list(names),
+            "psi": [(a[2] / a[0]).astype(np.float32) for a in acc],
+            "phi": [(a[3] / n).astype(np.float32) for a in acc],
+            "mean": [a[1].astype(np.float32) for a in acc],
+            "count": int(n)}
+
+
+def synthetic_statistics(feats, labels, num_classes, signal="class"):
+    """Per-layer (Psi_s, Phi_s) of one synthetic batch (lists of jnp arrays)."""
+    psi = [spectral.ffc(f) for f in feats]
+    phi = [spectral.signal(f, labels, num_classes, signal) for f in feats]
+    return psi, phi
+
+
+# ============================================================================ recover
+
+def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.1,
+                     iterations=1000, lr=0.25, b1=0.5, b2=0.9, eps=1e-8, ema=True,
+                     aug=None, exclude=("shortcut",), clip_lo=None, clip_hi=None):
+    """Build (init_opt, run_chunk) for recovering one batch.
+
+    run_chunk(x, opt_state, keys (k, 2), variables, real, cache, beta, b) runs k steps:
+      x (B, H, W, C) the batch, real/cache dicts {'psi': [...], 'phi': [...]} (real
+      statistics; EMU cache of the previous batches), beta (traced), b (1-based batch
+      number, traced). Returns (x, opt_state, last_stats {'psi','phi'}, metrics dict of
+      (k,) arrays: loss, ce, filter, signal).
+    """
+    aug = dict(aug or {})
+    tx = optax.adam(optax.cosine_decay_schedule(lr, iterations), b1=b1, b2=b2, eps=eps)
+    lo = None if clip_lo is None else jnp.asarray(clip_lo, jnp.float32)
+    hi = None if clip_hi is None else jnp.asarray(clip_hi, jnp.float32)
+
+    def loss_fn(x, key, variables, labels, real, cache, beta, b):
+        xa = recover_augment(key, x, **aug)
+        logits, _, feats = conv_inputs(model, variables, xa, exclude=exclude)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        psi_b, phi_b = synthetic_statistics(feats, labels, num_classes, signal)
+        batch = {"psi": psi_b, "phi": phi_b}
+        cur = spectral.emu(cache, batch, b) if ema else batch
+        lf = ls = 0.0
+        for pr, fr, ps, fs in zip(real["psi"], real["phi"], cur["psi"], cur["phi"]):
+            a, c = spectral.cfm_losses(pr, fr, ps, fs, kind=filter, beta=beta)
+            lf, ls = lf + a, ls + c
+        loss = ce + eta * (lf + ls)
+        return loss, (ce, lf, ls, jax.lax.stop_gradient(batch))
+
+    @jax.jit
+    def run_chunk(x, opt_state, keys, variables, real, cache, beta, b):
+        labels = jnp.arange(x.shape[0], dtype=jnp.int32) % num_classes
+        last0 = jax.tree.map(jnp.zeros_like, cache)
+
+        def step(carry, key):
+            x, o, _ = carry
+            (loss, (ce, lf, ls, st)), g = jax.value_and_grad(loss_fn, has_aux=True)(
+                x, key, variables, labels, real, cache, beta, b)
+            upd, o = tx.update(g, o, x)
+            x = optax.apply_updates(x, upd)
+            if lo is not None:
+                x = jnp.clip(x, lo, hi)
+            return (x, o, st), {"loss": loss, "ce": ce, "filter": lf, "signal": ls}
+
+        (x, opt_state, last), metrics = jax.lax.scan(step, (x, opt_state, last0), keys)
+        return x, opt_state, last, metrics
+
+    return tx.init, run_chunk
+
+
+def recover_batch(key, model, variables, real, cache, x0, b, beta, *, num_classes,
+                  iterations, chunk=50, progress=True, desc="recover", **kwargs):
+    """Recover ONE batch (b: 1-based batch number). Returns (x, new_cache, metrics).
+
+    new_cache = EMU of `cache` with the last iteration's batch statistics (weight 1/b).
+    kwargs: filter, signal, eta, lr, b1, b2, ema, aug, exclude, clip_lo, clip_hi.
+    """
+    init_opt, run_chunk = _recover_fns_cached(model, num_classes, iterations, kwargs)
+    x = jnp.asarray(x0, jnp.float32)
+    opt_state = init_opt(x)
+    keys = jax.random.split(key, iterations)
+    hist = []
+    bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
+    done = 0
+    last = None
+    chunk = max(1, min(chunk, iterations))
+    while done < iterations:
+        k = min(chunk, iterations - done)
+        x, opt_state, last, m = run_chunk(x, opt_state, keys[done:done + k], variables, real,
+                                          cache, jnp.float32(beta), jnp.float32(b))
+        m = jax.device_get(m)
+        hist.append(m)
+        done += k
+        bar.update(k)
+        bar.set_postfix(loss=f"{float(m['loss'][-1]):.3f}", ce=f"{float(m['ce'][-1]):.3f}")
+        if not np.isfinite(m["loss"]).all():
+            raise FloatingPointError(
+                f"recover batch {b}: non-finite loss (ce={m['ce'][-1]}, "
+                f"filter={m['filter'][-1]}, signal={m['signal'][-1]}); try a larger beta "
+                "or the 'lfm' filter")
+    bar.close()
+    metrics = {k: np.concatenate([h[k] for h in hist]) for k in hist[0]}
+    new_cache = spectral.emu(cache, last, float(b))
+    return x, new_cache, metrics
+
+
+def _freeze(v):
+    if isinstance(v, dict):
+        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
+    if isinstance(v, (list, tuple)):
+        return tuple(_freeze(x) for x in v)
+    return v
+
+
+_RECOVER_CACHE: dict = {}
+
+
+def _recover_fns_cached(model, num_classes, iterations, kwargs):
+    key = (model, num_classes, iterations, _freeze(kwargs))
+    if key not in _RECOVER_CACHE:
+        kw = dict(kwargs)
+        _RECOVER_CACHE[key] = make_recover_fns(model, num_classes=num_classes,
+                                               iterations=iterations, **kw)
+    return _RECOVER_CACHE[key]
+
+
+def zero_cache(real):
+    """An all-zero EMU cache shaped like the real statistics {'psi': [...], 'phi': [...]}."""
+    return {"psi": [jnp.zeros_like(jnp.asarray(p)) for p in real["psi"]],
+            "phi": [jnp.zeros_like(jnp.asarray(p)) for p in real["phi"]]}
+
+
+def real_targets(stats, signal="class"):
+    """The real {'psi', 'phi'} used by recover from `real_statistics` output."""
+    return {"psi": [jnp.asarray(p) for p in stats["psi"]],
+            "phi": [jnp.asarray(p) for p in (stats["phi"] if signal == "class"
+                                              else stats["mean"])]}
+
+
+# ============================================================================ relabel / evaluate
+
+def _lr_factor(schedule, epoch, epochs):
+    if schedule == "half_cosine":  # public code: 0.5 (1 + cos(pi e / (2 E))), ends at 0.5
+        return 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs / 2.0))
+    if schedule == "cosine":
+        return 0.5 * (1.0 + jnp.cos(jnp.pi * epoch / epochs))
+    if schedule == "constant":
+        return jnp.ones_like(epoch, jnp.float32)
+    raise ValueError(f"unknown schedule {schedule!r}")
+
+
+@functools.lru_cache(maxsize=16)
+def make_soft_eval_fns(student, teacher, *, num_train, epochs, batch_size, lr=1e-3,
+                       weight_decay=1e-2, temperature=20.0, cutmix_alpha=1.0,
+                       rrc_scale=(0.08, 1.0), flip=True, schedule="half_cosine",
+                       t2_scale=False):
+    """(init_all, train_epochs, correct) for K students trained together on soft labels.
+
+    One step (per student): a minibatch of synthetic images -> RandomResizedCrop + flip
+    (per image) -> CutMix (one box per batch) -> teacher logits (eval mode) -> loss
+    KL(softmax(t / T) || softmax(s / T)) (batchmean; x T^2 if t2_scale) -> AdamW.
+    """
+    bs = min(batch_size, num_train)
+    steps = math.ceil(num_train / bs)
+    sched = lambda count: lr * _lr_factor(schedule, (count // steps).astype(jnp.float32),
+                                          float(epochs))
+    tx = optax.adamw(sched, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
+    t = float(temperature)
+
+    def init_one(key, x0):
+        params, state = _split_vars(student.init(key, x0, train=False))
+        return params, state, tx.init(params)
+
+    def epoch_one(carry, key, images, tvars):
+        p, s, o = carry
+        kperm, kaug = jax.random.split(key)
+        perm = jax.random.permutation(kperm, num_train)
+        pad = steps * bs - num_train
+        if pad:
+            perm = jnp.concatenate([perm, perm[:pad]])
+        idx = perm.reshape(steps, bs)
+
+        def step(c, inp):
+            p, s, o = c
+            bi, k = inp
+            k1, k2, k3 = jax.random.split(k, 3)
+            x = random_resized_crop(k1, images[bi], rrc_scale, per_sample=True)
+            if flip:
+                x = random_flip(k2, x, per_sample=True)
+            if cutmix_alpha and cutmix_alpha > 0:
+                x = cutmix(k3, x, cutmix_alpha)
+            target = jax.nn.softmax(teacher.apply(tvars, x, train=False) / t)
+
+            def loss_fn(p_):
+                logits, s_new = _apply_train(student, p_, s, x)
+                logq = jax.nn.log_softmax(logits / t)
+                kl = jnp.sum(target * (jnp.log(jnp.maximum(target, 1e-30)) - logq), -1).mean()
+                return kl * (t * t if t2_scale else 1.0), s_new
+
+            (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
+            upd, o = tx.update(g, o, p)
+            return (optax.apply_updates(p, upd), s, o), loss
+
+        keys = jax.random.split(kaug, steps)
+        (p, s, o), loss = jax.lax.scan(step, (p, s, o), (idx, keys))
+        return (p, s, o), loss.mean()
+
+    @functools.partial(jax.jit, static_argnames=("n_epochs",))
+    def train_epochs(params, state, opt_state, keys, images, tvars, n_epochs):
+        """keys (K, n_epochs, 2): n_epochs epochs for all K students."""
+        def one(p, s, o, ks):
+            def body(c, k):
+                return epoch_one(c, k, images, tvars)
+            (p, s, o), losses = jax.lax.scan(body, (p, s, o), ks)
+            return p, s, o, losses
+        return jax.vmap(one, in_axes=(0, 0, 0, 0))(params, state, opt_state, keys)
+
+    @jax.jit
+    def correct(params, state, x, y):
+        logits = jax.vmap(lambda p, s: student.apply({"params": p, **s}, x, train=False))(
+            params, state)
+        return (logits.argmax(-1) == y[None]).sum(-1)
+
+    def init_all(keys, x0):
+        return jax.jit(jax.vmap(init_one, in_axes=(0, None)))(keys, x0)
+
+    return init_all, train_epochs, correct
+
+
+def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test_labels, *,
+                  num_nets=5, epochs=1000, batch_size=64, lr=1e-3, weight_decay=1e-2,
+                  temperature=20.0, cutmix_alpha=1.0, rrc_scale=(0.08, 1.0), flip=True,
+                  schedule="half_cosine", t2_scale=False, chunk_epochs=None, progress=True,
+                  desc="relabel", log=None):
+    """Relabel / evaluate: train `num_nets` students on `images` with the teacher's soft
+    labels (module docstring), return the FINAL test accuracy as an `EvalResult`."""
+    from jaxdd.evaluate import EvalResult
+    t0 = time.time()
+    images = jnp.asarray(images, jnp.float32)
+    n = images.shape[0]
+    init_all, train_epochs, correct = make_soft_eval_fns(
+        student, teacher, num_train=n, epochs=int(epochs), batch_size=int(batch_size),
+        lr=float(lr), weight_decay=float(weight_decay), temperature=float(temperature),
+        cutmix_alpha=float(cutmix_alpha), rrc_scale=tuple(float(s) for s in rrc_scale),
+        flip=bool(flip), schedule=schedule, t2_scale=bool(t2_scale))
+    kinit, ktrain = jax.random.split(key)
+    params, state, opt_state = init_all(jax.random.split(kinit, num_nets), images[:2])
+    chunk = chunk_epochs or max(d for d in range(1, min(epochs, 100) + 1) if epochs % d == 0)
+    keys = jax.random.split(ktrain, num_nets * epochs).reshape(num_nets, epochs)
+    bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
+    done = 0
+    while done < epochs:
+        k = min(chunk, epochs - done)
+        params, state, opt_state, losses = train_epochs(
+            params, state, opt_state, keys[:, done:done + k], images, teacher_vars,
+            n_epochs=k)
+        done += k
+        bar.update(k)
+        ml = float(np.asarray(losses)[:, -1].mean())
+        bar.set_postfix(kl=f"{ml:.4f}")
+        if log is not None:
+            log({"stage": "evaluate", "epoch": done, "kl": ml})
+    bar.close()
+    test_images = jnp.asarray(test_images)
+    test_labels = jnp.asarray(test_labels)
+    tot = 0
+    for s in range(0, test_images.shape[0], 1000):
+        tot = tot + np.asarray(correct(params, state, test_images[s:s + 1000],
+                                       test_labels[s:s + 1000]))
+    accs = tot / test_images.shape[0]
+    return EvalResult(accs=accs, mean=float(accs.mean()), std=float(accs.std()),
+                      seconds=time.time() - t0, epochs=int(epochs), num_train=n)
+
+
+# ============================================================================ diagnostics
+
+def spectral_report(model, variables, real_images, real_labels, syn_images, syn_labels,
+                    num_classes, *, bands=8, exclude=("shortcut",), real_stats=None,
+                    batch_size=500, progress=False):
+    """Per-layer spectra of the real and the synthetic set through one network.
+
+    For every recorded conv-layer input: the eigenvalues of the real and the synthetic Psi
+    (descending), and the FLC energy per frequency band: ||U_b^T Phi||^2 with U the
+    eigenvectors of the REAL Psi (low frequency = large eigenvalue first), bands = groups
+    of contiguous eigen-indices; for both Phi (real) and Phi_s (synthetic).
+    Returns a JSON-able dict {'layers': [...], 'bands': bands}.
+    """
+    real = real_stats or real_statistics(model, variables, real_images, real_labels,
+                                         num_classes, batch_size=batch_size, exclude=exclude,
+                                         progress=progress)
+    syn = real_statistics(model, variables, syn_images, syn_labels, num_classes,
+                          batch_size=batch_size, exclude=exclude, progress=False)
+    layers = []
+    for l, name in enumerate(real["names"]):
+        lam_r, u = spectral.eigh_sorted(jnp.asarray(real["psi"][l], jnp.float32))
+        lam_s, _ = spectral.eigh_sorted(jnp.asarray(syn["psi"][l], jnp.float32))
+        _, band_r = spectral.flc_band_energy(jnp.asarray(real["phi"][l]), u, bands)
+        _, band_s = spectral.flc_band_energy(jnp.asarray(syn["phi"][l]), u, bands)
+        band_r, band_s = np.asarray(band_r, np.float64), np.asarray(band_s, np.float64)
+        layers.append({
+            "name": name,
+            "dim": int(lam_r.shape[0]),
+            "eig_real": [float(v) for v in np.asarray(lam_r)],
+            "eig_syn": [float(v) for v in np.asarray(lam_s)],
+            "flc_band_energy_real": [float(v) for v in band_r],
+            "flc_band_energy_syn": [float(v) for v in band_s],
+            "flc_band_fraction_real": [float(v) for v in band_r / max(band_r.sum(), 1e-30)],
+            "flc_band_fraction_syn": [float(v) for v in band_s / max(band_s.sum(), 1e-30)],
+        })
+    return {"bands": int(bands), "num_real": int(real["count"]),
+            "num_syn": int(np.asarray(syn_images).shape[0]), "layers": layers}
+
+
+# ============================================================================ workdir pipeline
+
+class Pipeline:
+    """The CFM pipeline on one workdir (cfg: see configs/cfm.py). Every stage is cached.
+
+        p = Pipeline(cfg, workdir)
+        p.squeeze(); p.statistics(); p.recover(); p.evaluate()     # or p.run_all()
+    """
+
+    def __init__(self, cfg, workdir, *, progress=True):
+        from jaxdd.data import load_dataset
+        from jaxdd.models import get_model
+        self.cfg = cfg
+        self.workdir = workdir
+        self.progress = progress
+        os.makedirs(workdir, exist_ok=True)
+        self.sq_dir = cfg.squeeze.get("dir", "") or workdir
+        os.makedirs(self.sq_dir, exist_ok=True)
+        with open(os.path.join(workdir, "config.json"), "w") as f:
+            f.write(cfg.to_json_best_effort(indent=2))
+        d = cfg.dataset
+        if d.get("zca", False):
+            raise ValueError("CFM works in the normalized pixel space (its pixels are clipped "
+                             "to the valid range); set dataset.zca=False")
+        self.train_ds, self.test_ds = load_dataset(d.name, resolution=d.get("resolution"),
+                                                   data_dir=d.get("data_dir"))
+        self.num_classes = self.train_ds.num_classes
+        self.teacher = get_model(cfg.teacher.name, self.num_classes,
+                                 **dict(cfg.teacher.get("overrides", {}) or {}))
+        ename = cfg.eval.get("model", "") or cfg.teacher.name
+        self.student = get_model(ename, self.num_classes,
+                                 **dict(cfg.eval.get("overrides", {}) or {}))
+        mean = np.asarray(self.train_ds.mean, np.float32)
+        std = np.asarray(self.train_ds.std, np.float32)
+        self.clip_lo, self.clip_hi = (0.0 - mean) / std, (1.0 - mean) / std
+        self.key = jax.random.key(int(cfg.seed))
+        self.exclude = tuple(cfg.statistics.get("exclude", ("shortcut",)))
+        self._teacher_vars = None
+        self._stats = None
+
+    # -- helpers
+    def log(self, record):
+        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+            f.write(json.dumps({"time": time.time(), **record}) + "\n")
+
+    def _squeeze_meta(self):
+        c = self.cfg
+        return {"dataset": c.dataset.to_dict(), "teacher": c.teacher.to_dict(),
+                "squeeze": {k: v for k, v in c.squeeze.to_dict().items() if k != "dir"}}
+
+    def _check(self, path, stored, current, what):
+        if json.dumps(stored, sort_keys=True, default=str) != json.dumps(
+                current, sort_keys=True, default=str):
+            raise ValueError(f"{path} was made with a different {what} config:\n  stored "
+                             f"{stored}\n  current {current}\nUse another workdir (or "
+                             f"squeeze.dir), or delete the file.")
+
+    # -- stages
+    @property
+    def teacher_path(self):
+        return os.path.join(self.sq_dir, "teacher.msgpack")
+
+    def squeeze(self):
+        """Train (or load) the teacher. Returns its variables."""
+        if self._teacher_vars is not None:
+            return self._teacher_vars
+        meta = self._squeeze_meta()
+        if os.path.exists(self.teacher_path):
+            d = load_msgpack(self.teacher_path)
+            self._check(self.teacher_path, json.loads(d["meta"]), json.loads(json.dumps(meta)),
+                        "teacher")
+            self._teacher_vars = jax.tree.map(jnp.asarray, d["variables"])
+            print(f"[cfm] teacher loaded from {self.teacher_path} "
+                  f"(test accuracy {d['test_acc']:.4f})")
+            return self._teacher_vars
+        s = self.cfg.squeeze
+        t0 = time.time()
+        fill = self.train_ds.normalize(np.zeros((1, 1, 1, self.train_ds.image_shape[-1])))
+        variables = train_teacher(
+            jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), self.teacher,
+            self.train_ds.images, self.train_ds.labels, epochs=int(s.epochs),
+            batch_size=int(s.batch_size), lr=float(s.lr), momentum=float(s.momentum),
+            weight_decay=float(s.weight_decay),
+            crop_pad=int(s.crop_pad), fill=fill.ravel(), flip=bool(s.flip),
+            ckpt_path=os.path.join(self.sq_dir, "teacher_ckpt.msgpack"),
+            checkpoint_every=int(s.get("checkpoint_every", 10)), progress=self.progress,
+            log=self.log)
+        acc = accuracy_of(self.teacher, variables, self.test_ds.images, self.test_ds.labels)
+        secs = time.time() - t0
+        save_msgpack(self.teacher_path, {"variables": variables, "test_acc": acc,
+                                         "seconds": secs, "meta": json.dumps(meta)})
+        ck = os.path.join(self.sq_dir, "teacher_ckpt.msgpack")
+        if os.path.exists(ck):
+            os.remove(ck)
+        print(f"[cfm] teacher trained in {secs:.1f} s: test accuracy {acc:.4f}")
+        self.log({"stage": "squeeze", "test_acc": acc, "seconds": secs})
+        self._teacher_vars = jax.tree.map(jnp.asarray, variables)
+        return self._teacher_vars
+
+    def teacher_info(self):
+        d = load_msgpack(self.teacher_path)
+        return {"test_acc": float(d["test_acc"]), "seconds": float(d["seconds"])}
+
+    @property
+    def stats_path(self):
+        return os.path.join(self.sq_dir, "stats.msgpack")
+
+    def statistics(self):
+        """Real per-layer statistics through the teacher (computed once, cached)."""
+        if self._stats is not None:
+            return self._stats
+        variables = self.squeeze()
+        meta = json.loads(json.dumps({**self._squeeze_meta(), "exclude": list(self.exclude)}))
+        if os.path.exists(self.stats_path):
+            d = load_msgpack(self.stats_path)
+            self._check(self.stats_path, json.loads(d["meta"]), meta, "statistics")
+            self._stats = d
+            return d
+        t0 = time.time()
+        st = real_statistics(self.teacher, variables, self.train_ds.images,
+                             self.train_ds.labels, self.num_classes,
+                             batch_size=int(self.cfg.statistics.batch_size),
+                             exclude=self.exclude, progress=self.progress)
+        st["seconds"] = time.time() - t0
+        st["meta"] = json.dumps(meta)
+        save_msgpack(self.stats_path, st)
+        print(f"[cfm] statistics of {len(st['names'])} conv inputs "
+              f"({', '.join(st['names'])}) in {st['seconds']:.1f} s")
+        self._stats = st
+        return st
+
+    def _recover_meta(self):
+        c = self.cfg
+        return json.loads(json.dumps({**self._squeeze_meta(), "ipc": int(c.ipc),
+                                      "recover": c.recover.to_dict()}))
+
+    def batch_path(self, b):
+        return os.path.join(self.workdir, "recover", f"batch_{b:03d}.msgpack")
+
+    def init_images(self):
+        """(IPC, classes, H, W, C): distinct random real images of every class."""
+        from jaxdd.data import random_real
+        x, _ = random_real(jax.random.fold_in(self.key, 2), self.train_ds, int(self.cfg.ipc))
+        k = self.num_classes
+        return x.reshape((k, int(self.cfg.ipc)) + x.shape[1:]).swapaxes(0, 1)
+
+    def recover(self):
+        """Recover all IPC batches (resuming after the last finished one).
+
+        Returns (images (classes * IPC, H, W, C) in class-major order, labels)."""
+        variables = self.squeeze()
+        st = self.statistics()
+        r = self.cfg.recover
+        ipc = int(self.cfg.ipc)
+        meta = self._recover_meta()
+        real = real_targets(st, r.signal)
+        cache = zero_cache(real)
+        x0 = self.init_images()
+        out = []
+        aug = dict(scale=tuple(r.rrc_scale), ratio=tuple(r.rrc_ratio), flip=bool(r.flip),
+                   jitter=int(r.jitter), per_sample=bool(r.per_sample_aug))
+        kwargs = dict(filter=r.filter, signal=r.signal, eta=float(r.eta), lr=float(r.lr),
+                      b1=float(r.b1), b2=float(r.b2), ema=bool(r.ema), aug=aug,
+                      exclude=self.exclude, clip_lo=tuple(self.clip_lo.tolist()),
+                      clip_hi=tuple(self.clip_hi.tolist()))
+        t_start = time.time()
+        for bi in range(ipc):
+            path = self.batch_path(bi)
+            if os.path.exists(path):
+                d = load_msgpack(path)
+                self._check(path, json.loads(d["meta"]), meta, "recover")
+                cache = jax.tree.map(jnp.asarray, d["cache"])
+                out.append(np.asarray(d["images"]))
+                continue
+            beta = spectral.curriculum_beta(float(r.beta), bi, ipc, bool(r.curriculum))
+            t0 = time.time()
+            x, cache, m = recover_batch(
+                jax.random.fold_in(jax.random.fold_in(self.key, 3), bi), self.teacher,
+                variables, real, cache, x0[bi], bi + 1, beta, num_classes=self.num_classes,
+                iterations=int(r.iterations), chunk=int(r.get("chunk", 50)),
+                progress=self.progress, desc=f"recover {bi + 1}/{ipc}", **kwargs)
+            secs = time.time() - t0
+            tenth = max(1, len(m["loss"]) // 10)  # means over the first / last 10 %
+            rec = {"stage": "recover", "batch": bi, "beta": float(beta), "seconds": secs,
+                   **{f"{k}_first": float(np.mean(v[:tenth])) for k, v in m.items()},
+                   **{f"{k}_last": float(np.mean(v[-tenth:])) for k, v in m.items()}}
+            self.log(rec)
+            save_msgpack(path, {"images": np.asarray(x), "cache": cache, "metrics": m,
+                                "beta": float(beta), "seconds": secs,
+                                "meta": json.dumps(meta)})
+            tqdm.write(f"[cfm] batch {bi + 1}/{ipc}: beta {beta:.4g}, loss (mean of the "
+                       f"first / last 10% of steps) {rec['loss_first']:.3f} -> {rec['loss_last']:.3f} (ce "
+                       f"{rec['ce_last']:.3f}, filter {rec['filter_last']:.3f}, signal "
+                       f"{rec['signal_last']:.3f}), {secs:.1f} s")
+            out.append(np.asarray(x))
+        imgs = np.stack(out, axis=1)  # (classes, IPC, H, W, C)
+        images = imgs.reshape((-1,) + imgs.shape[2:])
+        labels = np.repeat(np.arange(self.num_classes, dtype=np.int32), ipc)
+        self._save_synthetic(images, labels, time.time() - t_start)
+        return images, labels
+
+    def recover_seconds(self):
+        tot = 0.0
+        for bi in range(int(self.cfg.ipc)):
+            p = self.batch_path(bi)
+            if os.path.exists(p):
+                tot += float(load_msgpack(p)["seconds"])
+        return tot
+
+    def _save_synthetic(self, images, labels, seconds):
+        from jaxdd.distill import save_synthetic
+        from jaxdd.viz import save_grid
+        meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.teacher.to_dict(),
+                "objective": "cfm", "ipc": int(self.cfg.ipc),
+                "recover": self.cfg.recover.to_dict(), "squeeze_dir": self.sq_dir}
+        save_synthetic(os.path.join(self.workdir, "synthetic.msgpack"), param_name="pixel",
+                       params={"images": images},
+                       aux={"labels": labels, "image_shape": tuple(images.shape[1:])},
+                       syn_lr=0.0, meta=json.loads(json.dumps(meta)))
+        ipc = int(self.cfg.ipc)
+        show = min(ipc, 10)
+        grid = images.reshape((self.num_classes, ipc) + images.shape[1:])[:, :show]
+        # one row per class (IPC 1: one row of all classes)
+        save_grid(os.path.join(self.workdir, "grids", "synthetic.png"),
+                  self.train_ds.denormalize(grid.reshape((-1,) + images.shape[1:])),
+                  nrow=show if show > 1 else self.num_classes)
+
+    def evaluate(self, images=None, labels=None):
+        """Relabel + evaluate; writes result.json. Returns the result dict."""
+        variables = self.squeeze()
+        if images is None:
+            images, labels = self.recover()
+        e = self.cfg.eval
+        res = evaluate_soft(
+            jax.random.fold_in(self.key, 4), self.student, self.teacher, variables, images,
+            self.test_ds.images, self.test_ds.labels, num_nets=int(e.num_nets),
+            epochs=int(e.epochs), batch_size=int(e.batch_size), lr=float(e.lr),
+            weight_decay=float(e.weight_decay), temperature=float(e.temperature),
+            cutmix_alpha=float(e.cutmix_alpha), rrc_scale=tuple(e.rrc_scale),
+            flip=bool(e.flip), schedule=e.schedule, t2_scale=bool(e.get("t2_scale", False)),
+            progress=self.progress, log=self.log)
+        result = {"protocol": "CFM soft labels (teacher KL, T=%g, CutMix, AdamW); NOT "
+                              "comparable with the TM hard-label protocol" % e.temperature,
+                  "ipc": int(self.cfg.ipc), "filter": self.cfg.recover.filter,
+                  "curriculum": bool(self.cfg.recover.curriculum),
+                  "final_eval": res.to_dict(), "teacher": self.teacher_info(),
+                  "recover_seconds": self.recover_seconds(),
+                  "synthetic": os.path.join(self.workdir, "synthetic.msgpack")}
+        if e.get("random_real_baseline", False):
+            from jaxdd.data import random_real
+            xr, yr = random_real(jax.random.fold_in(self.key, 5), self.train_ds,
+                                 int(self.cfg.ipc))
+            base = evaluate_soft(
+                jax.random.fold_in(self.key, 6), self.student, self.teacher, variables, xr,
+                self.test_ds.images, self.test_ds.labels, num_nets=int(e.num_nets),
+                epochs=int(e.epochs), batch_size=int(e.batch_size), lr=float(e.lr),
+                weight_decay=float(e.weight_decay), temperature=float(e.temperature),
+                cutmix_alpha=float(e.cutmix_alpha), rrc_scale=tuple(e.rrc_scale),
+                flip=bool(e.flip), schedule=e.schedule,
+                t2_scale=bool(e.get("t2_scale", False)), progress=self.progress,
+                desc="random real")
+            result["random_real"] = base.to_dict()
+            print(f"[cfm] random real (same IPC, same soft-label protocol): {base}")
+        with open(os.path.join(self.workdir, "result.json"), "w") as f:
+            json.dump(result, f, indent=2)
+        print(f"[cfm] CFM IPC {self.cfg.ipc} ({self.cfg.recover.filter}, curriculum "
+              f"{self.cfg.recover.curriculum}): test accuracy {res} "
+              "[soft-label protocol, final epoch]")
+        return result
+
+    def diagnostic(self, images=None, labels=None):
+        """Spectral report of the recovered set through the teacher -> dict (JSON-able)."""
+        variables = self.squeeze()
+        st = self.statistics()
+        if images is None:
+            images, labels = self.recover()
+        return spectral_report(self.teacher, variables, None, None, images, labels,
+                               self.num_classes, bands=int(self.cfg.diagnostic.bands),
+                               exclude=self.exclude, real_stats=st)
