@@ -43,8 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from jaxdd.objective.dm import (augment_by_label, augment_classes, hard_labels,
-                                make_init_fn, make_siamese_augment, real_data, sample_real)
+from jaxdd.objective.dm import (hard_labels, make_class_augment, make_init_fn, map_classes,
+                                real_data, sample_real)
 
 DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
 
@@ -132,15 +132,16 @@ def static_groups(labels, num_classes: int):
 # ----------------------------------------------------------------------------- the loss
 
 def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None = None,
-              eps: float = 1e-6):
+              eps: float = 1e-6, class_chunk: int | None = None):
     """Build the DC loss.
 
     Args:
       apply_fn: (params, images) -> logits.
       num_classes: static number of classes.
-      augment: batch-shared (siamese) augmentation (key, x) -> x
-        (`dm.make_siamese_augment`), or None.
+      augment: siamese augmentation keyed by class, (keys (classes,), x, cls) -> x
+        (`dm.make_class_augment(strategy)`), or None.
       eps: DC's 1e-6 in the cosine denominator.
+      class_chunk: real classes differentiated at once (`dm.map_classes`; None = all).
 
     Returns:
       loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
@@ -153,24 +154,26 @@ def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None 
         keys = jax.random.split(key, num_classes)
         params = ctx.params
         # real side: one batch per class, all of label c
-        real = augment_classes(augment, keys, ctx.real_images)
-        b = real.shape[1]
-        y_real = jnp.broadcast_to(jnp.arange(num_classes)[:, None], (num_classes, b))
-        g_real = jax.vmap(class_grad, in_axes=(None, 0, 0, 0))(params, real, y_real,
-                                                               ctx.real_mask)
+
+        def real_grad(x, m, c):  # one class: x (B, H, W, C), m (B,), c scalar
+            y = jnp.full((x.shape[0],), c, jnp.int32)
+            if augment is not None:
+                x = augment(keys, x, y)
+            return class_grad(params, x, y, m)
+
+        g_real = map_classes(real_grad, (ctx.real_images, ctx.real_mask.astype(jnp.float32),
+                                         jnp.arange(num_classes)), class_chunk)
         g_real = jax.lax.stop_gradient(g_real)
 
+        cls = hard_labels(syn_labels)
+        x = syn_images if augment is None else augment(keys, syn_images, cls)
         groups = static_groups(syn_labels, num_classes)
-        if groups is not None:
+        if groups is not None:  # (classes, m) static gather, each class on its own images
             idx, mask = groups
-            x = augment_classes(augment, keys, syn_images[idx])  # (classes, m, ...)
-            y = jnp.asarray(syn_labels)[idx]
-            w = jnp.asarray(mask)
             present = jnp.asarray(mask.sum(1) > 0)
-            g_syn = jax.vmap(class_grad, in_axes=(None, 0, 0, 0))(params, x, y, w)
-        else:
-            cls = hard_labels(syn_labels)
-            x = augment_by_label(augment, keys, syn_images, cls)
+            g_syn = jax.vmap(class_grad, in_axes=(None, 0, 0, 0))(
+                params, x[idx], jnp.asarray(syn_labels)[idx], jnp.asarray(mask))
+        else:  # traced labels: every class on all images, one-hot weights
             w = jax.nn.one_hot(cls, num_classes, dtype=syn_images.dtype).T  # (classes, N)
             present = w.sum(1) > 0
             g_syn = jax.vmap(class_grad, in_axes=(None, None, None, 0))(params, x,
@@ -252,12 +255,26 @@ def make_schedule(init_net: Callable, tx: optax.GradientTransformation, train: C
 
 # ----------------------------------------------------------------------------- loop wiring
 
+def default_config():
+    """cfg.objective for DC (the authors' defaults).
+
+    batch_real 256 real images per class; outer_loop / inner_loop 0 = DC's get_loops(ipc);
+    lr_net 0.01 and net_momentum 0 (SGD of the matched network); batch_train 256 (its
+    minibatch on the synthetic set); class_chunk 0 (all classes' real gradients at once;
+    k > 0: k classes at a time, less memory).
+    """
+    import ml_collections
+    return ml_collections.ConfigDict(dict(name="dc", batch_real=256, outer_loop=0,
+                                          inner_loop=0, lr_net=0.01, net_momentum=0.0,
+                                          batch_train=256, class_chunk=0))
+
+
 def build(run) -> "Objective":
     """DC: per-class gradient matching against a network carried in obj_state.
 
     Config fields (cfg.objective): batch_real (256), outer_loop / inner_loop (0 or missing:
-    DC's get_loops(ipc)), lr_net (0.01), net_momentum (0.0), batch_train (256);
-    cfg.dsa_strategy.
+    DC's get_loops(ipc)), lr_net (0.01), net_momentum (0.0), batch_train (256),
+    class_chunk (0); cfg.dsa_strategy.
     """
     from jaxdd.augment import dsa
     from jaxdd.objective import Objective
@@ -271,7 +288,7 @@ def build(run) -> "Objective":
     data = real_data(run)
     batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
     strategy = cfg.dsa_strategy
-    augment = make_siamese_augment(strategy)
+    augment = make_class_augment(strategy)
     train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy))
     tx = optax.sgd(float(o.get("lr_net", 0.01)),
                    momentum=float(o.get("net_momentum", 0.0)) or None)
@@ -279,7 +296,8 @@ def build(run) -> "Objective":
     train = make_net_trainer(run.apply_fn, tx, inner_loop=inner,
                              batch_train=int(o.get("batch_train", 256)), augment=train_aug)
     init_state, post_step = make_schedule(init_net, tx, train, outer_loop=outer)
-    loss = make_loss(run.apply_fn, nc, augment=augment)
+    loss = make_loss(run.apply_fn, nc, augment=augment,
+                     class_chunk=int(o.get("class_chunk", 0) or 0))
 
     def sample_ctx(key, syn_lr, data, obj_state):
         del syn_lr

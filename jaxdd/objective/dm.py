@@ -26,8 +26,8 @@ top-k (sampling without replacement inside the class) and a validity mask, so cl
 different sizes and batch_real > n_c (DM then uses all n_c images) are exact.
 
 Shared helpers used by `jaxdd.objective.dc`: `real_by_class`, `sample_real`,
-`make_siamese_augment`, `augment_classes`, `augment_by_label`, `hard_labels`,
-`make_embed_fn`, `make_init_fn`.
+`make_class_augment`, `class_labels`, `hard_labels`, `make_embed_fn`, `make_init_fn`,
+`real_data`.
 """
 from __future__ import annotations
 
@@ -90,33 +90,82 @@ def sample_real(key, real, counts, batch: int):
     return images, mask
 
 
-def make_siamese_augment(strategy, mode: str = "S") -> Callable | None:
-    """(key, x) -> x with ONE DSA transform shared by the whole batch (DSA's seeded call,
-    `DSAParams(batchmode=True)`), or None for strategy 'none'."""
-    from jaxdd.augment import DSAParams, dsa
+def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | None:
+    """Siamese DSA keyed by class: augment(keys (K,), x (n, H, W, C), cls int (n,)) -> x'.
 
-    if strategy is None or str(strategy).lower() in ("", "none"):
-        return None
-    params = DSAParams(batchmode=True)
-    return lambda k, x: dsa(k, x, strategy=strategy, mode=mode, params=params)
-
-
-def augment_classes(augment, keys, images):
-    """images (classes, B, ...) -> class c augmented with keys[c] (shared transform)."""
-    if augment is None:
-        return images
-    return jax.vmap(augment)(keys, images)
-
-
-def augment_by_label(augment, keys, images, cls):
-    """images (N, ...) -> sample i augmented with keys[cls[i]] (as a one-image batch).
-
-    With a batch-shared `augment` this is the transform augment(keys[c], images of class c)
-    applies to each of them, whatever the order and number of the class's samples.
+    Sample i gets the transform that `dsa(keys[cls[i]], batch, strategy, mode,
+    DSAParams(batchmode=True))` applies to every image of a batch (DSA's seeded call of
+    DC/DM: one op group and one parameter set shared by the batch). So the real batch and
+    the synthetic images of class c get the same transform whatever their order and number.
+    Implementation: per key, the op choice (`sample_op`) and the shared uniforms
+    (`draw_uniforms(key, 1, o, batchmode=True)`); then, in mode 'S', every op group is
+    applied to the whole batch with per-sample uniforms and each sample keeps its class's
+    group (a select: vmapping dsa's lax.switch would compute the same). Returns None for
+    strategy 'none'.
     """
-    if augment is None:
-        return images
-    return jax.vmap(lambda k, x: augment(k, x[None])[0])(keys[cls], images)
+    from jaxdd import augment as A
+
+    names = A.parse_strategy(strategy)
+    if not names:
+        return None
+    if mode not in ("S", "M"):
+        raise ValueError(f"unknown DSA mode {mode!r} (expected 'S' or 'M')")
+    params = params or A.DSAParams(batchmode=True)
+
+    def cols(u, name):
+        a, b = A.GROUP_COLUMNS[name]
+        return u[:, a:b]
+
+    if mode == "M":
+        occ, seen = [], {}
+        for nm in names:
+            occ.append(seen.get(nm, 0))
+            seen[nm] = seen.get(nm, 0) + 1
+
+        def augment_m(keys, x, cls):
+            blocks = [jax.vmap(lambda k: A.draw_uniforms(k, 1, o, True)[0])(keys)[cls]
+                      for o in range(max(occ) + 1)]
+            for nm, o in zip(names, occ):
+                x = A.apply_group(x, nm, cols(blocks[o], nm), params)
+            return x
+
+        return augment_m
+
+    uniq = tuple(dict.fromkeys(names))
+    branch_of = np.asarray([uniq.index(nm) for nm in names], np.int32)
+
+    def draw(k):
+        return (jnp.asarray(branch_of)[A.sample_op(k, strategy)],
+                A.draw_uniforms(k, 1, 0, True)[0])
+
+    def augment_s(keys, x, cls):
+        op, u = jax.vmap(draw)(keys)
+        op, u = op[cls], u[cls]
+        out = A.apply_group(x, uniq[0], cols(u, uniq[0]), params)
+        for g, nm in enumerate(uniq[1:], start=1):
+            sel = (op == g).reshape((-1,) + (1,) * (x.ndim - 1))
+            out = jnp.where(sel, A.apply_group(x, nm, cols(u, nm), params), out)
+        return out
+
+    return augment_s
+
+
+def map_classes(f, xs, chunk: int | None = None):
+    """f mapped over the leading (class) axis of the arrays in the tuple xs.
+
+    chunk None/0 (or >= classes): one jax.vmap over all classes (fastest); chunk k: a
+    sequential lax.map over groups of k vmapped classes (memory of k classes at a time,
+    e.g. CIFAR-100 with 256 real images per class on one GPU).
+    """
+    n = jax.tree.leaves(xs)[0].shape[0]
+    if not chunk or int(chunk) >= n:
+        return jax.vmap(f)(*xs)
+    return jax.lax.map(lambda a: f(*a), xs, batch_size=int(chunk))
+
+
+def class_labels(num_classes: int, per_class: int):
+    """int32 (num_classes * per_class,) = [0]*per_class + [1]*per_class + ..."""
+    return jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), per_class)
 
 
 def hard_labels(labels):
@@ -172,14 +221,15 @@ def make_init_fn(model: nn.Module, image_shape) -> Callable:
 
 # ----------------------------------------------------------------------------- the loss
 
-def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None = None):
+def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None = None,
+              class_chunk: int | None = None):
     """Build the DM loss.
 
     Args:
       embed_fn: (params, images (n, H, W, C)) -> features (n, F).
       num_classes: number of classes (static).
-      augment: batch-shared (siamese) augmentation (key, x) -> x, e.g.
-        `make_siamese_augment(strategy)`; None = no augmentation.
+      augment: siamese augmentation keyed by class, (keys (classes,), x, cls) -> x
+        (`make_class_augment(strategy)`); None = no augmentation.
 
     Returns:
       loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
@@ -191,14 +241,17 @@ def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None 
     def loss(key, syn_images, syn_labels, ctx: DMContext):
         cls = hard_labels(syn_labels)
         keys = jax.random.split(key, num_classes)
-        real = augment_classes(augment, keys, ctx.real_images)
-        syn = augment_by_label(augment, keys, syn_images, cls)
-        c, b = real.shape[:2]
-        e_real = embed_fn(ctx.params, real.reshape((c * b,) + real.shape[2:]))
-        e_real = e_real.reshape(c, b, -1)
-        m = ctx.real_mask.astype(e_real.dtype)
-        mean_real = (m[..., None] * e_real).sum(1) / jnp.maximum(m.sum(1), 1.0)[:, None]
+
+        def real_mean(x, m, c):  # one class: x (B, H, W, C), m (B,), c scalar
+            if augment is not None:
+                x = augment(keys, x, jnp.full((x.shape[0],), c, jnp.int32))
+            e = embed_fn(ctx.params, x)
+            return (m[:, None] * e).sum(0) / jnp.maximum(m.sum(), 1.0)
+
+        mean_real = map_classes(real_mean, (ctx.real_images, ctx.real_mask.astype(jnp.float32),
+                                            jnp.arange(num_classes)), class_chunk)
         mean_real = jax.lax.stop_gradient(mean_real)
+        syn = syn_images if augment is None else augment(keys, syn_images, cls)
         e_syn = embed_fn(ctx.params, syn)  # (N, F)
         w = jax.nn.one_hot(cls, num_classes, dtype=e_syn.dtype)  # (N, classes)
         n_c = w.sum(0)
@@ -211,6 +264,13 @@ def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None 
 
 # ----------------------------------------------------------------------------- loop wiring
 
+def default_config():
+    """cfg.objective for DM: batch_real 256 (real images per class per step); class_chunk 0
+    (embed all classes' real batches at once; k > 0: k classes at a time, less memory)."""
+    import ml_collections
+    return ml_collections.ConfigDict(dict(name="dm", batch_real=256, class_chunk=0))
+
+
 def real_data(run):
     """{'real': (classes, max_n, H, W, C), 'counts': (classes,)} on device, from run.train_ds."""
     ds = run.train_ds
@@ -221,7 +281,8 @@ def real_data(run):
 def build(run) -> "Objective":
     """DM: fresh network + per-class real batch every iteration; syn_lr not learned.
 
-    Config fields (cfg.objective): batch_real (default 256); cfg.dsa_strategy.
+    Config fields (cfg.objective): batch_real (default 256), class_chunk (0: all classes'
+    real batches at once; k: k classes at a time, to bound memory); cfg.dsa_strategy.
     """
     from jaxdd.objective import Objective
 
@@ -230,9 +291,10 @@ def build(run) -> "Objective":
     nc = run.train_ds.num_classes
     data = real_data(run)
     batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
-    augment = make_siamese_augment(cfg.dsa_strategy)
+    augment = make_class_augment(cfg.dsa_strategy)
     init_net = make_init_fn(run.model, run.train_ds.image_shape)
-    loss = make_loss(make_embed_fn(run.model), nc, augment=augment)
+    loss = make_loss(make_embed_fn(run.model), nc, augment=augment,
+                     class_chunk=int(o.get("class_chunk", 0) or 0))
 
     def sample_ctx(key, syn_lr, data):
         del syn_lr
