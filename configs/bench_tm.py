@@ -1,37 +1,113 @@
-"""TM benchmark: ConvNetD3, 32x32x3 (CIFAR-10 shapes), random data.
+"""Benchmark suite config: ConvNetD3, 32x32x3 (CIFAR-10 shapes), random data.
 
-    python launch/benchmark.py --config=configs/bench_tm.py        # full table (~10 min CPU)
-    python launch/benchmark.py --config=configs/bench_tm.py:tiny   # smoke test (seconds)
+    python launch/benchmark.py --config=configs/bench_tm.py        # default suite (< 15 min, 2 cores)
+    python launch/benchmark.py --config=configs/bench_tm.py:grid   # + every TM row (param x IPC x steps x remat)
+    python launch/benchmark.py --config=configs/bench_tm.py:tiny   # smoke test (tiny shapes, seconds)
 
-Rows: (parameterization, ipc, syn_steps, remat, conv_impl).
+TM rows: dicts (or tuples (param, ipc, syn_steps, remat, conv_impl, augment, mode)).
+  param: pixel | fred | ddif | nsd; ipc: CIFAR-10 budget (1, 10); syn_steps; remat
+  (jax.checkpoint); conv_impl: auto | native | im2col; augment: dsa | none;
+  mode: 'time' (compile + run) | 'memory' (compile only: XLA memory analysis);
+  batch_syn: images per student step (default ipc x classes, the pixel set size, so every
+  parameterization does the same network work per step; the decoded set is larger for
+  FreD/DDiF/NSD); decode_subset: 'auto' = syn_steps x batch_syn random fields for DDiF
+  (authors' code), all instances otherwise.
 """
 import ml_collections
+
+
+def _tm(param, ipc, steps, remat, conv_impl="auto", augment="dsa", mode="time", **kw):
+    return dict(param=param, ipc=ipc, syn_steps=steps, remat=remat, conv_impl=conv_impl,
+                augment=augment, mode=mode, **kw)
 
 
 def get_config(arg=None):
     cfg = ml_collections.ConfigDict()
     cfg.out = "bench_results/bench_tm.json"
+    cfg.sections = ["ceilings", "peer", "tm", "experts", "eval", "ddif", "fred"]
     cfg.repeats = 3
+    cfg.warmup = 1
     cfg.model = "ConvNetD3"
     cfg.side, cfg.channels, cfg.num_classes = 32, 3, 10
+    cfg.real_per_class = 0
     cfg.ceiling_matmul = 1024
     cfg.ceiling_conv = (64, 32, 128)
+    cfg.ceiling_repeats = 5
     cfg.param_overrides = ml_collections.ConfigDict({"ddif": {"warmup_steps": 0}})
+
+    # PyTorch peer (launch/torch_reference.py) and the same JAX step, side by side
+    cfg.peer = ml_collections.ConfigDict(dict(
+        ipc=1, num_images=10, syn_steps=20, width=128, depth=3, repeats=2, warmup=1,
+        jax_warmup=0,           # JAX's first call after the (separately timed) compile is steady
+        torch_threads=[1, 0],   # 0 = torch default (all cores), run with OMP_WAIT_POLICY=PASSIVE
+        remat=[False, True], max_seconds=60, timeout_s=400))
+
     cfg.tm_rows = [
-        ("pixel", 1, 20, True, "auto"),
-        ("pixel", 1, 20, False, "auto"),
-        ("pixel", 1, 20, True, "native"),
-        ("pixel", 1, 50, True, "auto"),
-        ("pixel", 1, 50, False, "auto"),
-        ("pixel", 10, 20, True, "auto"),
-        ("pixel", 10, 20, False, "auto"),
+        # pixel, IPC 1 with DSA (the published TM step; the DSA-free twins are the peer rows)
+        _tm("pixel", 1, 20, True, repeats=2, warmup=0),
+        # syn_steps 50, remat on / off (the memory target)
+        _tm("pixel", 1, 50, True, repeats=1, warmup=0),
+        _tm("pixel", 1, 50, False, repeats=1, warmup=0),
+        # XLA's native conv vs the im2col path inside the scan, same shape (2 steps: native
+        # is slow there)
+        _tm("pixel", 1, 2, True, "native", "none", repeats=1, warmup=0),
+        _tm("pixel", 1, 2, True, "im2col", "none", repeats=2, warmup=0),
+        # the other parameterizations, IPC 1 (decode + the same per-step network work)
+        _tm("fred", 1, 20, True, repeats=2, warmup=0),
+        _tm("ddif", 1, 20, True, repeats=2, warmup=0),
+        _tm("nsd", 1, 20, True, repeats=2, warmup=0),
+        # IPC 10: 100 images per student step
+        _tm("pixel", 10, 20, True, repeats=1, warmup=0),
+        _tm("pixel", 10, 50, True, mode="memory"),
+        _tm("pixel", 10, 50, False, mode="memory"),
     ]
-    if arg == "tiny":
+
+    # expert training: E experts together (vmap) vs one at a time, one epoch each
+    cfg.experts = ml_collections.ConfigDict(dict(
+        num_examples=128, num_experts=4, batch_size=128,
+        dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
+    # evaluation training: K networks together vs one at a time (IPC 1 and 10 set sizes)
+    cfg.eval = ml_collections.ConfigDict(dict(
+        num_train=[10, 100], num_nets=5, epochs=2, schedule_epochs=1000, batch_size=256,
+        dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
+    # DDiF: warm-up all fields at once vs one at a time; decode per instance
+    cfg.ddif = ml_collections.ConfigDict(dict(
+        ipc=1, num_classes=10, warmup_fields=37, warmup_steps=20,
+        decode_resolutions=[32, 128], repeats=3, library_call=True))
+    # FreD: EVR mask construction (k = 64, CIFAR-10 IPC 1 / 10)
+    cfg.fred = ml_collections.ConfigDict(dict(ipcs=[1, 10], k=64, mask="evr", repeats=3))
+
+    if arg == "grid":
+        cfg.out = "bench_results/bench_tm_grid.json"
+        cfg.tm_rows = [_tm(p, ipc, s, r, repeats=1 if ipc == 10 else 2,
+                           warmup=0 if ipc == 10 else 1,
+                           mode="memory" if (ipc == 10 and s == 50 and not r) else "time")
+                       for p in ("pixel", "fred", "ddif", "nsd") for ipc in (1, 10)
+                       for s in (20, 50) for r in (True, False)]
+    elif arg == "tiny":
         cfg.out = "bench_results/bench_tm_tiny.json"
         cfg.repeats = 1
+        cfg.warmup = 0
+        cfg.ceiling_repeats = 1
         cfg.model = "ConvNetD1W4"
-        cfg.side, cfg.channels, cfg.num_classes = 8, 1, 3
+        cfg.side, cfg.channels, cfg.num_classes = 8, 1, 2
         cfg.ceiling_matmul = 64
         cfg.ceiling_conv = (2, 8, 4)
-        cfg.tm_rows = [("pixel", 1, 2, True, "auto"), ("pixel", 1, 2, False, "native")]
+        cfg.peer.update(num_images=2, syn_steps=2, width=4, depth=1, repeats=1, warmup=0,
+                        torch_threads=[1], remat=[], timeout_s=120)  # no JAX peer row: the
+        # TM row below exercises the same path (keeps the test short)
+        cfg.param_overrides = ml_collections.ConfigDict({
+            "ddif": {"warmup_steps": 0, "width": 2, "num_layers": 1},
+            "fred": {"k": 16},
+            "nsd": {"t3": 2, "t4": 2}})
+        cfg.tm_rows = [_tm("ddif", 1, 2, True, augment="none")]
+        cfg.experts.update(num_examples=8, num_experts=2, batch_size=4, repeats=1,
+                           dsa_strategy="none")
+        cfg.eval.update(num_train=[4], num_nets=2, epochs=1, schedule_epochs=2, batch_size=4,
+                        repeats=1, dsa_strategy="none")
+        cfg.ddif.update(num_classes=2, warmup_fields=2, warmup_steps=2, decode_resolutions=[8],
+                        repeats=1, library_call=False)
+        cfg.fred.update(ipcs=[1], k=16, repeats=1)
+    elif arg:
+        raise ValueError(f"unknown bench_tm variant {arg!r} (use '', 'grid' or 'tiny')")
     return cfg

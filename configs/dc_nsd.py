@@ -1,10 +1,10 @@
 """DC (gradient matching, siamese DSA) with NSD (spectra x learnable separable transforms).
 
-Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
-t3 = t4 = 4 (the paper's H/2 = 8 does not fit the 256-float budget of one 16x16x1 image
-per class): one spectrum tensor (5 x 1 x 4 x 4) and one kernel set decode 8 images per
-class in 249 floats. EMBEDDED_ITERS iterations (IPC 1: a fresh network every iteration),
-then 5 networks x 1000 epochs and the random-real baseline:
+Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1, t3 = t4 =
+4 (the paper's H/2 = 8 does not fit the 256-float budget of one 16x16x1 image per class):
+one spectrum tensor (5 x 1 x 4 x 4) and one kernel set decode 8 images per class in 249
+floats. EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: a fresh network
+every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_nsd.py
 

@@ -1,8 +1,9 @@
 """DC (gradient matching with siamese DSA, Zhao et al.) with the pixel parameterization.
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
-EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: outer/inner loop 1/1, a fresh network every iteration),
-then the evaluation protocol (5 networks x 1000 epochs) and the random-real baseline:
+EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: outer/inner loop 1/1, a
+fresh network every iteration), then the evaluation protocol (5 networks x 1000 epochs)
+and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_vanilla.py
 

@@ -2,8 +2,8 @@
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1, SIREN
 width 6 with 2 sine layers (67 floats per field) -> 3 fields per class, warm-up 1000 Adam
-steps; EMBEDDED_ITERS DM iterations, then 5 networks x 1000 epochs and the random-real
-baseline:
+steps; EMBEDDED_ITERS DM iterations with 64 real images per class, then 5 networks x 1000
+epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_ddif.py
 

@@ -3,8 +3,8 @@
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1. The
 paper's t3 = t4 = H/2 = 8 kernels alone (2 x 8 x 16 = 256 floats) fill the 256-float
 budget, so t3 = t4 = 4: one spectrum tensor (5 x 1 x 4 x 4) and one kernel set decode 8
-images per class in 249 floats. EMBEDDED_ITERS DM iterations, then 5 networks x 1000
-epochs and the random-real baseline:
+images per class in 249 floats. EMBEDDED_ITERS DM iterations with 64 real images per
+class, then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_nsd.py
 

@@ -1,8 +1,8 @@
 """DM (distribution matching, Zhao & Bilen) with the pixel parameterization.
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
-EMBEDDED_ITERS iterations with 64 real images per class, then the evaluation protocol (5 networks x 1000 epochs) and the
-random-real baseline:
+EMBEDDED_ITERS iterations with 64 real images per class, then the evaluation protocol (5
+networks x 1000 epochs) and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_vanilla.py
 
