@@ -7,7 +7,8 @@ every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_ddif.py
 
-Expected: see README.md (DC column; final-epoch accuracy, mean +- std over 5 networks).
+Expected: test accuracy 90.6 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 69.4 +- 5.2 %), about 2 minutes wall on 2 shared CPU cores (seed 0).
 
 Published settings (DDiF ICLR 2025 / REFERENCE.md: DC with Adam lr_nf 5e-5 (ImageNette);
 the DC recipe: 1000 DC iterations = 1000 x outer_loop loop iterations, DC's outer/inner

@@ -8,7 +8,8 @@ every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_nsd.py
 
-Expected: see README.md (DC column; final-epoch accuracy, mean +- std over 5 networks).
+Expected: test accuracy 88.9 +- 0.4 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 69.4 +- 5.2 %), about 4 minutes wall on 2 shared CPU cores (seed 0).
 
 NSD was published with TM only (REFERENCE.md): these variants combine NSD's published
 sizes (random init, SGD momentum 0.9) with the DC recipe (1000 DC iterations = 1000 x

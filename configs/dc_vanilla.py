@@ -7,7 +7,8 @@ and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_vanilla.py
 
-Expected: see README.md (DC column; final-epoch accuracy, mean +- std over 5 networks).
+Expected: test accuracy 89.5 +- 0.6 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 69.4 +- 5.2 %), about 2 minutes wall on 2 shared CPU cores (seed 0).
 
 Published settings (DC ICLR 2021 / DSA ICML 2021, the authors' main.py): 1000 DC
 iterations of `outer_loop` synthetic updates each (outer/inner = 1/1, 10/50, 50/10 for IPC

@@ -8,7 +8,8 @@ class, 81% vs 95% with k = 64 in a 300-iteration calibration, 3 nets x 300 epoch
 
     python launch/distill.py --config=configs/dm_fred.py
 
-Expected: see README.md (DM column; final-epoch accuracy, mean +- std over 5 networks).
+Expected: test accuracy 95.9 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
 
 Published settings (FreD NeurIPS 2023 / REFERENCE.md, DM: k = 64, lr_freq 1e6 on the
 UNNORMALIZED DCT, SGD momentum 0.5, 20000 iterations, batch_real 256):

@@ -6,7 +6,8 @@ networks x 1000 epochs) and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_vanilla.py
 
-Expected: see README.md (DM column; final-epoch accuracy, mean +- std over 5 networks).
+Expected: test accuracy 90.5 +- 0.8 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
 
 Published settings (DM, WACV 2023 / REFERENCE.md): 20000 iterations, batch_real 256 per
 class, SGD(lr_img 1, momentum 0.5) on the pixels, real init, DSA (siamese, one transform

@@ -15,9 +15,9 @@ One DM evaluation (the authors' `main_DM.py`, ConvNet branch):
 Class bookkeeping (documented choice). Synthetic labels may come in any order and any
 number per class (a parameterization's decode order, or `decode_subset`): the synthetic
 class means are one-hot weighted means, `M_syn = (onehot(y)^T E) / counts`, and the
-siamese transform is applied per sample with the key of the sample's class (`dsa` with
-batchmode on a one-image batch keyed by class c gives exactly the transform that the
-class-c batch gets). A class with no synthetic instance in the decoded subset contributes
+siamese transform is applied per sample with the key of the sample's class
+(`make_class_augment`: exactly the transform that `dsa(key_c, ..., batchmode=True)` gives
+the whole class-c batch). A class with no synthetic instance in the decoded subset contributes
 nothing. Soft labels (N, classes) are assigned to their argmax class.
 
 Real data on device: all training images grouped by class into one padded array
@@ -26,7 +26,7 @@ top-k (sampling without replacement inside the class) and a validity mask, so cl
 different sizes and batch_real > n_c (DM then uses all n_c images) are exact.
 
 Shared helpers used by `jaxdd.objective.dc`: `real_by_class`, `sample_real`,
-`make_class_augment`, `class_labels`, `hard_labels`, `make_embed_fn`, `make_init_fn`,
+`make_class_augment`, `map_classes`, `hard_labels`, `make_embed_fn`, `make_init_fn`,
 `real_data`.
 """
 from __future__ import annotations
@@ -163,11 +163,6 @@ def map_classes(f, xs, chunk: int | None = None):
     return jax.lax.map(lambda a: f(*a), xs, batch_size=int(chunk))
 
 
-def class_labels(num_classes: int, per_class: int):
-    """int32 (num_classes * per_class,) = [0]*per_class + [1]*per_class + ..."""
-    return jnp.repeat(jnp.arange(num_classes, dtype=jnp.int32), per_class)
-
-
 def hard_labels(labels):
     """int (N,) labels; soft labels (N, classes) -> argmax class."""
     if labels.ndim == 2:
@@ -230,6 +225,7 @@ def make_loss(embed_fn: Callable, num_classes: int, *, augment: Callable | None 
       num_classes: number of classes (static).
       augment: siamese augmentation keyed by class, (keys (classes,), x, cls) -> x
         (`make_class_augment(strategy)`); None = no augmentation.
+      class_chunk: real classes embedded at once (`map_classes`; None = all).
 
     Returns:
       loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
