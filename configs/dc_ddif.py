@@ -22,14 +22,6 @@ from jaxdd.objective import dc
 from jaxdd.param import ddif
 
 EMBEDDED_ITERS = 300
-# (dataset, ipc) -> (width, num_layers, w0), the DDiF paper's field sizes
-FIELDS = {
-    ("cifar10", 1): (6, 2, 10.0), ("cifar10", 10): (6, 2, 10.0), ("cifar10", 50): (20, 2, 10.0),
-    ("cifar100", 1): (10, 2, 10.0), ("cifar100", 10): (15, 2, 10.0),
-    ("cifar100", 50): (30, 2, 10.0),
-    ("imagenette", 1): (20, 3, 40.0), ("imagenette", 10): (20, 3, 40.0),
-    ("imagenette", 50): (40, 3, 40.0),
-}
 
 
 def get_config(arg=None):
@@ -50,8 +42,7 @@ def get_config(arg=None):
         cfg.param.warmup_steps = 1000
         cfg.opt.syn.lr = 1e-3
     else:
-        w, nl, w0 = FIELDS.get((dataset, ipc), FIELDS[("cifar10", 1)])
-        cfg.param.width, cfg.param.num_layers, cfg.param.w0 = w, nl, w0
+        C.apply_ddif_fields(cfg, dataset, ipc)
         cfg.param.warmup_steps = 5000
         outer, _ = dc.get_loops(ipc)
         cfg.iterations = 1000 * outer

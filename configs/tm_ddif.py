@@ -24,14 +24,11 @@ Evaluate a DDiF set at another resolution:
 from jaxdd import config as C
 from jaxdd.param import ddif
 
-# (dataset, ipc) -> (width, num_layers, w0, syn_steps, max_start_epoch)
-PUBLISHED = {
-    ("cifar10", 1): (6, 2, 10.0, 60, 10), ("cifar10", 10): (6, 2, 10.0, 60, 10),
-    ("cifar10", 50): (20, 2, 10.0, 60, 40),
-    ("cifar100", 1): (10, 2, 10.0, 60, 20), ("cifar100", 10): (15, 2, 10.0, 60, 20),
-    ("cifar100", 50): (30, 2, 10.0, 60, 40),
-    ("imagenette", 1): (20, 3, 40.0, 20, 10), ("imagenette", 10): (20, 3, 40.0, 20, 10),
-    ("imagenette", 50): (40, 3, 40.0, 20, 10),
+# (dataset, ipc) -> (syn_steps, max_start_epoch); field sizes: jaxdd.config.DDIF_FIELDS
+TM = {
+    ("cifar10", 1): (60, 10), ("cifar10", 10): (60, 10), ("cifar10", 50): (60, 40),
+    ("cifar100", 1): (60, 20), ("cifar100", 10): (60, 20), ("cifar100", 50): (60, 40),
+    ("imagenette", 1): (20, 10), ("imagenette", 10): (20, 10), ("imagenette", 50): (20, 10),
 }
 
 
@@ -51,8 +48,8 @@ def get_config(arg=None):
         cfg.opt.syn.lr = 1e-3
     else:
         C.apply_mtt(cfg, dataset, ipc)
-        w, nl, w0, steps, max_start = PUBLISHED.get((dataset, ipc), PUBLISHED[("cifar10", 1)])
-        cfg.param.width, cfg.param.num_layers, cfg.param.w0 = w, nl, w0
+        C.apply_ddif_fields(cfg, dataset, ipc)
+        steps, max_start = TM.get((dataset, ipc), TM[("cifar10", 1)])
         cfg.param.w0_initial = 30.0
         cfg.param.warmup_steps = 5000
         cfg.objective.syn_steps, cfg.objective.max_start_epoch = steps, max_start

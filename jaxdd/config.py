@@ -25,6 +25,23 @@ MTT = {
                            lr_lr=1e-5, lr_teacher=0.01, zca=True, batch_syn=125),
 }
 
+# DDiF field sizes from the paper (REFERENCE.md): (dataset, ipc) -> (width, num_layers, w0).
+DDIF_FIELDS = {
+    ("cifar10", 1): (6, 2, 10.0), ("cifar10", 10): (6, 2, 10.0), ("cifar10", 50): (20, 2, 10.0),
+    ("cifar100", 1): (10, 2, 10.0), ("cifar100", 10): (15, 2, 10.0),
+    ("cifar100", 50): (30, 2, 10.0),
+    ("imagenette", 1): (20, 3, 40.0), ("imagenette", 10): (20, 3, 40.0),
+    ("imagenette", 50): (40, 3, 40.0),
+}
+
+
+def apply_ddif_fields(cfg, dataset, ipc):
+    """Set cfg.param width/num_layers/w0 to the published DDiF field of (dataset, ipc)."""
+    w, nl, w0 = DDIF_FIELDS.get((dataset, ipc), DDIF_FIELDS[("cifar10", 1)])
+    cfg.param.width, cfg.param.num_layers, cfg.param.w0 = w, nl, w0
+    return cfg
+
+
 # Student networks and native resolutions of the datasets.
 DATASETS = {
     "digits": dict(resolution=16, model="ConvNetD2W32", num_classes=10),

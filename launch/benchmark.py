@@ -65,6 +65,8 @@ from ml_collections import config_flags
 
 _ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 sys.path.insert(0, _ROOT)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_reference import reset_peak_rss, rss_bytes  # noqa: E402 (torch imported lazily)
 
 _CONFIG = config_flags.DEFINE_config_file("config", os.path.join(_ROOT, "configs/bench_tm.py"),
                                           "benchmark config")
@@ -79,26 +81,6 @@ SECTIONS = ("ceilings", "peer", "tm", "experts", "eval", "ddif", "fred")
 def _cpu_seconds():
     r = resource.getrusage(resource.RUSAGE_SELF)
     return r.ru_utime + r.ru_stime
-
-
-def _status_bytes(field):
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def _reset_hwm():
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-        return True
-    except OSError:
-        return False
 
 
 def loadavg():
@@ -117,15 +99,15 @@ def measure(fn, repeats, warmup=0):
 
     for _ in range(warmup):
         jax.block_until_ready(fn())
-    rss0 = _status_bytes("VmRSS")
-    can = _reset_hwm()
+    rss0 = rss_bytes("VmRSS")
+    can = reset_peak_rss()
     walls, cpus = [], []
     for _ in range(max(1, repeats)):
         c0, t0 = _cpu_seconds(), time.perf_counter()
         jax.block_until_ready(fn())
         walls.append(time.perf_counter() - t0)
         cpus.append(_cpu_seconds() - c0)
-    hwm = _status_bytes("VmHWM")
+    hwm = rss_bytes("VmHWM")
     peak = hwm - rss0 if (can and hwm is not None and rss0 is not None) else None
     if peak is not None and peak < 0:  # memory freed meanwhile / lagging kernel counters
         peak = None
