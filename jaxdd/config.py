@@ -35,6 +35,22 @@ DDIF_FIELDS = {
 }
 
 
+def lookup(table: dict, dataset: str, ipc: int, what: str):
+    """table[(dataset, ipc)], or a ValueError naming `what` and listing the known settings.
+
+    Published tables never fall back to another setting: a (dataset, ipc) the authors did
+    not publish must be configured explicitly (override the fields in the config string).
+    """
+    try:
+        return table[(dataset, ipc)]
+    except KeyError:
+        known = ", ".join(f"{d}:ipc={i}" for d, i in sorted(table))
+        raise ValueError(
+            f"{what} has no published setting for dataset={dataset!r} ipc={ipc}; known: "
+            f"{known}. Pick one of these, or start from the digits default and set every "
+            f"field yourself.") from None
+
+
 def apply_ddif_fields(cfg, dataset, ipc):
     """Set cfg.param width/num_layers/w0 to the published DDiF field of (dataset, ipc)."""
     w, nl, w0 = DDIF_FIELDS.get((dataset, ipc), DDIF_FIELDS[("cifar10", 1)])
