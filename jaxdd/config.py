@@ -9,21 +9,11 @@ import ast
 
 import ml_collections
 
-# Published MTT settings (REFERENCE.md), keyed by (dataset, ipc).
-MTT = {
-    ("cifar10", 1): dict(syn_steps=50, expert_epochs=2, max_start_epoch=2, lr_img=100.0,
-                         lr_lr=1e-7, lr_teacher=0.01, zca=True, batch_syn=0),
-    ("cifar10", 10): dict(syn_steps=30, expert_epochs=2, max_start_epoch=20, lr_img=100.0,
-                          lr_lr=1e-5, lr_teacher=0.001, zca=True, batch_syn=0),
-    ("cifar10", 50): dict(syn_steps=30, expert_epochs=2, max_start_epoch=40, lr_img=1000.0,
-                          lr_lr=1e-5, lr_teacher=0.001, zca=False, batch_syn=0),
-    ("cifar100", 1): dict(syn_steps=20, expert_epochs=3, max_start_epoch=20, lr_img=1000.0,
-                          lr_lr=1e-5, lr_teacher=0.01, zca=True, batch_syn=0),
-    ("cifar100", 10): dict(syn_steps=20, expert_epochs=2, max_start_epoch=20, lr_img=1000.0,
-                           lr_lr=1e-5, lr_teacher=0.01, zca=False, batch_syn=0),
-    ("cifar100", 50): dict(syn_steps=80, expert_epochs=2, max_start_epoch=40, lr_img=1000.0,
-                           lr_lr=1e-5, lr_teacher=0.01, zca=True, batch_syn=125),
-}
+from jaxdd.published import mtt as _mtt
+
+# Published MTT settings, keyed by (dataset, ipc): moved to jaxdd.published.mtt (its
+# docstring gives the source of every value). Kept here as an alias for older imports.
+MTT = _mtt.TABLE
 
 # DDiF field sizes from the paper (REFERENCE.md): (dataset, ipc) -> (width, num_layers, w0).
 DDIF_FIELDS = {
@@ -94,6 +84,8 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     """Fields every distillation config has (objective/param filled by the config file)."""
     info = DATASETS[dataset]
     cfg = ml_collections.ConfigDict()
+    # where the setting comes from, shown in the README settings table (jaxdd.published.table)
+    cfg.source = "jaxdd default (not a published setting)"
     cfg.seed = 0
     cfg.iterations = 5000
     cfg.dsa_strategy = "color_crop_cutout_flip_scale_rotate"
@@ -140,21 +132,26 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
                                                 min_syn_lr=None))
 
     cfg.eval = ml_collections.ConfigDict()
-    cfg.eval.every = 0  # 0: only at the end
+    cfg.eval.every = 0  # 0: only at the end; >0: also at iteration 0 and every N (as MTT)
     cfg.eval.num_nets = 5
     cfg.eval.final_nets = 5
     cfg.eval.epochs = 1000
     cfg.eval.batch_size = 256
     cfg.eval.final = True
     cfg.eval.random_real_baseline = True
+    # False (the authors'): each of the K networks draws its own DSA op group per step;
+    # True: one op group per step shared by the K networks (jaxdd.evaluate)
+    cfg.eval.share_dsa_ops = False
     return cfg
 
 
 def apply_mtt(cfg, dataset, ipc):
-    """Fill TM fields from the published MTT table where (dataset, ipc) is in it."""
-    s = MTT.get((dataset, ipc))
-    if s is None:
-        return cfg
+    """Fill the TM fields from MTT's published row of (dataset, ipc) (jaxdd.published.mtt).
+
+    Raises (via `lookup`, listing the published settings) when MTT did not publish
+    (dataset, ipc): nothing falls back to another row.
+    """
+    s = lookup(_mtt.TABLE, dataset, ipc, "MTT (jaxdd.published.mtt)")
     o = cfg.objective
     o.syn_steps, o.expert_epochs = s["syn_steps"], s["expert_epochs"]
     o.max_start_epoch, o.batch_syn = s["max_start_epoch"], s["batch_syn"]
@@ -162,6 +159,18 @@ def apply_mtt(cfg, dataset, ipc):
     cfg.opt.lr.lr = s["lr_lr"]
     cfg.opt.lr.init = s["lr_teacher"]
     cfg.dataset.zca = s["zca"]
+    cfg.model.name = s["model"]
+    cfg.iterations = _mtt.ITERATIONS
+    cfg.source = s["source"]
+    # the authors evaluate every --eval_it = 100 iterations (and at iteration 0); jaxdd
+    # reports the final evaluation and records their best-over-evaluations statistic too
+    cfg.eval.every = _mtt.EVAL["every"]
+    cfg.eval.epochs = _mtt.EVAL["epochs"]
+    cfg.eval.num_nets = cfg.eval.final_nets = _mtt.EVAL["num_nets"]
+    cfg.eval.batch_size = _mtt.EVAL["batch_size"]
+    b = _mtt.BUFFER
+    cfg.buffer.num_experts, cfg.buffer.epochs = b["num_experts"], b["epochs"]
+    cfg.buffer.lr_teacher, cfg.buffer.batch_size = b["lr_teacher"], b["batch_size"]
     return cfg
 
 
