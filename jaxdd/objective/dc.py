@@ -46,7 +46,10 @@ import optax
 from jaxdd.objective.dm import (hard_labels, make_class_augment, make_init_fn, map_classes,
                                 real_data, sample_real)
 
-DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10)}
+# DC's get_loops (FreD / DDiF DC/utils.py get_loops at the pinned commits); IPC 2 / 11 / 51
+# are FreD's budget settings (its DC script runs --ipc 2) and reuse the IPC 1 / 10 / 50 loops.
+DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10),
+            2: (1, 1), 11: (10, 50), 51: (50, 10)}
 
 
 def get_loops(ipc: int) -> tuple[int, int]:
