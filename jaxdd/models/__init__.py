@@ -13,7 +13,12 @@ Names (case-insensitive):
   AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18, ResNet18BN, ViT, Conv3DNet.
 
 ``overrides`` are module fields (e.g. ``width=32, conv_impl='native', norm='batch'``) and
-take precedence over what the name implies.
+take precedence over what the name implies.  ConvNet, AlexNet, VGG and Conv3DNet pad their
+first conv like the authors' ``networks.py`` for 1-channel inputs (``gray_padding=True`` by
+default; pass ``gray_padding=False`` for plain padding).
+
+``from_torch`` / ``to_torch`` (module ``torch_params``) convert parameters between PyTorch's
+layout (e.g. an MTT expert buffer) and these modules' params, without importing torch.
 """
 from __future__ import annotations
 
@@ -29,13 +34,16 @@ from jaxdd.models.conv3d import Conv3DNet
 from jaxdd.models.convnet import ConvNet
 from jaxdd.models.layers import InstanceNorm
 from jaxdd.models.resnet import ResNet
+from jaxdd.models.torch_params import (from_torch, from_torch_flat, to_torch, to_torch_flat,
+                                       torch_shapes)
 from jaxdd.models.vgg import VGG, VGG_CFGS
 from jaxdd.models.vit import ViT
 
 __all__ = [
     "get_model", "count_params", "available_models", "ConvNet", "AlexNet", "VGG", "ResNet",
     "ViT", "Conv3DNet", "Conv", "Conv3x3", "Linear", "InstanceNorm", "convolve", "conv_native",
-    "conv_im2col", "resolve_conv_impl", "CONV_IMPLS",
+    "conv_im2col", "resolve_conv_impl", "CONV_IMPLS", "from_torch", "from_torch_flat",
+    "to_torch", "to_torch_flat", "torch_shapes",
 ]
 
 _CONVNET_RE = re.compile(r"^convnet(?:d(\d+))?(?:w(\d+))?(bn|in|ln|gn|nn)?(ap|mp|np)?$")

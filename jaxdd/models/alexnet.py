@@ -7,7 +7,9 @@
 
 MTT's AlexNet has NO normalization layer; that is the default here (norm='none').
 'AlexNetBN' (DC) puts a BatchNorm after every conv; any norm of ``layers.NORMS`` can be chosen.
-MTT pads the first conv by 4 for 1-channel (28x28) inputs; enable with ``gray_padding=True``.
+Like the authors (MTT ``networks.py`` AlexNet, line 206 at 50dccea: ``padding=4 if
+channel==1 else 2``), the first conv is padded by 4 for 1-channel inputs (28x28 -> 32x32,
+192*4*4 features); on by default (``gray_padding=True``), off gives padding 2.
 """
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ class AlexNet(nn.Module):
     norm: str = "none"
     act: str = "relu"
     conv_impl: str = "auto"
-    gray_padding: bool = False
+    gray_padding: bool = True
 
     @nn.compact
     def __call__(self, x, train: bool = False):

@@ -6,7 +6,9 @@
     flatten -> Linear(num_classes)
 
 Layout follows the DDiF voxel code's Conv3DNet; width 64 and depth 3 are our defaults
-(documented choice).  Note: with conv_impl='im2col' (the CPU default) the patch tensor is
+(documented choice).  Like the authors (DDiF ``3D_Voxel/networks.py`` line 27, FreD
+``3D-MNIST/networks.py`` line 27), the first conv is padded by 3 for 1-channel volumes
+(16^3 -> 20^3); on by default (``gray_padding=True``), off gives padding 1.  Note: with conv_impl='im2col' (the CPU default) the patch tensor is
 27x the layer input; pass conv_impl='native' for large volumes on CPU if memory is tight.
 """
 from __future__ import annotations
@@ -26,6 +28,7 @@ class Conv3DNet(nn.Module):
     act: str = "relu"
     pooling: str = "avg"
     conv_impl: str = "auto"
+    gray_padding: bool = True
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -34,7 +37,8 @@ class Conv3DNet(nn.Module):
         norm = canonical_norm(self.norm)
         act = activation(self.act)
         for d in range(self.depth):
-            x = Conv(self.width, (3, 3, 3), padding=1, conv_impl=self.conv_impl,
+            pad = 3 if (self.gray_padding and d == 0 and x.shape[-1] == 1) else 1
+            x = Conv(self.width, (3, 3, 3), padding=pad, conv_impl=self.conv_impl,
                      name=f"conv_{d}")(x)
             x = apply_norm(norm, x, train, name=f"norm_{d}")
             x = act(x)

@@ -4,7 +4,8 @@ Each number in ``cfg`` is Conv3x3(c, pad 1, bias) -> norm -> ReLU; 'M' is MaxPoo
 2.  VGG11: 64 M 128 M 256 256 M 512 512 M 512 512 M; at 32x32 the features are 1x1x512.
 Default norm is instance norm (MTT's VGG11); 'VGG11BN' uses batch norm.  Needs inputs of at
 least 32x32 (five 2x pools); the classifier's input size is inferred at init.
-MTT pads the first conv by 3 for 1-channel inputs; enable with ``gray_padding=True``.
+Like the authors (MTT ``networks.py`` VGG._make_layers, line 257 at 50dccea), the first conv
+is padded by 3 for 1-channel inputs (28x28 -> 32x32); on by default (``gray_padding=True``).
 """
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ class VGG(nn.Module):
     norm: str = "instance"
     act: str = "relu"
     conv_impl: str = "auto"
-    gray_padding: bool = False
+    gray_padding: bool = True
 
     @nn.compact
     def __call__(self, x, train: bool = False):
