@@ -9,6 +9,8 @@ import pytest
 import scipy.linalg
 
 from jaxdd.data import (
+    AUTHORS_NORMALIZATION,
+    CIFAR100_OWN_NORMALIZATION,
     ZCA,
     Dataset,
     DatasetNotPreparedError,
@@ -17,9 +19,10 @@ from jaxdd.data import (
     fit_zca,
     images_by_class,
     load_dataset,
+    preprocessing_id,
     random_real,
 )
-from jaxdd.data.datasets import _resize_crop_uint8
+from jaxdd.data.datasets import _bilinear_taps, _resize_bilinear, _resize_variable
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,9 @@ def test_digits_shapes_dtypes_and_split(digits):
 
 
 def test_digits_normalization_uses_train_stats(digits):
+    """The embedded digits have no authors' constants: standardized with train statistics."""
     train, test = digits
+    assert train.preprocessing == test.preprocessing == "standardize-train-stats"
     np.testing.assert_allclose(train.images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
     np.testing.assert_allclose(train.images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
     raw_tr, raw_te = load_dataset("digits", normalize=False)
@@ -93,13 +98,60 @@ def test_digits_resolution_is_bilinear():
     np.testing.assert_allclose(train.images.mean(), 0.0, atol=1e-5)
 
 
-def test_resize_crop_center():
-    img = np.arange(12 * 8 * 3, dtype=np.uint8).reshape(12, 8, 3)
-    out = _resize_crop_uint8(img, 8)  # shorter side already 8: pure center crop
-    np.testing.assert_array_equal(out, img[2:10])
-    const = np.full((30, 20, 1), 77, np.uint8)
-    out = _resize_crop_uint8(const, 10)
-    assert out.shape == (10, 10, 1) and (out == 77).all()
+def test_resize_variable_squash_and_crop():
+    img = np.arange(12 * 8 * 3, dtype=np.float32).reshape(12, 8, 3)
+    # 'crop' with the shorter side already at `side`: a pure centre crop (offset 2)
+    np.testing.assert_array_equal(_resize_variable(img, 8, "crop"), img[2:10])
+    # 'squash' keeps every row / column: a linear ramp stays a linear ramp end to end
+    sq = _resize_variable(img, 6, "squash")
+    assert sq.shape == (6, 6, 3)
+    const = np.full((30, 20, 1), 0.3, np.float32)
+    for mode in ("squash", "crop"):
+        out = _resize_variable(const, 10, mode)
+        assert out.shape == (10, 10, 1)
+        np.testing.assert_allclose(out, 0.3, rtol=1e-6)
+    # crop of a wide image: shorter side -> 4, longer int(4 * 10 / 5) = 8, offset round(2) = 2
+    wide = np.random.default_rng(0).random((5, 10, 1)).astype(np.float32)
+    np.testing.assert_allclose(_resize_variable(wide, 4, "crop"),
+                               _resize_bilinear(wide, 4, 8)[:, 2:6], rtol=1e-6)
+
+
+def test_bilinear_taps_half_pixel():
+    i0, i1, lam = _bilinear_taps(4, 2)  # downsample x2: sources 0.5 and 2.5
+    np.testing.assert_array_equal(i0, [0, 2])
+    np.testing.assert_array_equal(i1, [1, 3])
+    np.testing.assert_allclose(lam, [0.5, 0.5])
+    i0, i1, lam = _bilinear_taps(2, 4)  # upsample: sources -0.25 -> 0 (clamped), 0.25, 0.75, 1.25
+    np.testing.assert_array_equal(i0, [0, 0, 0, 1])
+    np.testing.assert_array_equal(i1, [1, 1, 1, 1])
+    np.testing.assert_allclose(lam, [0.0, 0.25, 0.75, 0.25])  # last: i0 == i1, weight moot
+
+
+def test_preprocessing_ids_and_stats_options(tmp_path):
+    assert preprocessing_id("cifar10") == "standardize-authors-constants"
+    assert preprocessing_id("svhn") == "standardize-authors-constants"
+    assert preprocessing_id("cifar10", zca=True) == "zca01-eps0.1"
+    assert preprocessing_id("cifar10", zca=True, zca_eps=0.05) == "zca01-eps0.05"
+    assert preprocessing_id("cifar10", stats="train") == "standardize-train-stats"
+    assert preprocessing_id("cifar10", normalize=False) == "pixels01"
+    assert preprocessing_id("cifar10", zca=True, normalize=True) == (
+        "standardize-authors-constants+zca-eps0.1")
+    assert preprocessing_id("cifar100", stats=CIFAR100_OWN_NORMALIZATION).startswith(
+        "standardize-custom-mean0.5071")
+    assert preprocessing_id("imagenette") == "standardize-authors-constants;resize=squash"
+    assert preprocessing_id("imagenet2012:imagewoof", resize="crop") == (
+        "standardize-authors-constants;resize=crop")
+    assert preprocessing_id("digits") == "standardize-train-stats"
+    assert AUTHORS_NORMALIZATION["cifar100"] == AUTHORS_NORMALIZATION["cifar10"]
+    with pytest.raises(ValueError, match="resize"):
+        preprocessing_id("imagenette", resize="stretch")
+    with pytest.raises(ValueError, match="no authors' normalization constants"):
+        load_dataset("digits", stats="authors")
+    raw, _ = load_dataset("digits", normalize=False)
+    assert raw.preprocessing == "pixels01"
+    custom, _ = load_dataset("digits", stats=((0.5,), (0.25,)))
+    np.testing.assert_allclose(custom.images, (raw.images - 0.5) / 0.25, atol=1e-6)
+    assert custom.preprocessing == "standardize-custom-mean0.5-std0.25"
 
 
 # ----------------------------------------------------------------------------- ZCA
@@ -173,14 +225,27 @@ def test_zca_is_a_jax_pytree():
     assert isinstance(jax.tree_util.tree_map(lambda a: a, zca), ZCA)
 
 
-def test_load_digits_with_zca(digits):
-    train, test = digits
+def test_load_digits_with_zca_on_pixels(digits):
+    """The authors' --zca: NO mean/std, ZCA fitted on [0, 1] pixels of the train split and
+    applied to both splits (mtt-distillation utils.py:58-59, 137-165)."""
+    raw_tr, raw_te = load_dataset("digits", normalize=False)
     ztr, zte = load_dataset("digits", zca=True, zca_eps=0.1)
+    assert ztr.preprocessing == "zca01-eps0.1"
+    np.testing.assert_array_equal(ztr.mean, 0.0)
+    np.testing.assert_array_equal(ztr.std, 1.0)
     assert ztr.zca is not None and ztr.zca is zte.zca and ztr.zca.W.shape == (64, 64)
-    np.testing.assert_allclose(ztr.images, ztr.zca.transform(train.images), atol=1e-4)
-    np.testing.assert_allclose(zte.images, ztr.zca.transform(test.images), atol=1e-4)
-    np.testing.assert_allclose(ztr.zca.mean, train.images.reshape(len(train), -1).mean(0), atol=1e-5)
-    np.testing.assert_allclose(zte.denormalize(zte.images), test.denormalize(test.images), atol=1e-4)
+    np.testing.assert_allclose(ztr.images, ztr.zca.transform(raw_tr.images), atol=1e-5)
+    np.testing.assert_allclose(zte.images, ztr.zca.transform(raw_te.images), atol=1e-5)
+    np.testing.assert_allclose(ztr.zca.mean, raw_tr.images.reshape(len(raw_tr), -1).mean(0),
+                               atol=1e-6)
+    np.testing.assert_allclose(zte.denormalize(zte.images), raw_te.images, atol=1e-5)
+    np.testing.assert_allclose(ztr.normalize(raw_tr.images), ztr.images, atol=1e-5)
+    # not the old pipeline (standardize, then ZCA), which stays available explicitly
+    old, _ = load_dataset("digits", zca=True, normalize=True)
+    assert old.preprocessing == "standardize-train-stats+zca-eps0.1"
+    train, _ = digits
+    np.testing.assert_allclose(old.images, old.zca.transform(train.images), atol=1e-4)
+    assert np.abs(old.images - ztr.images).max() > 0.1
 
 
 # ----------------------------------------------------------------------------- tfds
@@ -194,12 +259,16 @@ def test_tfds_mock_mnist_cifar10(tmp_path):
         assert tr.images.dtype == np.float32 and tr.labels.dtype == np.int32
         assert tr.num_classes == 10 and tr.name == "mnist"
         assert 0 <= tr.labels.min() and tr.labels.max() < 10
-        np.testing.assert_allclose(tr.images.mean(axis=(0, 1, 2)), 0.0, atol=1e-5)
+        # the authors' constants, not the (random) mock data's statistics
+        np.testing.assert_allclose(tr.mean, [0.1307]) and np.testing.assert_allclose(tr.std, [0.3081])
+        assert tr.preprocessing == "standardize-authors-constants"
 
         tr, te = load_dataset("cifar10", data_dir=tmp_path)
         assert tr.images.shape == (6, 32, 32, 3) and te.images.shape == (6, 32, 32, 3)
         assert tr.num_classes == 10 and tr.image_shape == (32, 32, 3)
-        np.testing.assert_allclose(tr.images.std(axis=(0, 1, 2)), 1.0, atol=1e-4)
+        np.testing.assert_allclose(tr.std, [0.2023, 0.1994, 0.2010])
+        raw, raw_te = load_dataset("cifar10", data_dir=tmp_path, normalize=False)
+        np.testing.assert_allclose(te.denormalize(te.images), raw_te.images, atol=1e-6)
 
         tr, _ = load_dataset("cifar10", data_dir=tmp_path, resolution=16, normalize=False)
         assert tr.images.shape == (6, 16, 16, 3)
@@ -208,6 +277,10 @@ def test_tfds_mock_mnist_cifar10(tmp_path):
         tr, te = load_dataset("imagenette", data_dir=tmp_path, resolution=16)  # variable size
         assert tr.images.shape == (6, 16, 16, 3) and te.images.shape == (6, 16, 16, 3)
         assert tr.num_classes == 10
+        assert tr.preprocessing == "standardize-authors-constants;resize=squash"
+        np.testing.assert_allclose(tr.mean, [0.485, 0.456, 0.406])
+        tc, _ = load_dataset("imagenette", data_dir=tmp_path, resolution=16, resize="crop")
+        assert tc.preprocessing.endswith("resize=crop") and tc.images.shape == tr.images.shape
 
 
 def _tiny_tfds_builder():
@@ -274,9 +347,11 @@ def test_unprepared_tfds_fails_fast(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(ValueError) as err:
         load_dataset("not_a_dataset")
-    for name in ("digits", "cifar10", "mnist", "imagenette"):
+    for name in ("digits", "cifar10", "mnist", "imagenette", "imagenet2012:imagenette"):
         assert name in str(err.value)
         assert name in available_datasets()
+    with pytest.raises(ValueError, match="unknown ImageNet subset"):
+        load_dataset("imagenet2012:imagecats")
 
 
 # ----------------------------------------------------------------------------- npz

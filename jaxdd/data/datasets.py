@@ -1,11 +1,25 @@
-"""Dataset sources (embedded digits, tfds, npz arrays) and preprocessing (resize, normalize, ZCA).
+"""Dataset sources (embedded digits, tfds, ImageNet class subsets, npz arrays) and the
+authors' preprocessing (resize, per-dataset mean/std constants, ZCA on [0, 1] pixels).
 
-Pipeline of `load_dataset` for every source:
+Pipeline of `load_dataset` for every source (defaults = what the authors' get_dataset does:
+mtt-distillation utils.py:46-171, FreD TM/utils.py:72-262, DDiF TM/utils.py:113-272):
 
-    pixels in [0, 1] (float32, NHWC)
-      -> optional resize to (resolution, resolution)        (bilinear)
-      -> per-channel mean / std computed on TRAIN pixels     (applied to train and test)
-      -> optional ZCA fitted on the whole normalized TRAIN set (applied to train and test)
+    pixels in [0, 1] (float32, NHWC; uint8 / 255 like torchvision's ToTensor)
+      -> variable-size sources (ImageNet subsets, tfds imagenette): resize to R x R while
+         reading; 'squash' (default, the authors' Resize((R, R))) or 'crop'
+      -> fixed-size sources with resolution=R: bilinear resize to R x R
+      -> zca=False: (x - mean) / std with the AUTHORS' per-dataset constants
+         (`AUTHORS_NORMALIZATION`: mnist, fashion_mnist, svhn_cropped, cifar10, cifar100,
+         imagenette, ImageNet subsets); datasets the authors never used (the embedded
+         digits, npz files, other tfds datasets) use the train split's per-channel
+         statistics instead (there are no authors' constants to follow).
+      -> zca=True: NO mean/std (the authors use ToTensor() alone when --zca is on), then
+         kornia-style ZCA (eps 0.1) fitted on the whole train split of [0, 1] pixels and
+         applied to train and test (mtt-distillation utils.py:58-59, 137-165).
+
+Every `Dataset` records this as a short string (`Dataset.preprocessing`, made by
+`preprocessing_id`), which expert buffers store in their metadata so that trajectories
+trained on other inputs are refused.
 
 Datasets live on the host as numpy arrays; move batches to devices where they are used.
 """
@@ -21,10 +35,15 @@ import numpy as np
 from jaxdd.data.zca import ZCA, apply_zca_batched, fit_zca
 
 __all__ = [
+    "AUTHORS_NORMALIZATION",
+    "CIFAR100_OWN_NORMALIZATION",
+    "IMAGENET_SUBSETS",
     "Dataset",
     "DatasetNotPreparedError",
+    "authors_normalization",
     "available_datasets",
     "load_dataset",
+    "preprocessing_id",
 ]
 
 # Deterministic stratified split of the embedded digits (and of npz files without a test
@@ -41,11 +60,66 @@ _TFDS = {
     "cifar100": ("cifar100", "train", "test", None),
     "svhn_cropped": ("svhn_cropped", "train", "test", None),
     "svhn": ("svhn_cropped", "train", "test", None),
-    # Imagenette-128 as in DDiF / FreD: shorter side resized to 128 then a 128x128 center
-    # crop (the authors' torchvision Resize(128) + CenterCrop(128)). The 160px variant of
-    # imagenette2 is the smallest download whose shorter side is >= 128.
+    # fast.ai's Imagenette (tfds 'imagenette', 9469 train / 3925 validation images of the
+    # 10 imagenette classes; the 160px variant is the smallest download whose shorter side
+    # is >= 128). NOT the authors' data: they take ALL ImageNet-1k train images of the 10
+    # classes (~13k) and the 500 ImageNet validation images of those classes; for that use
+    # 'imagenet2012:imagenette' (below). Resized to 128 x 128 (default 'squash', as the
+    # authors' Resize((128, 128))).
     "imagenette": ("imagenette/160px-v2", "train", "validation", 128),
 }
+
+# The authors' ImageNet class subsets: ImageNet-1k class indices (torchvision ImageNet /
+# tfds imagenet2012 label order: synsets sorted by WordNet id). Label c of the subset is the
+# c-th index of its list (the authors' class_map). Sources: mtt-distillation utils.py:17-42
+# (imagenette, imagewoof, imagemeow, imagesquawk, imagefruit, imageyellow); the same lists in
+# FreD TM/utils.py:43-69 and DDiF TM/utils.py:40-109 (DDiF's keys: nette, woof, fruits,
+# yellow, cats, birds, a..e); ImageNet-A..E (GLaD's subsets) from FreD
+# ImageNet-abcde/utils.py:76-101 (alpha..epsilon).
+IMAGENET_SUBSETS = {
+    "imagenette": (0, 217, 482, 491, 497, 566, 569, 571, 574, 701),
+    "imagewoof": (193, 182, 258, 162, 155, 167, 159, 273, 207, 229),
+    "imagemeow": (281, 282, 283, 284, 285, 291, 292, 290, 289, 287),
+    "imagesquawk": (84, 130, 88, 144, 145, 22, 96, 9, 100, 89),
+    "imagefruit": (953, 954, 949, 950, 951, 957, 952, 945, 943, 948),
+    "imageyellow": (309, 986, 954, 951, 987, 779, 599, 291, 72, 11),
+    "imagenet-a": (255, 376, 984, 364, 500, 986, 333, 576, 148, 135),
+    "imagenet-b": (129, 916, 90, 275, 995, 874, 102, 259, 685, 139),
+    "imagenet-c": (565, 94, 554, 535, 92, 392, 291, 136, 324, 11),
+    "imagenet-d": (9, 258, 13, 262, 19, 339, 321, 24, 93, 322),
+    "imagenet-e": (816, 96, 100, 145, 739, 713, 783, 76, 688, 326),
+}
+# DDiF's subset keys (DDiF TM/utils.py:92-108) and FreD's short names -> ours.
+_SUBSET_ALIASES = {"nette": "imagenette", "woof": "imagewoof", "fruits": "imagefruit",
+                   "yellow": "imageyellow", "cats": "imagemeow", "birds": "imagesquawk",
+                   **{k: f"imagenet-{k}" for k in "abcde"}}
+_IMAGENET_PREFIX = "imagenet2012:"
+_IMAGENET_TFDS = "imagenet2012"  # tfds name (train / validation splits); tests swap it
+_IMAGENET_SIDE = 128  # the authors' im_size for ImageNet subsets
+
+# The authors' per-channel (mean, std) constants, keyed by jaxdd's dataset name. Every
+# repository hard-codes the same values where it has the dataset (mtt-distillation
+# utils.py:56-57, 72-73, 91-92, 122-123; FreD TM/utils.py:82-83, 94-95, 106-107, 121-122,
+# 155-156, 185-186; DDiF TM/utils.py:123-124, 135-136, 147-148, 162-163, 195-196, 225-226;
+# the DC/DM copies), checked against the sources by tests/test_parity_data_constants.py.
+# CIFAR-100: the trajectory-matching code of all three (and DDiF DC/DM) normalizes CIFAR-100
+# with the CIFAR-10 constants; only FreD DC/DM (FreD DC/utils.py:118-119, DM/utils.py:
+# 118-119) use CIFAR-100's own statistics (`CIFAR100_OWN_NORMALIZATION`; pass
+# stats=CIFAR100_OWN_NORMALIZATION to follow them).
+_CIFAR10_CONSTANTS = ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010))
+_IMAGENET_CONSTANTS = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+AUTHORS_NORMALIZATION = {
+    "mnist": ((0.1307,), (0.3081,)),
+    "fashion_mnist": ((0.2861,), (0.3530,)),
+    "svhn_cropped": ((0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)),
+    "cifar10": _CIFAR10_CONSTANTS,
+    "cifar100": _CIFAR10_CONSTANTS,
+    "imagenette": _IMAGENET_CONSTANTS,
+    "imagenet2012": _IMAGENET_CONSTANTS,  # every 'imagenet2012:<subset>'
+}
+CIFAR100_OWN_NORMALIZATION = ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762))
+
+_RESIZE_MODES = ("squash", "crop")
 
 
 class DatasetNotPreparedError(RuntimeError):
@@ -54,7 +128,94 @@ class DatasetNotPreparedError(RuntimeError):
 
 def available_datasets() -> tuple[str, ...]:
     """Names accepted by `load_dataset` (plus any path ending in '.npz' and 'tfds:<name>')."""
-    return ("digits",) + tuple(_TFDS) + ("npz",)
+    return (("digits",) + tuple(_TFDS)
+            + tuple(_IMAGENET_PREFIX + k for k in IMAGENET_SUBSETS) + ("npz",))
+
+
+def _canonical(name) -> str:
+    """Key of AUTHORS_NORMALIZATION for a dataset name ('' when the authors never used it)."""
+    low = str(name).lower()
+    if low.startswith(_IMAGENET_PREFIX):
+        return "imagenet2012"
+    base = low.split("/")[0]
+    if base == "svhn":
+        return "svhn_cropped"
+    return base if base in AUTHORS_NORMALIZATION else ""
+
+
+def authors_normalization(name):
+    """The authors' (mean, std) tuples for dataset `name`, or None (digits, npz, tfds:...)."""
+    return AUTHORS_NORMALIZATION.get(_canonical(name))
+
+
+def _is_variable_size(name) -> bool:
+    low = str(name).lower()
+    return low.startswith(_IMAGENET_PREFIX) or (
+        low.split("/")[0] in _TFDS and _TFDS[low.split("/")[0]][3] is not None)
+
+
+def _resolve_resize(resize) -> str:
+    mode = "squash" if resize in (None, "") else str(resize).lower()
+    if mode not in _RESIZE_MODES:
+        raise ValueError(f"resize must be one of {_RESIZE_MODES} (or None = 'squash'), "
+                         f"got {resize!r}")
+    return mode
+
+
+def _resolve_standardize(name, *, zca, normalize, stats):
+    """-> (standardize: bool, constants (mean, std) or None = train statistics, kind str)."""
+    standardize = (not zca) if normalize is None else bool(normalize)
+    if not standardize:
+        return False, None, "none"
+    if stats is None or (isinstance(stats, str) and stats == "auto"):
+        const = authors_normalization(name)
+        return (True, const, "authors-constants") if const is not None else (True, None,
+                                                                              "train-stats")
+    if isinstance(stats, str):
+        if stats == "authors":
+            const = authors_normalization(name)
+            if const is None:
+                raise ValueError(
+                    f"no authors' normalization constants for dataset {name!r} (known: "
+                    f"{', '.join(sorted(AUTHORS_NORMALIZATION))}); use stats='train'")
+            return True, const, "authors-constants"
+        if stats == "train":
+            return True, None, "train-stats"
+        raise ValueError(f"stats must be None/'auto', 'authors', 'train' or (mean, std), "
+                         f"got {stats!r}")
+    mean, std = stats
+    mean = tuple(float(v) for v in np.atleast_1d(np.asarray(mean, np.float64)))
+    std = tuple(float(v) for v in np.atleast_1d(np.asarray(std, np.float64)))
+    if authors_normalization(name) is not None and (mean, std) == tuple(
+            tuple(float(v) for v in t) for t in authors_normalization(name)):
+        return True, (mean, std), "authors-constants"
+    fmt = lambda t: "/".join(f"{v:g}" for v in t)  # noqa: E731
+    return True, (mean, std), f"custom-mean{fmt(mean)}-std{fmt(std)}"
+
+
+def preprocessing_id(name, *, zca: bool = False, zca_eps: float = 0.1, normalize=None,
+                     stats=None, resize=None) -> str:
+    """Short id of the preprocessing `load_dataset` applies with these arguments.
+
+    'zca01-eps0.1'                    ZCA (eps 0.1) on [0, 1] pixels (the authors' --zca)
+    'standardize-authors-constants'   (x - mean) / std with the authors' constants
+    'standardize-train-stats'         ... with the train split's statistics (digits, npz)
+    'standardize-custom-mean..-std..' ... with user constants
+    'standardize-<...>+zca-eps0.1'    standardize, then ZCA (normalize=True with zca=True;
+                                      not what the authors do)
+    'pixels01'                        nothing: [0, 1] pixels
+    Variable-size sources (imagenette, imagenet2012:<subset>) append ';resize=squash|crop'.
+    Stored in expert-buffer metadata: buffers built with another id are refused.
+    """
+    standardize, _, kind = _resolve_standardize(name, zca=zca, normalize=normalize, stats=stats)
+    eps = f"eps{float(zca_eps):g}"
+    if standardize:
+        out = f"standardize-{kind}" + (f"+zca-{eps}" if zca else "")
+    else:
+        out = f"zca01-{eps}" if zca else "pixels01"
+    if _is_variable_size(name):
+        out += f";resize={_resolve_resize(resize)}"
+    return out
 
 
 # ----------------------------------------------------------------------------- Dataset
@@ -65,14 +226,17 @@ class Dataset:
     """One split of an image classification dataset, preprocessed.
 
     Fields:
-      images: (N, H, W, C) float32, normalized (and ZCA-whitened when zca is set).
+      images: (N, H, W, C) float32, preprocessed (see `preprocessing`).
       labels: (N,) int32 in [0, num_classes).
       class_names: tuple of num_classes strings.
-      mean, std: (C,) float32, the per-channel normalization that was applied:
-        pixels in [0, 1] = images_before_zca * std + mean (computed on the TRAIN split's
-        [0, 1] pixels; mean = 0, std = 1 when loaded with normalize=False).
+      mean, std: (C,) float32, the per-channel standardization that was applied:
+        pixels in [0, 1] = images_before_zca * std + mean (the authors' constants, or the
+        TRAIN split's statistics for datasets without them; mean = 0, std = 1 when nothing
+        was standardized, e.g. with ZCA, which works on [0, 1] pixels like the authors').
       name: dataset name.
-      zca: the ZCA fitted on the normalized train split, or None.
+      zca: the ZCA fitted on the train split (of [0, 1] pixels by default), or None.
+      preprocessing: `preprocessing_id` of the pipeline, e.g. 'zca01-eps0.1' or
+        'standardize-authors-constants'.
     """
 
     images: np.ndarray
@@ -82,6 +246,7 @@ class Dataset:
     std: np.ndarray
     name: str
     zca: Optional[ZCA] = None
+    preprocessing: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -149,23 +314,60 @@ def _resize_batch(images: np.ndarray, side: int, chunk: int = 2048) -> np.ndarra
     return out
 
 
-def _resize_crop_uint8(img: np.ndarray, side: int) -> np.ndarray:
-    """One uint8 image (H, W, C) -> (side, side, C): shorter side to `side`, center crop.
+def _bilinear_taps(n_in: int, n_out: int):
+    """1-D taps of bilinear resampling n_in -> n_out, half-pixel centres, no antialiasing.
 
-    PIL bilinear (antialiased when shrinking), like torchvision Resize + CenterCrop.
+    Follows torch.nn.functional.interpolate(mode='bilinear', align_corners=False,
+    antialias=False), which is what torchvision's transforms.Resize does to a tensor in the
+    authors' versions (torchvision 0.12 for MTT / FreD, 0.16 for DDiF: antialias defaults to
+    False for tensors): source = max((i + 0.5) * n_in / n_out - 0.5, 0), the two neighbours
+    (the upper one clamped to the edge), linear weights.
     """
-    from PIL import Image
+    scale = np.float32(n_in) / np.float32(n_out)
+    src = np.maximum((np.arange(n_out, dtype=np.float32) + np.float32(0.5)) * scale
+                     - np.float32(0.5), np.float32(0.0))
+    i0 = np.minimum(src.astype(np.int64), n_in - 1)
+    i1 = np.minimum(i0 + 1, n_in - 1)
+    lam = np.clip(src - i0.astype(np.float32), 0.0, 1.0).astype(np.float32)
+    return i0, i1, lam
 
-    h, w, c = img.shape
-    scale = side / min(h, w)
-    new_h, new_w = max(side, int(round(h * scale))), max(side, int(round(w * scale)))
-    pil = Image.fromarray(img[..., 0] if c == 1 else img)
-    pil = pil.resize((new_w, new_h), Image.BILINEAR)
-    arr = np.asarray(pil)
-    if arr.ndim == 2:
-        arr = arr[..., None]
-    top, left = (new_h - side) // 2, (new_w - side) // 2
-    return arr[top:top + side, left:left + side]
+
+def _resize_bilinear(img: np.ndarray, out_h: int, out_w: int) -> np.ndarray:
+    """One float image (H, W, C) -> (out_h, out_w, C), torch bilinear (see _bilinear_taps)."""
+    img = np.asarray(img, np.float32)
+    h, w = img.shape[:2]
+    if (h, w) == (out_h, out_w):
+        return img
+    r0, r1, lr = _bilinear_taps(h, out_h)
+    c0, c1, lc = _bilinear_taps(w, out_w)
+    rows = img[r0] * (1.0 - lr)[:, None, None] + img[r1] * lr[:, None, None]
+    return rows[:, c0] * (1.0 - lc)[None, :, None] + rows[:, c1] * lc[None, :, None]
+
+
+def _resize_variable(img: np.ndarray, side: int, mode: str) -> np.ndarray:
+    """One float [0, 1] image (H, W, C) of any size -> (side, side, C).
+
+    'squash': torchvision Resize((side, side)) -- both sides to `side`, aspect ratio not
+      kept (the authors' ImageNet-subset transform: mtt-distillation utils.py:86, 94-101;
+      FreD TM/utils.py:145-163; DDiF TM/utils.py:184-202; their CenterCrop after it is a
+      no-op).
+    'crop': torchvision Resize(side) + CenterCrop(side) -- shorter side to `side`, the longer
+      to int(side * long / short), then the centre crop with offsets round((n - side) / 2)
+      (FreD ImageNet-abcde/utils.py:180-183, ImageNet-A..E).
+    Both resample like the authors' tensor Resize (bilinear, no antialiasing, on float
+    pixels; the authors normalize before resizing, which commutes with it).
+    """
+    h, w = img.shape[:2]
+    if mode == "squash":
+        return _resize_bilinear(img, side, side)
+    if h <= w:
+        new_h, new_w = side, int(side * w / h)
+    else:
+        new_h, new_w = int(side * h / w), side
+    out = _resize_bilinear(img, new_h, new_w)
+    top = int(round((new_h - side) / 2.0))
+    left = int(round((new_w - side) / 2.0))
+    return out[top:top + side, left:left + side]
 
 
 def _channel_stats(x: np.ndarray, chunk: int = 4096):
@@ -199,22 +401,29 @@ def _as_float01(images: np.ndarray, where: str) -> np.ndarray:
 
 
 def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution,
-              normalize, zca, zca_eps, stats):
-    """Shared tail: resize, normalize (train stats), ZCA (train fit) -> (train, test)."""
+              standardize, constants, zca, zca_eps, preprocessing):
+    """Shared tail: resize, standardize (given constants or train stats), ZCA (train fit)."""
     if resolution is not None:
         x_train = _resize_batch(x_train, int(resolution))
         x_test = _resize_batch(x_test, int(resolution))
     c = x_train.shape[-1]
-    if stats is not None:
-        mean, std = (np.broadcast_to(np.asarray(v, np.float64), (c,)) for v in stats)
-    elif normalize:
+    if not standardize:
+        mean, std = np.zeros(c), np.ones(c)
+    elif constants is not None:
+        mean, std = (np.asarray(v, np.float64).reshape(-1) for v in constants)
+        if mean.shape != (c,) or std.shape != (c,):
+            if mean.size == 1 and std.size == 1:
+                mean, std = np.broadcast_to(mean, (c,)), np.broadcast_to(std, (c,))
+            else:
+                raise ValueError(f"{name}: normalization constants for {mean.size} channel(s) "
+                                 f"but the images have {c}")
+    else:
         mean, std = _channel_stats(x_train)
         std = np.where(std > 0, std, 1.0)
-    else:
-        mean, std = np.zeros(c), np.ones(c)
     mean, std = mean.astype(np.float32), std.astype(np.float32)
-    if normalize or stats is not None:
-        # In place: the float arrays here are our own copies.
+    if standardize:
+        # In place: the float arrays here are our own copies. float32 arithmetic, like
+        # torchvision's Normalize (sub_(mean).div_(std) on a float32 tensor).
         x_train = np.ascontiguousarray(x_train, np.float32)
         x_test = np.ascontiguousarray(x_test, np.float32)
         x_train -= mean
@@ -235,6 +444,7 @@ def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution
         std=std,
         name=name,
         zca=fitted,
+        preprocessing=preprocessing,
     )
     return make(x_train, y_train), make(x_test, y_test)
 
@@ -318,10 +528,11 @@ def _prepare_hint(tfds_name: str, data_dir) -> str:
     )
 
 
-def _open_tfds(tfds_name, split, data_dir, download):
+def _open_tfds(tfds_name, split, data_dir, download, decoders=None):
     """tfds.data_source for one split, failing fast with a clear error when absent."""
     import tensorflow_datasets as tfds
 
+    kw = {} if decoders is None else {"decoders": decoders}
     try:
         return tfds.data_source(
             tfds_name,
@@ -331,6 +542,7 @@ def _open_tfds(tfds_name, split, data_dir, download):
             # data_source only reads random-access formats; when data_dir is given tfds
             # would otherwise default to TFRECORD and fail with a misleading message.
             builder_kwargs={"file_format": "array_record"},
+            **kw,
         )
     except Exception as e:  # tfds raises KeyError / NotImplementedError / ... here
         if download:
@@ -354,45 +566,61 @@ def _fetch(source, keys):
         return [source[k] for k in keys]
 
 
-def _read_split(source, *, side: Optional[int], desc: str, chunk: int = 1024):
-    """All records of a tfds data source -> (uint8 images (N, H, W, C), int32 labels (N,)).
+def _decode_image(img) -> np.ndarray:
+    """A record's image: an array, or encoded bytes (SkipDecoding) -> uint8 (H, W, C)."""
+    if isinstance(img, (bytes, np.bytes_)) or (isinstance(img, np.ndarray) and img.dtype.kind in "SO"):
+        import io
 
-    side: when set, every image is resized (shorter side) + center cropped to side x side
-    (for variable-size datasets); otherwise all images must have the same shape.
+        from PIL import Image
+
+        raw = img.item() if isinstance(img, np.ndarray) else bytes(img)
+        with Image.open(io.BytesIO(raw)) as pil:
+            img = np.asarray(pil.convert("RGB"))  # like torchvision's default_loader
+    img = np.asarray(img)
+    return img[..., None] if img.ndim == 2 else img
+
+
+def _read_split(source, *, side: Optional[int], desc: str, mode: str = "squash",
+                keys=None, label_map=None, chunk: int = 1024):
+    """Records of a tfds data source -> (images (N, H, W, C), int32 labels (N,)).
+
+    side: when set, every image is read as float [0, 1] and resized to side x side
+    (`_resize_variable`, mode 'squash' or 'crop'; for variable-size datasets) -> float32;
+    otherwise all images must have the same shape -> uint8.
+    keys: the record indices to read (default all); label_map: {source label: our label}.
     """
     from tqdm.auto import tqdm
 
-    n = len(source)
+    keys = list(range(len(source))) if keys is None else [int(k) for k in keys]
+    n = len(keys)
     if n == 0:
         raise ValueError(f"{desc}: the split is empty")
-    first = _fetch(source, [0])[0]
-    img0 = np.asarray(first["image"])
-    if img0.ndim == 2:
-        img0 = img0[..., None]
-    shape = (side, side, img0.shape[-1]) if side else img0.shape
-    images = np.empty((n,) + tuple(shape), np.uint8)
+    img0 = _decode_image(_fetch(source, [keys[0]])[0]["image"])
+    if side:
+        images = np.empty((n, side, side, img0.shape[-1]), np.float32)
+    else:
+        images = np.empty((n,) + tuple(img0.shape), np.uint8)
     labels = np.empty((n,), np.int32)
     with tqdm(total=n, desc=f"reading {desc}", unit="img", disable=n < 20000, leave=False) as bar:
         for start in range(0, n, chunk):
-            keys = list(range(start, min(n, start + chunk)))
-            for k, rec in zip(keys, _fetch(source, keys)):
-                img = np.asarray(rec["image"])
-                if img.ndim == 2:
-                    img = img[..., None]
+            part = keys[start:start + chunk]
+            for j, rec in enumerate(_fetch(source, part)):
+                img = _decode_image(rec["image"])
                 if side:
-                    img = _resize_crop_uint8(img, side)
+                    img = _resize_variable(img.astype(np.float32) / np.float32(255.0), side, mode)
                 elif img.shape != images.shape[1:]:
                     raise ValueError(
-                        f"{desc}: record {k} has shape {img.shape}, expected "
-                        f"{images.shape[1:]}; pass resolution=R to resize + crop."
+                        f"{desc}: record {part[j]} has shape {img.shape}, expected "
+                        f"{images.shape[1:]}; pass resolution=R to resize."
                     )
-                images[k] = img
-                labels[k] = int(np.asarray(rec["label"]))
-            bar.update(len(keys))
+                images[start + j] = img
+                lab = int(np.asarray(rec["label"]))
+                labels[start + j] = lab if label_map is None else label_map[lab]
+            bar.update(len(part))
     return images, labels
 
 
-def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side):
+def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side, mode="squash"):
     out = []
     class_names = None
     for split in (train_split, test_split):
@@ -409,7 +637,7 @@ def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side):
                 raise ValueError(
                     f"tfds {tfds_name!r} has variable-size images; pass resolution=R"
                 )
-        x, y = _read_split(source, side=side, desc=f"{tfds_name}:{split}")
+        x, y = _read_split(source, side=side, mode=mode, desc=f"{tfds_name}:{split}")
         out += [x, y]
     x_tr, y_tr, x_te, y_te = out
     if class_names is None:
@@ -418,7 +646,65 @@ def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side):
     return x_tr, y_tr, x_te, y_te, class_names
 
 
-# ----------------------------------------------------------------------------- entry point
+def _subset_ids(subset: str) -> tuple:
+    key = _SUBSET_ALIASES.get(subset.lower(), subset.lower())
+    if key not in IMAGENET_SUBSETS:
+        raise ValueError(f"unknown ImageNet subset {subset!r}; known: "
+                         f"{', '.join(IMAGENET_SUBSETS)} (aliases: {', '.join(_SUBSET_ALIASES)})")
+    return IMAGENET_SUBSETS[key]
+
+
+def _label_scan(tfds_name, split, data_dir, download, chunk=4096):
+    """(source, labels (N,), file names (N,) or None) of a split, reading every record
+    WITHOUT decoding its image."""
+    import tensorflow_datasets as tfds
+    from tqdm.auto import tqdm
+
+    fast = _open_tfds(tfds_name, split, data_dir, download,
+                      decoders={"image": tfds.decode.SkipDecoding()})
+    n = len(fast)
+    labels = np.empty((n,), np.int64)
+    names = []
+    for start in tqdm(range(0, n, chunk), desc=f"scanning {tfds_name}:{split} labels",
+                      disable=n < 50000, leave=False):
+        recs = _fetch(fast, list(range(start, min(n, start + chunk))))
+        labels[start:start + len(recs)] = [int(np.asarray(r["label"])) for r in recs]
+        for r in recs:
+            f = r.get("file_name") if hasattr(r, "get") else None
+            f = np.asarray(f).item() if f is not None else None
+            names.append(f.decode() if isinstance(f, bytes) else f)
+    if any(f is None for f in names):
+        names = None
+    return fast, labels, names
+
+
+def _load_imagenet_subset(subset, data_dir, download, side, mode):
+    """The authors' ImageNet class subset: ALL ImageNet-1k train images of its 10 classes and
+    the ImageNet validation images of those classes (50 each: 500), labels 0..9 in the order
+    of the subset's list (mtt-distillation utils.py:103-114). Records are ordered like the
+    authors' torchvision ImageNet (an ImageFolder: by class index, then file name) when the
+    tfds records carry 'file_name' (imagenet2012 does), else by class, then record index."""
+    ids = _subset_ids(subset)
+    label_map = {cls: i for i, cls in enumerate(ids)}
+    out = []
+    class_names = None
+    for split in ("train", "validation"):
+        source, labels, names = _label_scan(_IMAGENET_TFDS, split, data_dir, download)
+        if class_names is None:
+            info = getattr(source, "dataset_info", None)
+            try:
+                all_names = info.features["label"].names
+                class_names = tuple(str(all_names[c]) for c in ids)
+            except Exception:  # noqa: BLE001 - names are cosmetic
+                class_names = tuple(str(c) for c in ids)
+        keys = np.flatnonzero(np.isin(labels, ids))
+        if keys.size == 0:
+            raise ValueError(f"{_IMAGENET_TFDS}:{split} has no image of the classes {ids}")
+        second = (lambda k: names[k]) if names is not None else (lambda k: int(k))
+        keys = sorted(keys.tolist(), key=lambda k: (int(labels[k]), second(k)))
+        out += list(_read_split(source, side=side, mode=mode, keys=keys, label_map=label_map,
+                                desc=f"{_IMAGENET_TFDS}:{split}[{subset}]"))
+    return (*out, class_names)
 
 
 def load_dataset(
@@ -426,27 +712,39 @@ def load_dataset(
     *,
     data_dir=None,
     resolution: Optional[int] = None,
-    normalize: bool = True,
+    normalize: Optional[bool] = None,
     zca: bool = False,
     zca_eps: float = 0.1,
     path=None,
     download: bool = False,
-    stats: Optional[Sequence] = None,
+    stats=None,
+    resize: Optional[str] = None,
 ) -> tuple[Dataset, Dataset]:
-    """Load a dataset and preprocess it -> (train, test) `Dataset`s.
+    """Load a dataset and preprocess it like the authors -> (train, test) `Dataset`s.
 
     Names:
       'digits': scikit-learn's digits, embedded (offline). 8x8x1, 10 classes, pixels
         0..16 -> /16. Deterministic stratified split (seed 0, round(20%) of each class to
-        test): train 1438 / test 359 images.
-      'mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn_cropped' (alias 'svhn'),
-        'imagenette' (tfds 'imagenette/160px-v2', shorter side -> 128, 128x128 center crop;
-        test = tfds 'validation'). Other imagenette configs: e.g. 'imagenette/320px-v2'.
-        'tfds:<name>' reads any other tfds dataset with 'image'/'label' features and
-        'train'/'test' splits. Read with tfds.data_source (array_record format, no
-        tensorflow needed) from data_dir (default $TFDS_DATA_DIR or
-        ~/tensorflow_datasets). Nothing is downloaded unless download=True; an absent
-        dataset raises DatasetNotPreparedError at once, saying how to prepare it.
+        test): train 1438 / test 359 images. No authors' constants exist for it: it is
+        standardized with its TRAIN split's per-channel mean / std.
+      'mnist', 'fashion_mnist', 'cifar10', 'cifar100', 'svhn_cropped' (alias 'svhn'):
+        tfds, the authors' train / test splits and normalization constants.
+      'imagenet2012:<subset>' (e.g. 'imagenet2012:imagenette'; subsets: IMAGENET_SUBSETS,
+        also DDiF's keys 'nette', 'woof', ... and 'a'..'e'): the authors' ImageNet class
+        subsets, read from tfds 'imagenet2012' (which you prepare from the ImageNet
+        archives): every train image of the 10 classes, test = the ImageNet validation
+        images of those classes (500), labels in the subset's order, 128 x 128 by default.
+        The whole train split is scanned once for labels (images skipped undecoded); save
+        the result with np.savez and reload it as 'npz' to skip that next time.
+      'imagenette' (tfds 'imagenette/160px-v2', fast.ai's Imagenette: 9469 train / 3925
+        validation images, a different split of ImageNet images than the authors'), resized
+        to 128 x 128; other configs: e.g. 'imagenette/320px-v2'.
+      'tfds:<name>' reads any other tfds dataset with 'image'/'label' features and
+        'train'/'test' splits.
+      tfds data are read with tfds.data_source (array_record format, no tensorflow
+      needed) from data_dir (default $TFDS_DATA_DIR or ~/tensorflow_datasets). Nothing is
+      downloaded unless download=True; an absent dataset raises DatasetNotPreparedError at
+      once, saying how to prepare it.
       'npz' with path=..., or a name ending in '.npz': a numpy .npz file with
           images       (N, H, W, C) or (N, H, W): uint8 0..255, or float in [0, 1]
           labels       (N,) integers in [0, num_classes)
@@ -457,22 +755,35 @@ def load_dataset(
 
     Args:
       data_dir: tfds data directory.
-      resolution: side R: images are resized (bilinear) to R x R. Variable-size datasets
-        (imagenette) are resized on the shorter side and center-cropped instead.
-      normalize: subtract the per-channel mean and divide by the per-channel std of the
-        train split's [0, 1] pixels (both splits).
-      zca: fit ZCA whitening (kornia semantics, eps=zca_eps) on the whole normalized train
-        split and apply it to both splits; stored in Dataset.zca.
+      resolution: side R. Fixed-size datasets are resized (bilinear, antialiased) to R x R.
+        Variable-size sources (imagenette, imagenet2012:*) are resized while reading
+        (default R = 128, the authors' im_size) as `resize` says.
+      resize: variable-size sources only: 'squash' (default; the authors' Resize((R, R)) in
+        MTT / FreD TM / DDiF TM: aspect ratio not kept) or 'crop' (shorter side to R, centre
+        crop: FreD's ImageNet-A..E code). Bilinear without antialiasing on float pixels, as
+        the authors' torchvision Resize on tensors.
+      normalize: standardize (x - mean) / std. Default None = the authors' choice: yes
+        without ZCA, no with ZCA. True with zca=True standardizes before ZCA (not the
+        authors' pipeline; kept for experiments, tagged in `preprocessing`).
+      stats: the (mean, std) used to standardize: None / 'auto' (the authors' constants,
+        `AUTHORS_NORMALIZATION`, where they exist, else the train split's statistics),
+        'authors' (raise if there are none), 'train', or explicit per-channel
+        (mean, std) sequences (e.g. CIFAR100_OWN_NORMALIZATION, FreD DC/DM's CIFAR-100).
+      zca: fit ZCA whitening (kornia ZCAWhitening semantics, eps=zca_eps) on the whole train
+        split -- of [0, 1] pixels unless normalize=True -- and apply it to both splits
+        (the authors' --zca: mtt-distillation utils.py:137-165); stored in Dataset.zca.
       path: the .npz file for name 'npz'.
       download: let tfds download and prepare an absent dataset.
-      stats: optional (mean, std) per-channel constants to use instead of the train
-        statistics (e.g. the fixed constants of the authors' PyTorch code).
 
     Returns:
-      (train, test): `Dataset`s with float32 NHWC images and int32 labels.
+      (train, test): `Dataset`s with float32 NHWC images and int32 labels;
+      `Dataset.preprocessing` = preprocessing_id(name, zca=..., ...).
     """
     key = str(name)
     low = key.lower()
+    mode = _resolve_resize(resize)
+    standardize, constants, _ = _resolve_standardize(key, zca=zca, normalize=normalize,
+                                                     stats=stats)
     if path is not None or low == "npz" or low.endswith(".npz"):
         p = path if path is not None else (None if low == "npz" else key)
         if p is None:
@@ -484,17 +795,24 @@ def load_dataset(
         ds_name = "digits"
     elif low.startswith("tfds:"):
         tfds_name = key[len("tfds:"):]
-        src = _load_tfds(tfds_name, "train", "test", data_dir, download, resolution)
+        src = _load_tfds(tfds_name, "train", "test", data_dir, download, resolution, mode)
         ds_name = tfds_name
+    elif low.startswith(_IMAGENET_PREFIX):
+        subset = key[len(_IMAGENET_PREFIX):]
+        side = int(resolution) if resolution is not None else _IMAGENET_SIDE
+        src = _load_imagenet_subset(subset, data_dir, download, side, mode)
+        ds_name = low
+        resolution = None  # already resized while reading
     elif low.split("/")[0] in _TFDS:
         base = low.split("/")[0]
         tfds_name, tr_split, te_split, default_side = _TFDS[base]
         if "/" in low:  # explicit config, e.g. imagenette/320px-v2
             tfds_name = key
         side = None
-        if default_side is not None:  # variable-size images: resize + crop while reading
+        if default_side is not None:  # variable-size images: resized while reading
             side = int(resolution) if resolution is not None else default_side
-        src = _load_tfds(tfds_name, tr_split, te_split, data_dir, download, side)
+            resolution = None
+        src = _load_tfds(tfds_name, tr_split, te_split, data_dir, download, side, mode)
         ds_name = base if "/" not in low else key
     else:
         raise ValueError(
@@ -507,5 +825,8 @@ def load_dataset(
         x_te = _as_float01(x_te, ds_name)
     return _finalize(
         ds_name, x_tr, y_tr, x_te, y_te, class_names,
-        resolution=resolution, normalize=normalize, zca=zca, zca_eps=zca_eps, stats=stats,
+        resolution=resolution, standardize=standardize, constants=constants, zca=zca,
+        zca_eps=zca_eps,
+        preprocessing=preprocessing_id(key, zca=zca, zca_eps=zca_eps, normalize=normalize,
+                                       stats=stats, resize=resize),
     )

@@ -11,10 +11,14 @@ per example:
     transform(x) = (x - mu) W
     inverse(y)   = y W_inv + mu    (kornia: (y + mu W) W_inv)
 
-MTT calls ``ZCAWhitening(eps=0.1, compute_inv=True)`` fitted on the whole (mean/std
-normalized) training set. kornia flattens NCHW tensors (feature order C, H, W); here images
+MTT / FreD / DDiF call ``ZCAWhitening(eps=0.1, compute_inv=True)`` fitted on the whole
+training set of [0, 1] pixels (ToTensor() only, no mean/std: mtt-distillation utils.py:58-59,
+137-149) and apply the same fit to the test set (utils.py:152-163); `load_dataset(...,
+zca=True)` does the same. kornia flattens NCHW tensors (feature order C, H, W); here images
 are NHWC and are flattened in H, W, C order. Full-covariance ZCA is equivariant to a
-permutation P of the features (W' = P^T W P), so the whitened images are identical.
+permutation P of the features (W' = P^T W P), so the whitened images are identical
+(tests/test_parity_zca.py checks outputs, W, W_inv and the inverse against kornia at float32
+tolerance, including N < D).
 """
 from __future__ import annotations
 
@@ -140,7 +144,8 @@ def fit_zca(images, eps: float = 0.1, *, unbiased: bool = True, backend: str = "
     """Fit ZCA whitening on a set of images (kornia ``ZCAWhitening`` semantics).
 
     Args:
-      images: (N, H, W, C) (or (N, D)) array, typically the whole normalized training set.
+      images: (N, H, W, C) (or (N, D)) array, typically the whole training set of [0, 1]
+        pixels (the authors' setting).
       eps: added to the covariance eigenvalues (MTT uses 0.1).
       unbiased: divide the covariance by N - 1 (kornia's default) instead of N.
       backend: 'numpy' (float64 on the host), 'jax' (float32 on the default device, with
