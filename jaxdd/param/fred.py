@@ -17,38 +17,56 @@ Parameterization interface (see the jaxdd design doc):
 ``params['coef']`` is full size (the optimizer updates the full array; positions outside the
 mask get zero gradient). At init the unmasked positions are set to 0, so ``params`` holds
 exactly the k kept coefficients per channel (``pack``/``unpack`` convert to and from the
-(N, k, C) storage layout). The authors' code keeps the full initial spectrum there instead;
-decoded images are identical either way.
+(N, k, C) storage layout). The authors' code keeps the full initial spectrum there instead
+(TM/main_TM_FreD.py:45, SynSet.init); those positions never move (zero gradient, no weight
+decay), so decoded images and every update are identical either way.
+
+DCT convention (the authors' code, sdh0818/FreD @ 9f35a7a, TM/frequency_transforms.py; the
+DM/, DC/ and ImageNet-abcde/ copies are identical). ``DCT(resolution=H)`` builds the 1-D
+torch-dct DCT-II matrix with ``norm=None`` (``y_u = 2 sum_n x_n cos(pi (2n+1) u / 2N)``, i.e.
+scipy's unnormalized ``dct(type=2, norm=None)``) and its exact inverse (scipy
+``idct(norm=None)``, DCT-III / 2N); ``forward`` applies it along W and then along H of the
+(N, C, H, W) images -- the separable 2-D DCT-II over (H, W), channels independent (square
+images only: one matrix for both axes). jaxdd's ``norm='none'`` (the default) is this pair
+exactly (``transforms.dct2`` / ``idct2`` over the H, W axes of NHWC arrays; coefficient
+[n, u, v, c] here = authors' [n, c, u, v]); tests/test_parity_fred.py checks forward,
+mask, decode, init and two SGD steps against fixtures made with the authors' classes.
+``norm='ortho'`` is kept as an option (coefficients scaled by 1 / s[u, v], see below); it is
+NOT equivalent under a single scalar lr and its EVR mask can rank the DC row/column
+differently, so every published config uses ``norm='none'`` with the authors' lr.
 
 Masks (``build_masks``, computed once at init from the class's initial coefficients):
-  'evr'       explained-variance ratio (the paper): average the class's coefficients over
-              channels -> (n, H*W); eta = var per position / total var (= diag(cov)/trace(cov),
-              computed vectorized, O(n H W), not the authors' O((HW)^2) identity loop); top k.
+  'evr'       explained-variance ratio (the paper; SynSet.init_mask, TM/main_TM_FreD.py:75-99):
+              average the class's coefficients over channels -> (n, H*W); eta = var per
+              position / total var (= diag(cov)/trace(cov); the authors' O((HW)^2) identity
+              loop is vectorized here, O(n H W)); top k. Computed in float64 (the authors: float32
+              on the device); the ranking is identical except at float32 near-ties.
   'lowpass'   the k lowest frequencies (zig-zag order u + v for DCT/DFT; whole coarse bands
               first for the DWT, so k = (H/2^L)(W/2^L) is exactly the LL band).
   'random'    k random positions per class (from the PRNG key).
   'amplitude' top k of mean |coef| over the class's instances and channels.
-Ties (e.g. n = 1 instance per class, zero variance) are broken toward low frequencies.
+Ties (exactly equal scores; e.g. n = 1 instance per class, zero variance) are broken toward
+low frequencies. The authors' torch.topk leaves tie order unspecified, and with n = 1 their
+torch.cov (ddof 1) gives NaN for every position (only possible when k > HW / 2 at IPC 1; no
+published setting): jaxdd returns the k lowest frequencies there.
 
 Transforms: 'dct' (default), 'dft', 'dwt' (orthonormal Haar; the paper's ablation pairs it
-with a low-pass mask). ``norm='ortho'`` (default) or ``'none'`` (scipy/torch-dct unnormalized
-pair, the authors' convention; DCT and DFT only).
+with a low-pass mask). ``norm='none'`` (default: scipy/torch-dct unnormalized pair, the
+authors' convention) or ``'ortho'`` (DCT and DFT; the DWT is orthonormal only).
 
-Learning rate (SGD on the coefficients). The authors optimize *unnormalized* DCT coefficients
-with lr_freq = 1e8 (CIFAR-10 TM; DM 1e6, DC 1e3). The unnormalized 2-D DCT-II equals the
-orthonormal one times a per-position factor ``s[u, v] = d_u d_v`` with ``d_0 = 2 sqrt(N)``,
-``d_u = sqrt(2N)`` (u > 0), i.e. ``s = 2 sqrt(HW)`` for u, v > 0 (= 64 at 32x32),
-``2 sqrt(2HW)`` on the DC row/column, ``4 sqrt(HW)`` at (0, 0). With ``c_u = s c_o`` the chain
-rule gives ``dL/dc_u = (1/s) dL/dc_o``, so an SGD step ``dc_u = -lr_u dL/dc_u`` moves the
-orthonormal coefficient by ``dc_o = dc_u / s = -(lr_u / s^2) dL/dc_o``: the equivalent
-orthonormal learning rate is ``lr_u / s^2`` (momentum is linear and does not change this).
-For 32x32 (CIFAR): s^2 = 4 H W = 4096, so **lr_freq 1e8 (unnormalized) == 24414.0625 ~ 2.44e4
-(orthonormal)** for every non-DC coefficient (DM: 1e6 -> 244.1; DC: 1e3 -> 0.244). The DC
-row/column have s^2 twice as large (equivalent lr 12207, half) and (0, 0) four times
-(6103.5, a quarter): a single orthonormal lr of 2.44e4 moves those coefficients 2x / 4x faster
-than the authors' run. To reproduce the authors' dynamics exactly, use ``norm='none'`` with
-their lr. ``equivalent_ortho_lr(lr_unnorm, H, W)`` returns the bulk (non-DC) value;
-``equivalent_ortho_lr_map`` the full (H, W) map.
+Learning rate (SGD on the coefficients). With ``norm='none'`` the published lr_freq are used
+as they are: 1e8 (TM, 32x32 and 28x28), 1e9 (TM, ImageNet 128x128), 1e6 (DM), 1e3 (DC,
+CIFAR-10), 1e5 (DC, ImageNet) -- see jaxdd/published/fred.py; no resolution-dependent
+conversion. For ``norm='ortho'``: the unnormalized 2-D DCT-II equals the orthonormal one
+times a per-position factor ``s[u, v] = d_u d_v`` with ``d_0 = 2 sqrt(N)``, ``d_u = sqrt(2N)``
+(u > 0), i.e. ``s = 2 sqrt(HW)`` for u, v > 0, ``2 sqrt(2HW)`` on the DC row/column,
+``4 sqrt(HW)`` at (0, 0). With ``c_u = s c_o`` the chain rule gives ``dL/dc_u = (1/s)
+dL/dc_o``, so an SGD step with lr_u on c_u moves the orthonormal coefficient by ``-(lr_u / s^2)
+dL/dc_o``: the equivalent orthonormal lr is ``lr_u / s^2`` per position (momentum is linear).
+``equivalent_ortho_lr_map(lr_u, H, W)`` returns that (H, W) map (use the true H, W: 28x28
+for MNIST); ``equivalent_ortho_lr`` its bulk (u, v > 0) value lr_u / (4 H W). A single
+scalar orthonormal lr equal to the bulk value moves the DC row/column 2x and (0, 0) 4x faster
+than the authors' run.
 
 Cross-resolution (``decode(..., resolution=M)``; DCT only): frequency zero-padding for M > N
 (embed the masked N x N coefficients in an M x M zero array and apply the M-point inverse)
@@ -60,6 +78,7 @@ continuous DCT interpolant evaluated on the new grid. DFT/DWT raise NotImplement
 
 from __future__ import annotations
 
+import functools
 from typing import List, Optional, Sequence, Tuple, Union
 
 import jax
@@ -76,6 +95,8 @@ __all__ = [
     "auto_dwt_levels",
     "explained_variance_ratio",
     "build_masks",
+    "select_real",
+    "init_from_images",
     "init",
     "decode",
     "budget",
@@ -92,16 +113,15 @@ MASK_STRATEGIES = ("evr", "lowpass", "random", "amplitude")
 def default_config() -> ml_collections.ConfigDict:
     """FreD fields (+ 'ipc').
 
-    Learning-rate note: the published lr_freq = 1e8 (CIFAR-10 TM, SGD momentum 0.5) is for the
-    unnormalized DCT (norm='none'). With the default orthonormal DCT the equivalent lr is
-    1e8 / (4 * 32 * 32) = 24414.0625 (= equivalent_ortho_lr(1e8, 32, 32)) for the non-DC
-    coefficients; DM 1e6 -> 244.14, DC 1e3 -> 0.244. See the module docstring.
+    norm 'none' is the authors' unnormalized DCT: use their lr_freq as published (1e8 for
+    CIFAR-10 TM, SGD momentum 0.5). With norm 'ortho' convert with equivalent_ortho_lr(_map)
+    (see the module docstring; not equivalent on the DC row/column under a scalar lr).
     """
     cfg = ml_collections.ConfigDict()
     cfg.ipc = 1
     cfg.k = 64  # coefficients kept per channel (CIFAR IPC 1: 64 -> 16 instances per class)
     cfg.transform = "dct"  # 'dct' | 'dft' | 'dwt'
-    cfg.norm = "ortho"  # 'ortho' | 'none' (authors' unnormalized convention; lr x 4HW)
+    cfg.norm = "none"  # 'none' (the authors' unnormalized DCT) | 'ortho'
     cfg.mask = "evr"  # 'evr' | 'lowpass' | 'random' | 'amplitude'
     cfg.dwt_levels = 0  # Haar levels for 'dwt'; 0 = auto (coarsest level whose LL >= k)
     return cfg
@@ -214,43 +234,67 @@ def build_masks(
 # ----------------------------------------------------------------------------- interface
 
 
-def init(key: jax.Array, real_images_by_class: Sequence[np.ndarray], cfg) -> Tuple[dict, dict]:
-    """Initialize FreD coefficients and class masks.
+@functools.lru_cache(maxsize=None)
+def _jit_forward(transform: str, norm: str, levels: int):
+    """jax.jit of the forward transform, one per (transform, norm, levels): compiled once per
+    shape instead of once per init call."""
+    return jax.jit(T.get_transform(transform, norm, levels=levels)[0])
 
-    real_images_by_class: list (classes) of (n_c, H, W, C) float32 arrays. Per class,
-    num_per_class = floor(ipc H W / k) images are drawn without replacement (with replacement
-    only if the class has fewer images), transformed, and masked.
-    Returns params {'coef': (classes * num_per_class, H, W, C) float32} (in label order) and
-    aux {'labels', 'image_shape', 'masks' (classes, H, W) float32 0/1, 'k', 'transform',
-    'norm', 'dwt_levels', 'mask', 'num_per_class', 'num_classes'}.
+
+def select_real(key: jax.Array, real_images_by_class: Sequence[np.ndarray],
+                npc: int) -> List[np.ndarray]:
+    """Per class, npc real images drawn without replacement (with replacement only if the
+    class has fewer images): the starting images of the synthetic instances.
+
+    The authors draw ``np.random.permutation(indices_class[c])[:num_per_class]``
+    (TM/main_TM_FreD.py:44) and fail when a class has fewer images; jaxdd uses its PRNG key
+    (fold_in(key, class)), so the drawn images differ from a torch run, not their law.
+    """
+    out = []
+    for c, imgs in enumerate(real_images_by_class):
+        imgs = np.asarray(imgs, dtype=np.float32)
+        n_c = imgs.shape[0]
+        if n_c == 0:
+            raise ValueError(f"class {c} has no images")
+        kc = jax.random.fold_in(key, c)
+        if n_c >= npc:
+            idx = np.asarray(jax.random.permutation(kc, n_c))[:npc]
+        else:
+            idx = np.asarray(jax.random.randint(kc, (npc,), 0, n_c))
+        out.append(imgs[idx])
+    return out
+
+
+def init_from_images(images_by_class: Sequence[np.ndarray], cfg,
+                     key: Optional[jax.Array] = None) -> Tuple[dict, dict]:
+    """FreD state from the given starting images (no drawing): instance i of class c starts
+    as forward(images_by_class[c][i]); every class must have the same count (= instances per
+    class). The masks are built from these coefficients (key: only for mask 'random').
+    Used by ``init`` and by the parity tests (the same images the authors' run selected).
+    Budget consistency (count == floor(ipc H W / k)) is checked by ``init``, not here.
     """
     transform = str(cfg.transform)
     norm = T.canonical_norm(cfg.norm)
     k = int(cfg.k)
     strategy = str(cfg.get("mask", "evr"))
-    h, w, ch = (int(s) for s in np.shape(real_images_by_class[0])[1:])
-    npc = num_per_class(cfg.ipc, h, w, k)
+    h, w, ch = (int(s) for s in np.shape(images_by_class[0])[1:])
+    if not 1 <= k <= h * w:
+        raise ValueError(f"FreD: k = {k} coefficients per channel must be in [1, H*W = {h * w}]")
+    npc = int(np.shape(images_by_class[0])[0])
     levels = _levels(cfg.get("dwt_levels", 0), transform, h, w, k)
-    forward, _ = T.get_transform(transform, norm, levels=max(levels, 1))
-    forward = jax.jit(forward)
-
-    k_img, k_mask = jax.random.split(key)
+    forward = _jit_forward(transform, norm, max(levels, 1))
     coefs_by_class: List[np.ndarray] = []
-    for c, imgs in enumerate(real_images_by_class):
+    for c, imgs in enumerate(images_by_class):
         imgs = np.asarray(imgs, dtype=np.float32)
         if imgs.shape[1:] != (h, w, ch):
             raise ValueError(f"class {c}: image shape {imgs.shape[1:]} != {(h, w, ch)}")
-        n_c = imgs.shape[0]
-        if n_c == 0:
-            raise ValueError(f"class {c} has no images")
-        kc = jax.random.fold_in(k_img, c)
-        if n_c >= npc:
-            idx = np.asarray(jax.random.permutation(kc, n_c))[:npc]
-        else:
-            idx = np.asarray(jax.random.randint(kc, (npc,), 0, n_c))
-        coefs_by_class.append(np.asarray(forward(jnp.asarray(imgs[idx]))))
-
-    masks = build_masks(coefs_by_class, k, strategy, k_mask, transform=transform,
+        if imgs.shape[0] != npc:
+            raise ValueError(f"class {c}: {imgs.shape[0]} starting images, class 0 has {npc}; "
+                             f"every class needs the same number of instances")
+        coefs_by_class.append(np.asarray(forward(jnp.asarray(imgs))))
+    if key is None:
+        key = jax.random.PRNGKey(0)
+    masks = build_masks(coefs_by_class, k, strategy, key, transform=transform,
                         dwt_levels=max(levels, 1))
     coef = np.concatenate(
         [cc * masks[c][None, :, :, None] for c, cc in enumerate(coefs_by_class)], axis=0
@@ -269,6 +313,26 @@ def init(key: jax.Array, real_images_by_class: Sequence[np.ndarray], cfg) -> Tup
         "num_classes": len(coefs_by_class),
     }
     return {"coef": jnp.asarray(coef)}, aux
+
+
+def init(key: jax.Array, real_images_by_class: Sequence[np.ndarray], cfg) -> Tuple[dict, dict]:
+    """Initialize FreD coefficients and class masks.
+
+    real_images_by_class: list (classes) of (n_c, H, W, C) float32 arrays. Per class,
+    num_per_class = floor(ipc * H * W / k) images are drawn (``select_real``), transformed,
+    and masked (``init_from_images``).
+    Returns params {'coef': (classes * num_per_class, H, W, C) float32} (in label order) and
+    aux {'labels', 'image_shape', 'masks' (classes, H, W) float32 0/1, 'k', 'transform',
+    'norm', 'dwt_levels', 'mask', 'num_per_class', 'num_classes'}.
+    """
+    h, w, ch = (int(s) for s in np.shape(real_images_by_class[0])[1:])
+    npc = num_per_class(cfg.ipc, h, w, int(cfg.k))
+    for c, imgs in enumerate(real_images_by_class):
+        if np.shape(imgs)[1:] != (h, w, ch):
+            raise ValueError(f"class {c}: image shape {np.shape(imgs)[1:]} != {(h, w, ch)}")
+    k_img, k_mask = jax.random.split(key)
+    selected = select_real(k_img, real_images_by_class, npc)
+    return init_from_images(selected, cfg, k_mask)
 
 
 def masked_coefficients(params: dict, aux: dict, *, indices=None) -> jax.Array:
