@@ -27,8 +27,11 @@ Settings (paper appendix Tables 2-4 and the public code bdy9527/UniDD):
     200 epochs CIFAR-10 / 100 CIFAR-100. The CIFAR ConvNet teacher uses BatchNorm
     (the public code's ConvNetW128D3 has net_norm='batch'); ResNet-18 is the CIFAR variant
     (3x3 stem, no max-pool) with BN.
+  statistics: conv-layer inputs, teacher in eval mode, Psi = average of per-batch biased
+    covariances (batch 128, dataset order; hook.py), Phi / mean over the whole set.
   recover: beta 0.1, 1000 iterations per batch, Adam(0.25, betas (0.5, 0.9)), cosine,
-    RandomResizedCrop + flip + roll up to 4 px, eta 0.1, EMU on, curriculum on.
+    RandomResizedCrop + flip + roll up to 4 px, eta 0.1, EMU on, curriculum on, signal
+    'mean' (the authors' commands), batch b initialized from the b-th real image per class.
   relabel: AdamW(1e-3, wd 1e-2), T = 20, CutMix(1.0), RandomResizedCrop + flip, 1000 epochs;
     batch 10/50/100 (CIFAR-10 IPC 1/10/50), 20/100/200 (CIFAR-100); student = teacher arch.
 Expected times: digits default ~3-5 min on 2 CPU cores; CIFAR runs need a GPU (teacher
@@ -90,15 +93,19 @@ def get_config(arg=None):
     cfg.squeeze.checkpoint_every = 10
 
     cfg.statistics = ml_collections.ConfigDict()
-    cfg.statistics.batch_size = 500
+    # the authors' hook.py averages per-batch covariances over batches of 128 in dataset
+    # order ('batch'); 'exact' = the covariance of all N*H*W positions (batch-independent)
+    cfg.statistics.psi = "batch"
+    cfg.statistics.batch_size = 128
     cfg.statistics.exclude = ("shortcut",)  # ResNet 1x1 shortcut convs (code: 'downsample')
 
     cfg.recover = ml_collections.ConfigDict()
     cfg.recover.filter = "hfm"  # 'hfm': (Psi + beta I)^-1; 'lfm': Psi
     cfg.recover.beta = 0.1
     cfg.recover.curriculum = True  # beta_b = beta (1 + cos(pi b / IPC)) / 2
-    cfg.recover.signal = "class"  # paper Eq. 18 (class means); public README: 'mean'
-    cfg.recover.ema = True
+    cfg.recover.signal = "mean"  # the authors' commands (--signal mean); paper Eq. 18: 'class'
+    cfg.recover.ema = True  # EMU (paper; synthesis_small.py's command has --ema)
+    cfg.recover.init = "first"  # batch b starts from the b-th image of each class (authors)
     cfg.recover.eta = 0.1
     cfg.recover.iterations = 200 if dataset == "digits" else 1000
     cfg.recover.lr = 0.25

@@ -6,10 +6,14 @@ A different pipeline from trajectory matching (SRe2L-style, see REFERENCE.md "Un
    momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128, RandomCrop(pad 4) + flip).
 2. statistics (`real_statistics`): one pass over the training set through the teacher in
    eval mode; for the INPUT of every conv layer (ResNet shortcut convs excluded, like the
-   public code's 'downsample' filter) the channel covariance Psi over all N*H*W positions and
-   the feature-label correlation Phi = 1/n X'^T Y (`jaxdd.objective.spectral`).
+   public code's 'downsample' filter) the channel covariance Psi over the N*H*W positions
+   (biased; by default the authors' average of per-batch covariances, batch 128), the
+   channel mean, and the feature-label correlation Phi = 1/n X'^T Y
+   (`batch_moments`, `MomentMerger`; `jaxdd.objective.spectral`).
 3. recover (`recover_batch`, `Pipeline.recover`): IPC batches, batch b holds one image per class,
-   initialized from real images; Adam(0.25, betas (0.5, 0.9)), cosine, `iterations` steps;
+   initialized from real images (by default the b-th image of each class in training-set
+   order, as the authors' `get_one_ipc`); Adam(0.25, betas (0.5, 0.9)), cosine,
+   `iterations` steps;
    each step augments (RandomResizedCrop + flip + random roll, all in jnp and
    differentiable), runs the teacher (eval mode: BN running averages), and minimizes
    CE(teacher(aug(x)), y) + eta * sum_l (L_filter + L_signal) with the HFM ((Psi+beta I)^-1)
@@ -24,15 +28,26 @@ A different pipeline from trajectory matching (SRe2L-style, see REFERENCE.md "Un
 The accuracies are NOT comparable with the TM protocol (hard labels, SGD, DSA): the
 students here learn from the teacher's soft labels.
 
-Behaviour of the public code (bdy9527/UniDD) followed here, with the paper's differences:
-* the real Psi is the exact covariance over the whole training set (here, merged in float64
-  with Chan's parallel update); the public code averages per-batch covariances.
+Behaviour of the public code (bdy9527/UniDD @ 4afb992) followed here, with the paper's
+differences (parity: tests/test_parity_unidd.py runs the same inputs through hook.py):
+* the real Psi: the public code (hook.py pre_hook_fn, synthesis_small.py: batch 128, dataset
+  order) averages per-batch biased covariances weighted by n_b / N; that is the default
+  (`statistics.psi='batch'`, `statistics.batch_size=128`). The paper's "covariance over all
+  N*H*W positions" is `statistics.psi='exact'` (merged in float64, batch-independent). The
+  two differ by the weighted scatter of the batch means (small for batches of 128).
 * the recover augmentation draws ONE crop / flip / roll for the whole batch (torchvision
   transforms on a 4-D tensor); `per_sample_aug=True` draws them per image.
 * the EMU cache after batch b holds the statistics of the LAST iteration's (augmented)
   batch, as the public code's `ema_update`.
-* the public README's command uses the signal 'mean' (Phi = channel mean, (d,)); the paper
-  (Eq. 18) uses class means; both are available (`recover.signal`), default 'class'.
+* the signal: both of the authors' commands (README, synthesis_small.py's last line) use
+  `--signal mean` (Phi = channel mean over all positions, (d,)), the default here; the
+  paper's Eq. 18 class means (Phi = 1/n X'^T Y) are `recover.signal='class'`.
+* losses per hooked layer (hook.py post_hook_fn): L_filter = torch.norm(F_t - F_s, 'fro'),
+  L_signal = torch.norm(F_t Phi - F_s Phi_s, 2) (2-norm of the flattened matrix, i.e.
+  Frobenius), both NOT squared; F = solve(Psi + beta I, I) (HFM) or Psi (LFM); the total is
+  CE + 0.1 * sum_l (L_filter + L_signal) (`feature_losses`, `recover.eta`).
+* EMU: the authors' command in the README omits `--ema` (their synthesis_small.py comment
+  has it; the paper uses EMU): `recover.ema` default True.
 * evaluation lr schedule: the public code multiplies lr by 0.5 (1 + cos(pi e / (2 E)))
   per epoch e (ends at lr / 2): schedule 'half_cosine' (default); 'cosine' decays to 0.
   The KL loss is not multiplied by T^2 (public code). The public code reports the best test
@@ -415,24 +430,85 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
 
 # ============================================================================ statistics
 
+def batch_moments(feats, y, w, num_classes):
+    """Per-layer moments of one (padded) batch of conv-input features (pure, jit-able).
+
+    feats: list of (n, h, w, d) features; y: int (n,); w: (n,) 1/0 weights (padding 0).
+    Returns a list of (cnt, mean, m2, cls) per layer: cnt = sum(w) h w positions, mean (d,)
+    over those positions, m2 (d, d) = sum of centered outer products (so m2 / cnt is the
+    batch's biased covariance, the authors' `torch.cov(x, correction=0)` over B*H*W),
+    cls (d, classes) = sum_i w_i xbar_i onehot(y_i)^T (xbar_i: spatial mean of image i).
+    """
+    out = []
+    onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+    for f in feats:
+        xf = f.reshape(f.shape[0], -1, f.shape[-1])
+        npos = xf.shape[1]
+        cnt = w.sum() * npos
+        mean = jnp.einsum("n,npd->d", w, xf) / jnp.maximum(cnt, 1.0)
+        xc = xf - mean
+        m2 = jnp.einsum("n,npd,npe->de", w, xc, xc, precision=jax.lax.Precision.HIGHEST)
+        xp = xf.mean(axis=1)
+        cls = jnp.einsum("n,nd,nk->dk", w, xp, onehot, precision=jax.lax.Precision.HIGHEST)
+        out.append((cnt, mean, m2, cls))
+    return out
+
+
+PSI_MERGES = ("batch", "exact")
+
+
+class MomentMerger:
+    """Merges `batch_moments` outputs over the batches of one pass (float64, numpy).
+
+    merge='batch' (the authors' hook.py `pre_hook_fn`): Psi = sum_b (n_b / N) cov_b, the
+    average of the per-batch biased covariances weighted by batch size (each batch centered
+    at its own mean; the result depends on the batch size and order: the authors use 128,
+    in dataset order). merge='exact': the biased covariance of all N*h*w positions (Chan et
+    al.'s parallel update; independent of batching). Both: mean = overall mean,
+    Phi = (1/N) sum_i xbar_i onehot(y_i)^T (hook.py: running_class_mean).
+    """
+
+    def __init__(self, merge="batch"):
+        if merge not in PSI_MERGES:
+            raise ValueError(f"unknown Psi merge {merge!r}; expected one of {PSI_MERGES}")
+        self.merge = merge
+        self.acc = None
+        self.n = 0
+
+    def add(self, out, n_images):
+        if self.acc is None:
+            self.acc = [[0.0, np.zeros_like(np.asarray(mu), np.float64),
+                         np.zeros_like(np.asarray(m2), np.float64),
+                         np.zeros_like(np.asarray(cl), np.float64)] for (_, mu, m2, cl) in out]
+        for a, (cnt, mu, m2, cl) in zip(self.acc, out):
+            cnt = float(cnt)
+            mu, m2 = np.asarray(mu, np.float64), np.asarray(m2, np.float64)
+            na = a[0]
+            tot = na + cnt
+            delta = mu - a[1]
+            a[1] = a[1] + delta * (cnt / tot)
+            if self.merge == "exact":
+                a[2] = a[2] + m2 + np.outer(delta, delta) * (na * cnt / tot)
+            else:  # sum_b n_b cov_b; divided by N in result()
+                a[2] = a[2] + (m2 / cnt) * n_images
+            a[3] = a[3] + np.asarray(cl, np.float64)
+            a[0] = tot
+        self.n += int(n_images)
+
+    def result(self):
+        """(psi list, phi list, mean list) as float32 numpy."""
+        psi = [(a[2] / a[0]) if self.merge == "exact" else (a[2] / self.n) for a in self.acc]
+        return ([p.astype(np.float32) for p in psi],
+                [(a[3] / self.n).astype(np.float32) for a in self.acc],
+                [a[1].astype(np.float32) for a in self.acc])
+
+
 @functools.lru_cache(maxsize=8)
 def _stats_fn(model, num_classes, exclude):
     @jax.jit
     def fn(variables, x, y, w):
         _, _, feats = conv_inputs(model, variables, x, exclude=exclude)
-        out = []
-        onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
-        for f in feats:
-            xf = f.reshape(f.shape[0], -1, f.shape[-1])
-            npos = xf.shape[1]
-            cnt = w.sum() * npos
-            mean = jnp.einsum("n,npd->d", w, xf) / jnp.maximum(cnt, 1.0)
-            xc = xf - mean
-            m2 = jnp.einsum("n,npd,npe->de", w, xc, xc, precision=jax.lax.Precision.HIGHEST)
-            xp = xf.mean(axis=1)
-            cls = jnp.einsum("n,nd,nk->dk", w, xp, onehot, precision=jax.lax.Precision.HIGHEST)
-            out.append((cnt, mean, m2, cls))
-        return out
+        return batch_moments(feats, y, w, num_classes)
     return fn
 
 
@@ -451,19 +527,22 @@ def layer_names(model, variables, image_shape, exclude=("shortcut",)):
 
 
 def real_statistics(model, variables, images, labels, num_classes, *, batch_size=500,
-                    exclude=("shortcut",), progress=True):
-    """One pass over a (training) set: per conv-layer input, exact Psi, Phi and mean.
+                    exclude=("shortcut",), progress=True, merge="exact"):
+    """One pass over a (training) set: per conv-layer input, Psi, Phi and mean.
 
     Returns dict(names: list[str], psi: list (d, d), phi: list (d, classes), mean: list
-    (d,), count: int) as float32 numpy. Psi is the biased covariance over all N*h*w
-    positions, merged across batches in float64 (Chan et al.'s parallel update);
-    Phi = 1/N X'^T onehot(Y).
+    (d,), count: int) as float32 numpy. Psi: biased covariance over h*w positions, merged
+    over the batches of `batch_size` images in order (`MomentMerger`): merge='exact' the
+    covariance of all N*h*w positions; merge='batch' the authors' average of per-batch
+    covariances (hook.py pre_hook_fn; the CFM pipeline uses it with batch 128 by default).
+    Phi = 1/N X'^T onehot(Y); mean = channel mean over all positions. The model runs in
+    eval mode (BN running averages), as the authors' `model.eval()`.
     """
     fn = _stats_fn(model, int(num_classes), tuple(exclude))
     names, _ = layer_names(model, variables, images.shape[1:], exclude)
     n = images.shape[0]
     bs = min(batch_size, n)
-    acc = None
+    merger = MomentMerger(merge)
     bar = tqdm(total=n, desc="statistics", disable=not progress, leave=False)
     for s in range(0, n, bs):
         xb = np.asarray(images[s:s + bs], np.float32)
@@ -475,25 +554,11 @@ def real_statistics(model, variables, images, labels, num_classes, *, batch_size
             xb = np.concatenate([xb, np.zeros((bs - m,) + xb.shape[1:], np.float32)])
             yb = np.concatenate([yb, np.zeros((bs - m,), np.int32)])
         out = jax.device_get(fn(variables, jnp.asarray(xb), jnp.asarray(yb), jnp.asarray(w)))
-        if acc is None:
-            acc = [[0.0, np.zeros_like(mu, np.float64), np.zeros_like(m2, np.float64),
-                    np.zeros_like(cl, np.float64)] for (_, mu, m2, cl) in out]
-        for a, (cnt, mu, m2, cl) in zip(acc, out):
-            cnt = float(cnt)
-            na = a[0]
-            tot = na + cnt
-            delta = np.asarray(mu, np.float64) - a[1]
-            a[1] = a[1] + delta * (cnt / tot)
-            a[2] = a[2] + np.asarray(m2, np.float64) + np.outer(delta, delta) * (na * cnt / tot)
-            a[3] = a[3] + np.asarray(cl, np.float64)
-            a[0] = tot
+        merger.add(out, m)
         bar.update(m)
     bar.close()
-    return {"names": list(names),
-            "psi": [(a[2] / a[0]).astype(np.float32) for a in acc],
-            "phi": [(a[3] / n).astype(np.float32) for a in acc],
-            "mean": [a[1].astype(np.float32) for a in acc],
-            "count": int(n)}
+    psi, phi, mean = merger.result()
+    return {"names": list(names), "psi": psi, "phi": phi, "mean": mean, "count": int(n)}
 
 
 def synthetic_statistics(feats, labels, num_classes, signal="class"):
@@ -504,6 +569,32 @@ def synthetic_statistics(feats, labels, num_classes, signal="class"):
 
 
 # ============================================================================ recover
+
+def feature_losses(real, cache, feats, labels, beta, b, *, num_classes, filter="hfm",
+                   signal="class", ema=True):
+    """CFM's feature term of one synthetic batch, summed over layers (pure, differentiable).
+
+    Follows the authors' hook.py `post_hook_fn` per hooked layer: Psi_s = biased covariance
+    of the batch's conv input over B*h*w positions; signal 'mean' (channel mean, (d,)) or
+    'class' (1/B X'^T onehot(Y), (d, classes)); with `ema` the EMU mix
+    (1 - 1/b) cache + (1/b) batch (b 1-based) of both; then
+    L_filter = ||F(Psi) - F(Psi_s)||_F and L_signal = ||F(Psi) Phi - F(Psi_s) Phi_s||_F
+    (norms, not squared; F = solve(Psi + beta I, I) for 'hfm', Psi for 'lfm').
+
+    real / cache: {'psi': [...], 'phi': [...]} per layer; feats: list of (B, h, w, d).
+    Returns (L_filter summed over layers, L_signal summed, this batch's statistics
+    {'psi', 'phi'} (what the authors' `ema_update` folds into the cache)).
+    """
+    psi_b, phi_b = synthetic_statistics(feats, labels, num_classes, signal)
+    batch = {"psi": psi_b, "phi": phi_b}
+    cur = spectral.emu(cache, batch, b) if ema else batch
+    lf = ls = 0.0
+    for pr, fr, ps, fs in zip(real["psi"], real["phi"], cur["psi"], cur["phi"]):
+        a, c = spectral.cfm_losses(pr, fr, ps, fs, kind=filter, beta=beta)
+        lf, ls = lf + a, ls + c
+    return lf, ls, batch
+
+
 
 def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.1,
                      iterations=1000, lr=0.25, b1=0.5, b2=0.9, eps=1e-8, ema=True,
@@ -525,13 +616,9 @@ def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.
         xa = recover_augment(key, x, **aug)
         logits, _, feats = conv_inputs(model, variables, xa, exclude=exclude)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-        psi_b, phi_b = synthetic_statistics(feats, labels, num_classes, signal)
-        batch = {"psi": psi_b, "phi": phi_b}
-        cur = spectral.emu(cache, batch, b) if ema else batch
-        lf = ls = 0.0
-        for pr, fr, ps, fs in zip(real["psi"], real["phi"], cur["psi"], cur["phi"]):
-            a, c = spectral.cfm_losses(pr, fr, ps, fs, kind=filter, beta=beta)
-            lf, ls = lf + a, ls + c
+        lf, ls, batch = feature_losses(real, cache, feats, labels, beta, b,
+                                       num_classes=num_classes, filter=filter,
+                                       signal=signal, ema=ema)
         loss = ce + eta * (lf + ls)
         return loss, (ce, lf, ls, jax.lax.stop_gradient(batch))
 
@@ -911,7 +998,10 @@ class Pipeline:
         if self._stats is not None:
             return self._stats
         variables = self.squeeze()
-        meta = json.loads(json.dumps({**self._squeeze_meta(), "exclude": list(self.exclude)}))
+        merge = str(self.cfg.statistics.get("psi", "exact"))
+        meta = json.loads(json.dumps({**self._squeeze_meta(), "exclude": list(self.exclude),
+                                      "psi": merge,
+                                      "batch_size": int(self.cfg.statistics.batch_size)}))
         if os.path.exists(self.stats_path):
             d = load_msgpack(self.stats_path)
             self._check(self.stats_path, json.loads(d["meta"]), meta, "statistics")
@@ -921,7 +1011,7 @@ class Pipeline:
         st = real_statistics(self.teacher, variables, self.train_ds.images,
                              self.train_ds.labels, self.num_classes,
                              batch_size=int(self.cfg.statistics.batch_size),
-                             exclude=self.exclude, progress=self.progress)
+                             exclude=self.exclude, progress=self.progress, merge=merge)
         st["seconds"] = time.time() - t0
         st["meta"] = json.dumps(meta)
         save_msgpack(self.stats_path, st)
@@ -939,11 +1029,29 @@ class Pipeline:
         return os.path.join(self.workdir, "recover", f"batch_{b:03d}.msgpack")
 
     def init_images(self):
-        """(IPC, classes, H, W, C): distinct random real images of every class."""
-        from jaxdd.data import random_real
-        x, _ = random_real(jax.random.fold_in(self.key, 2), self.train_ds, int(self.cfg.ipc))
-        k = self.num_classes
-        return x.reshape((k, int(self.cfg.ipc)) + x.shape[1:]).swapaxes(0, 1)
+        """(IPC, classes, H, W, C): distinct real images of every class.
+
+        recover.init 'first' (default; the authors' synthesis_small.py `get_one_ipc`: batch
+        b starts from the b-th image of each class in training-set order) or 'random'.
+        """
+        ipc, k = int(self.cfg.ipc), self.num_classes
+        mode = str(self.cfg.recover.get("init", "first"))
+        if mode == "first":
+            labels = np.asarray(self.train_ds.labels).reshape(-1)
+            idx = []
+            for c in range(k):
+                members = np.flatnonzero(labels == c)
+                if len(members) < ipc:
+                    raise ValueError(f"class {c} has {len(members)} training images, fewer "
+                                     f"than ipc={ipc}")
+                idx.append(members[:ipc])
+            x = np.asarray(self.train_ds.images[np.concatenate(idx)], np.float32)
+        elif mode == "random":
+            from jaxdd.data import random_real
+            x, _ = random_real(jax.random.fold_in(self.key, 2), self.train_ds, ipc)
+        else:
+            raise ValueError(f"recover.init must be 'first' or 'random', got {mode!r}")
+        return x.reshape((k, ipc) + x.shape[1:]).swapaxes(0, 1)
 
     def recover(self):
         """Recover all IPC batches (resuming after the last finished one).
