@@ -1,0 +1,93 @@
+"""Parity: jaxdd's evaluation trainer vs MTT's utils.evaluate_synset (fixture: make_eval.py).
+
+Same initial weights, data and minibatch order, DSA off, epoch_eval_train 4 (5 passes, lr
+/10 and a fresh optimizer after pass 3). 15 SGD steps in float32: final parameters within
+rtol 1e-5 / atol 2e-6 (a few float32 ulps accumulated over the steps), test accuracy exact.
+"""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from parity.common import load_fixture
+from jaxdd.evaluate import (accuracy, authors_schedule, make_eval_fns, train_schedule)
+from jaxdd.models import get_model
+
+
+@pytest.fixture(scope="module")
+def fx():
+    return load_fixture("eval")
+
+
+def _to_jax(t):
+    """MTT ConvNet depth 2 parameters (net.parameters() order) -> jaxdd ConvNet params."""
+    p = {}
+    for d in range(2):
+        w, b, nw, nb = t[4 * d: 4 * d + 4]
+        p[f"conv_{d}"] = {"kernel": np.transpose(w, (2, 3, 1, 0)), "bias": b}
+        p[f"norm_{d}"] = {"scale": nw, "bias": nb}
+    w, b = t[8], t[9]
+    c = p["conv_1"]["kernel"].shape[-1]
+    side = int(round((w.shape[1] // c) ** 0.5))
+    # PyTorch flattens (C, H, W); jaxdd (H, W, C)
+    k = w.reshape(w.shape[0], c, side, side).transpose(2, 3, 1, 0).reshape(-1, w.shape[0])
+    p["classifier"] = {"kernel": k, "bias": b}
+    return p
+
+
+def _run(fx, reset=True, drop_after=None):
+    x = np.transpose(fx["x"], (0, 2, 3, 1))
+    y = fx["y"].astype(np.int32)
+    n, k = x.shape[0], int(fx["y"].max()) + 1
+    model = get_model("ConvNetD2W8", k)
+    init_all, train_epochs, correct = make_eval_fns(
+        model, num_train=n, batch_size=int(fx["batch"]), dsa_strategy="none")
+    template, _ = init_all(jax.random.split(jax.random.PRNGKey(0), 1), jnp.asarray(x[:1]))
+    p0 = _to_jax([fx[f"init_{i}"] for i in range(10)])
+    jax.tree.map(lambda a, b: np.testing.assert_equal(a.shape[1:], b.shape), template, p0)
+    params = jax.tree.map(lambda a: jnp.asarray(a)[None], p0)
+    epochs = int(fx["epochs"])
+    perms = jnp.asarray(fx["perms"])[None]
+    keys = jax.random.split(jax.random.PRNGKey(1), epochs + 1)[None]
+    op_keys = jax.random.split(jax.random.PRNGKey(2), epochs + 1)
+    opt = train_epochs.reset_momentum(params)
+    lr = float(fx["lr"])
+    if reset and drop_after is None:
+        params, _ = train_schedule(train_epochs, params, opt, keys, op_keys, jnp.asarray(x),
+                                   jnp.asarray(y), lr=lr, epochs=epochs, perms=perms)
+    else:  # variants of the schedule, to show the test tells them apart
+        n1 = authors_schedule(epochs)[0] if drop_after is None else drop_after
+        params, opt = train_epochs(params, opt, keys, op_keys, jnp.asarray(x), jnp.asarray(y),
+                                   jnp.float32(lr), n1, perms=perms)
+        if reset:
+            opt = train_epochs.reset_momentum(params)
+        params, _ = train_epochs(params, opt, keys, op_keys, jnp.asarray(x), jnp.asarray(y),
+                                 jnp.float32(lr * 0.1), epochs + 1 - n1, start=n1, perms=perms)
+    xt = jnp.asarray(np.transpose(fx["x_test"], (0, 2, 3, 1)))
+    acc = accuracy(correct, params, xt, jnp.asarray(fx["y_test"].astype(np.int32)))
+    return jax.tree.map(lambda a: np.asarray(a[0]), params), float(acc[0])
+
+
+def test_schedule_rule():
+    assert authors_schedule(1000) == (502, 499)
+    assert authors_schedule(4) == (4, 1)
+    assert authors_schedule(1) == (2, 0) and authors_schedule(0) == (1, 0)
+
+
+def test_evaluation_trainer_matches_authors(fx):
+    got, acc = _run(fx)
+    want = _to_jax([fx[f"final_{i}"] for i in range(10)])
+    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-5, atol=2e-6), got,
+                 want)
+    assert acc == pytest.approx(float(fx["acc_test"]) / 1.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("variant", [dict(reset=False), dict(drop_after=2)])
+def test_other_schedules_are_told_apart(fx, variant):
+    """Keeping the momentum across the drop, or dropping after pass epochs // 2 (jaxdd's
+    former schedule), moves the parameters far beyond the tolerance above."""
+    got, _ = _run(fx, **variant)
+    want = _to_jax([fx[f"final_{i}"] for i in range(10)])
+    diff = max(float(np.max(np.abs(g - w))) for g, w in
+               zip(jax.tree.leaves(got), jax.tree.leaves(want)))
+    assert diff > 1e-4
