@@ -55,6 +55,16 @@ def test_configs_load(name, arg):
         assert cfg.iterations == 7
 
 
+def test_best_over_evaluations_is_the_authors_statistic():
+    from jaxdd.distill import best_over_evaluations
+    pts = [(0, 0.50, 0.02), (100, 0.61, 0.03), (200, 0.61, 0.01), (300, 0.58, 0.02)]
+    b = best_over_evaluations(pts)
+    # first of equal means wins (MTT updates best_acc on a strictly greater mean)
+    assert (b["step"], b["mean"], b["std"], b["points"]) == (100, 0.61, 0.03, 4)
+    assert b["selected_on"] == "test set"
+    assert best_over_evaluations([]) is None
+
+
 def test_config_unknown_variant():
     from jaxdd import config as C
     with pytest.raises(ValueError, match="unknown dataset variant"):
