@@ -565,21 +565,69 @@ def _compare(got, want, prefix, diffs):
             diffs.append(f"  {name}: stored {g!r}, expected {v!r}")
 
 
-def check_metadata(meta: dict, expected: Optional[dict], *, where: str = "expert") -> None:
+def check_metadata(meta: dict, expected: Optional[dict], *, where: str = "expert",
+                   buffer_dir=None, hint: Optional[str] = None) -> None:
     """Raise ExpertMismatchError if ``meta`` differs from ``expected`` on any of its fields.
 
     Only the (nested) fields present in ``expected`` are compared, after a JSON round trip
     (tuples equal lists); a 'model.overrides' dict must match exactly (except conv_impl).
-    The message lists every differing field.
+    The message lists every differing field. When the input preprocessing differs
+    ('dataset.preprocessing', e.g. a buffer built before jaxdd followed the authors' ZCA /
+    normalization, which has no such field), it also says why the experts cannot be reused
+    and how to rebuild them: delete ``buffer_dir`` (or use another) and run ``hint`` (the
+    build command, `build_command`).
     """
     if not expected:
         return
     diffs = []
     _compare(_jsonable(meta), _jsonable(expected), "", diffs)
-    if diffs:
-        raise ExpertMismatchError(
-            f"{where} was built with different settings:\n" + "\n".join(diffs) +
-            "\nUse another buffer_dir for these settings, or delete the stale experts.")
+    if not diffs:
+        return
+    msg = f"{where} was built with different settings:\n" + "\n".join(diffs)
+    where_dir = buffer_dir if buffer_dir is not None else "<buffer_dir>"
+    if any(d.lstrip().startswith("dataset.preprocessing:") for d in diffs):
+        got = ((meta or {}).get("dataset") or {}).get("preprocessing")
+        want = ((expected or {}).get("dataset") or {}).get("preprocessing")
+        why = ("stored <absent>: the buffer predates preprocessing metadata, i.e. it was "
+               "built when jaxdd standardized every dataset with its train-split mean/std "
+               "and fitted ZCA after that standardization (not the authors' pipeline)"
+               if got is None else f"stored {got!r}")
+        msg += (f"\nThe experts in {where_dir} were trained on differently preprocessed "
+                f"images ({why}; expected {want!r}: "
+                f"{_PREPROCESSING_HELP.get(str(want).split(';')[0].split('-eps')[0], want)}). "
+                f"Trajectories only fit the inputs they were trained on, so they cannot be "
+                f"reused. Delete the stale experts (rm -r {where_dir}) or choose another "
+                f"buffer_dir, then rebuild them:\n  "
+                + (hint or f"python launch/buffer.py --config=configs/buffer.py:<variant> "
+                            f"--buffer_dir={where_dir}"))
+    else:
+        msg += "\nUse another buffer_dir for these settings, or delete the stale experts."
+        if hint:
+            msg += f" Build command:\n  {hint}"
+    raise ExpertMismatchError(msg)
+
+
+_PREPROCESSING_HELP = {
+    "zca01": "ZCA (kornia semantics) fitted on [0, 1] pixels, no mean/std, as the authors' --zca",
+    "standardize-authors-constants": "(x - mean) / std with the authors' per-dataset constants",
+    "standardize-train-stats": "(x - mean) / std with the train split's statistics (datasets "
+                               "without authors' constants)",
+    "pixels01": "[0, 1] pixels",
+}
+
+
+def _dataset_preprocessing(d) -> str:
+    """``jaxdd.data.preprocessing_id`` of a config's dataset block (name, zca, zca_eps and the
+    optional normalize / stats / resize fields)."""
+    from jaxdd.data import preprocessing_id
+
+    stats = _cfg_get(d, "stats")
+    if stats is not None and hasattr(stats, "to_dict"):
+        stats = stats.to_dict()
+    return preprocessing_id(
+        str(d.name), zca=bool(_cfg_get(d, "zca", False)),
+        zca_eps=float(_cfg_get(d, "zca_eps", 0.1)), normalize=_cfg_get(d, "normalize"),
+        stats=stats, resize=_cfg_get(d, "resize"))
 
 
 def _cfg_get(cfg, name, default=None):
@@ -605,8 +653,12 @@ def _identity_overrides(ov: dict) -> dict:
 def expected_metadata(cfg, *, strict: bool = False) -> dict:
     """Fields a stored expert must match for the buffer config ``cfg``.
 
-    Default (loading for TM): dataset (name, resolution, normalize, zca, zca_eps), model
+    Default (loading for TM): dataset (name, resolution, zca, zca_eps, preprocessing), model
     (name, overrides except conv_impl), lr_teacher, batch_size, dsa_strategy.
+    'dataset.preprocessing' is ``jaxdd.data.preprocessing_id`` of the dataset block (e.g.
+    'zca01-eps0.1', 'standardize-authors-constants'): buffers built with other inputs --
+    including every buffer built before jaxdd followed the authors' preprocessing, which
+    lacks the field -- are refused (`check_metadata` says how to rebuild them).
     ``strict`` (build_buffer, deciding whether to reuse an expert) adds epochs,
     record_epochs and seed. (Which epochs were recorded is checked at load time.)
     """
@@ -616,8 +668,8 @@ def expected_metadata(cfg, *, strict: bool = False) -> dict:
         "dataset": {
             "name": str(d.name),
             "resolution": None if _cfg_get(d, "resolution") is None else int(d.resolution),
-            "normalize": bool(_cfg_get(d, "normalize", True)),
             "zca": zca,
+            "preprocessing": _dataset_preprocessing(d),
         },
         "model": {"name": str(cfg.model.name),
                   "overrides": _identity_overrides(_model_overrides(cfg))},
@@ -659,7 +711,7 @@ def build_command(cfg=None, buffer_dir=None) -> str:
             mine = _flatten(_jsonable(cfg.to_dict()))
             theirs = _flatten(_jsonable(base.to_dict()))
             for k in ("dataset.name", "dataset.resolution", "dataset.zca", "dataset.zca_eps",
-                      "dataset.data_dir", "model.name", "num_experts", "epochs", "lr_teacher",
+                      "dataset.resize", "dataset.normalize", "dataset.data_dir", "model.name", "num_experts", "epochs", "lr_teacher",
                       "batch_size", "dsa_strategy", "seed", "record_epochs",
                       "experts_per_group"):
                 if k in mine and mine.get(k) != theirs.get(k, _MISSING):
@@ -736,7 +788,8 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
     metas = []
     for i in indices:
         meta = load_expert_metadata(found[i])
-        check_metadata(meta, expected, where=f"expert {i} ({found[i]})")
+        check_metadata(meta, expected, where=f"expert {i} ({found[i]})",
+                       buffer_dir=buffer_dir, hint=build_hint)
         metas.append(meta)
     ep = _epoch_list(epochs, min(int(m.get("num_snapshots", 0)) for m in metas))
 
@@ -771,7 +824,7 @@ def _meta_for(cfg, i, *, key, test_acc, hist, seconds, num_params, train, record
         "dataset": {
             "name": str(d.name),
             "resolution": None if _cfg_get(d, "resolution") is None else int(d.resolution),
-            "normalize": bool(_cfg_get(d, "normalize", True)),
+            "preprocessing": _dataset_preprocessing(d),
             "zca": bool(_cfg_get(d, "zca", False)),
             "zca_eps": float(_cfg_get(d, "zca_eps", 0.1)),
             "image_shape": list(x.shape[1:]),
@@ -838,7 +891,8 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     for i in range(n):
         p = expert_dir(buffer_dir, i)
         if i in found:
-            check_metadata(load_expert_metadata(p), expected, where=f"expert {i} ({p})")
+            check_metadata(load_expert_metadata(p), expected, where=f"expert {i} ({p})",
+                           buffer_dir=buffer_dir, hint=build_command(cfg, buffer_dir))
         else:
             if os.path.exists(p):  # final name but not complete: never loadable, redo
                 shutil.rmtree(p)
@@ -849,10 +903,19 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
         if train is None:
             from jaxdd.data import load_dataset
             d = cfg.dataset
+            stats = _cfg_get(d, "stats")
             train, test = load_dataset(
                 d.name, data_dir=_cfg_get(d, "data_dir"), resolution=_cfg_get(d, "resolution"),
-                normalize=bool(_cfg_get(d, "normalize", True)),
+                normalize=_cfg_get(d, "normalize"), resize=_cfg_get(d, "resize"),
+                stats=stats.to_dict() if hasattr(stats, "to_dict") else stats,
                 zca=bool(_cfg_get(d, "zca", False)), zca_eps=float(_cfg_get(d, "zca_eps", 0.1)))
+        got = getattr(train, "preprocessing", "")  # '' / absent: unknown, not checked
+        if got and got != expected["dataset"]["preprocessing"]:
+            raise ExpertMismatchError(
+                f"the training data given to build_buffer were preprocessed as {got!r}, but "
+                f"the buffer config says {expected['dataset']['preprocessing']!r} "
+                f"(dataset {cfg.dataset.name}): load them with the config's dataset fields "
+                f"(zca, zca_eps, normalize, stats, resize).")
         from jaxdd.models import count_params, get_model
         ov = _model_overrides(cfg)
         model = get_model(str(cfg.model.name), int(train.num_classes), **ov)

@@ -428,3 +428,69 @@ def test_random_real(digits, rng):
         assert not np.array_equal(other, images)
     with pytest.raises(ValueError):
         random_real(make(), train, 10_000)
+
+
+# ----------------------------------------------------------------------------- buffer metadata
+
+
+def _old_meta(name="cifar10", zca=True):
+    """Metadata of an expert written before jaxdd followed the authors' preprocessing."""
+    return {"expert": 0,
+            "dataset": {"name": name, "resolution": None, "normalize": True, "zca": zca,
+                        "zca_eps": 0.1, "image_shape": [32, 32, 3], "num_train": 50000},
+            "model": {"name": "ConvNetD3", "overrides": {}, "num_params": 320010},
+            "epochs": 50, "record_epochs": 50, "lr_teacher": 0.01, "batch_size": 256,
+            "dsa_strategy": "color_crop_cutout_flip_scale_rotate", "seed": 0,
+            "format": "jaxdd.experts/1", "num_snapshots": 51}
+
+
+def test_expected_metadata_names_the_preprocessing():
+    from jaxdd import experts
+
+    cfg = experts._load_buffer_config("cifar10")
+    assert experts.expected_metadata(cfg)["dataset"]["preprocessing"] == "zca01-eps0.1"
+    cfg.dataset.zca = False
+    assert experts.expected_metadata(cfg)["dataset"]["preprocessing"] == (
+        "standardize-authors-constants")
+    digits = experts._load_buffer_config("digits")
+    assert experts.expected_metadata(digits)["dataset"]["preprocessing"] == (
+        "standardize-train-stats")
+
+
+def test_old_buffer_metadata_is_refused():
+    from jaxdd import experts
+
+    cfg = experts._load_buffer_config("cifar10")
+    expected = experts.expected_metadata(cfg)
+    hint = experts.build_command(cfg, buffer_dir="buffers/old")
+    with pytest.raises(experts.ExpertMismatchError) as err:
+        experts.check_metadata(_old_meta(), expected, where="expert 0 (buffers/old/expert_00000)",
+                               buffer_dir="buffers/old", hint=hint)
+    msg = str(err.value)
+    assert "dataset.preprocessing: stored <absent>, expected 'zca01-eps0.1'" in msg
+    assert "buffers/old" in msg and "rm -r buffers/old" in msg
+    assert "python launch/buffer.py --config=configs/buffer.py:cifar10" in msg
+    assert "train-split mean/std" in msg  # says what the old preprocessing was
+    # a buffer with the current preprocessing passes; another id is refused, naming both
+    new = _old_meta()
+    new["dataset"]["preprocessing"] = "zca01-eps0.1"
+    experts.check_metadata(new, expected)
+    cfg.dataset.zca = False
+    with pytest.raises(experts.ExpertMismatchError) as err:
+        experts.check_metadata(new, experts.expected_metadata(cfg), buffer_dir="b")
+    assert "stored 'zca01-eps0.1'" in str(err.value)
+    assert "expected 'standardize-authors-constants'" in str(err.value)
+
+
+def test_old_buffer_on_disk_is_refused_by_load_trajectories(tmp_path):
+    from jaxdd import experts
+
+    cfg = experts._load_buffer_config("cifar10")
+    traj = {"w": np.zeros((3, 2), np.float32)}
+    experts.save_expert(experts.expert_dir(tmp_path, 0), traj, _old_meta())
+    hint = experts.build_command(cfg, buffer_dir=str(tmp_path))
+    with pytest.raises(experts.ExpertMismatchError) as err:
+        experts.load_trajectories(tmp_path, expected=experts.expected_metadata(cfg),
+                                  num_experts=1, build_hint=hint)
+    msg = str(err.value)
+    assert str(tmp_path) in msg and "dataset.preprocessing" in msg and hint in msg
