@@ -139,14 +139,79 @@ def test_init_budget_matches_sizes():
 
 
 def test_impossible_budget_raises():
+    # explicit t3 = t4 = 4 are not shrunk: kernels alone 1 + 32 + 32 > 64 floats
     with pytest.raises(ValueError, match=r"budget.*64"):
-        nsd.choose_sizes(1, (8, 8, 1))       # kernels alone: 1 + 32 + 32 > 64 floats
+        nsd.choose_sizes(1, (8, 8, 1), t3=4, t4=4)
     with pytest.raises(ValueError, match="budget"):
-        nsd.choose_sizes(1, (32, 32, 3), n_t=4, n_k=4, u1=8)
+        nsd.choose_sizes(1, (2, 2, 1))       # even t3 = t4 = 1 does not fit 4 floats
     with pytest.raises(ValueError, match="budget"):
-        nsd.init(jax.random.PRNGKey(0), _real(0, 2, 4, (8, 8, 1)), _cfg(ipc=1))
+        nsd.choose_sizes(1, (32, 32, 3), n_t=4, n_k=4, u1=8, t3=16, t4=16)
+    # with automatic t3/t4 the same counts fit by shrinking the spatial sizes
+    assert nsd.choose_sizes(1, (32, 32, 3), n_t=4, n_k=4, u1=8)["t3"] < 16
+    with pytest.raises(ValueError, match="budget"):
+        nsd.init(jax.random.PRNGKey(0), _real(0, 2, 4, (8, 8, 1)), _cfg(ipc=1, t3=4, t4=4))
     with pytest.raises(ValueError, match="exceed"):   # explicit sizes over budget
         nsd.choose_sizes(1, (8, 8, 3), n_t=1, n_k=1, t1=4, u1=4, t3=8, t4=8)
+
+
+# every dataset jaxdd knows: digits, mnist / fashion_mnist, svhn / cifar, imagenette
+DATASET_SHAPES = {"digits": (16, 16, 1), "mnist": (28, 28, 1), "cifar10": (32, 32, 3),
+                  "imagenette": (128, 128, 3)}
+
+
+@pytest.mark.parametrize("ipc", [1, 10, 50])
+@pytest.mark.parametrize("name", sorted(DATASET_SHAPES))
+def test_every_dataset_fits_the_budget(name, ipc):
+    """Issue 13 item 7: the size rule shrinks t3 = t4 below the paper's value only when
+    nothing fits there with t1 >= 2 (MNIST / digits at IPC 1), never for CIFAR/ImageNette."""
+    h, w, c = shape = DATASET_SHAPES[name]
+    s = nsd.choose_sizes(ipc, shape)
+    b = ipc * h * w * c
+    assert s["per_class_floats"] == nsd._per_class_cost(
+        s["n_t"], s["n_k"], s["t1"], s["t2"], s["t3"], s["t4"], s["u1"], shape)
+    assert 0.8 * b <= s["per_class_floats"] <= b
+    assert 2 <= s["t1"] < s["u1"] and s["t2"] == c and s["t3"] == s["t4"]
+    paper = h // 2 if ipc <= 10 else 7 * h // 8
+    assert s["spatial_default"] == (paper, paper)
+    if s["t3"] < paper:  # shrunk: the paper's size (and every larger one) has no t1 >= 2
+        for t3 in range(s["t3"] + 1, paper + 1):
+            with pytest.raises(ValueError):
+                nsd.choose_sizes(ipc, shape, t3=t3, t4=t3, t1=2)
+    else:
+        assert s["t3"] == paper
+    if c == 3:
+        assert s["t3"] == paper  # the published 3-channel sizes stay
+    expected_shrunk = {("digits", 1): 5, ("mnist", 1): 10}
+    assert s["t3"] == expected_shrunk.get((name, ipc), paper)
+
+
+def test_tm_nsd_config_builds_for_every_dataset():
+    import importlib.util
+    import os
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("tm_nsd", os.path.join(root, "configs",
+                                                                          "tm_nsd.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    from jaxdd import config as C
+    shapes = {"digits": (16, 16, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28, 1),
+              "svhn_cropped": (32, 32, 3), "cifar10": (32, 32, 3), "cifar100": (32, 32, 3),
+              "imagenette": (128, 128, 3)}
+    assert set(shapes) == set(C.DATASETS)
+    for name, shape in shapes.items():
+        for ipc in (1, 10, 50):
+            cfg = mod.get_config(f"{name},ipc={ipc}")
+            p = cfg.param
+            s = nsd.choose_sizes(ipc, shape, n_t=p.n_t, n_k=p.n_k, u1=p.u1, t1=p.t1, t2=p.t2,
+                                 t3=p.t3, t4=p.t4)
+            assert s["per_class_floats"] <= ipc * shape[0] * shape[1] * shape[2]
+            published = (name, ipc) in mod.NSD_REPORTED
+            assert cfg.source.startswith("NSD paper") == published, (name, ipc, cfg.source)
+            if name != "digits":
+                assert cfg.iterations == 10000 and cfg.opt.syn.momentum == 0.9
+    assert {v.split(",")[0] for v in mod.VARIANTS} <= set(shapes)
+    with pytest.raises(ValueError, match="no published setting"):
+        mod.get_config("mnist,ipc=2")
 
 
 def test_dct_init_reproduces_real_images_full_size():

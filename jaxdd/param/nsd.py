@@ -145,6 +145,53 @@ def choose_sizes(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=N
                  t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
     """Pick NSD sizes for one class under the budget  cost <= IPC * H * W * C.
 
+    With t3 and t4 both automatic (None), the paper's spatial sizes (H/2 for IPC <= 10, 7/8 H
+    above) are tried first; when nothing fits there with t1 >= 2 (small images at low IPC:
+    MNIST 28x28x1 IPC 1 -- the H/2 kernels alone, 2 x 14 x 28 = 784 floats, fill the
+    784-float budget; digits 16x16x1), t3 is shrunk one step at a time (t4 in proportion,
+    t4 = round(t3 * t4_default / t3_default)) down to 1, and the first (largest) t3 at which
+    a configuration with t1 >= 2 fits is taken (t1 = 1 makes the u1 images of a block
+    multiples of one image). If no t3 allows t1 >= 2, the largest t3 that fits with t1 = 1;
+    only if nothing fits at t3 = 1 does it raise. The paper's sizes are kept wherever they
+    fit with t1 >= 2 (every CIFAR / Tiny ImageNet / ImageNette setting). The paper does not
+    say what to do when its sizes do not fit (it only reports 3-channel 32-128 px data);
+    this rule is jaxdd's. Explicit t3/t4 are never changed (they raise when they do not fit).
+
+    The rest of the rule (t2, N_T / N_K, t1, u1) and the returned dict: `_sizes_at`; with
+    automatic t3/t4 the dict also holds spatial_default = the paper's (t3, t4).
+    """
+    auto = t3 is None and t4 is None
+    kw = dict(n_t=n_t, n_k=n_k, u1=u1, t1=t1, t2=t2, count_kernels=count_kernels,
+              enforce_budget=enforce_budget)
+    if not auto:
+        return _sizes_at(ipc, image_shape, t3=t3, t4=t4, **kw)
+    h, w = int(image_shape[0]), int(image_shape[1])
+    t3_0, t4_0 = _side_default(h, int(ipc)), _side_default(w, int(ipc))
+    first_error, fallback = None, None
+    for s3 in range(t3_0, 0, -1):
+        s4 = min(w, max(1, round(s3 * t4_0 / t3_0)))
+        try:
+            out = _sizes_at(ipc, image_shape, t3=s3, t4=s4, **kw)
+        except ValueError as e:
+            if first_error is None:
+                first_error = e
+            if s3 == t3_0 and "budget" not in str(e):
+                raise  # an invalid argument, not a budget problem
+            continue
+        out["spatial_default"] = (t3_0, t4_0)
+        if out["t1"] >= 2 or t1 is not None:
+            return out
+        if fallback is None:
+            fallback = out
+    if fallback is not None:
+        return fallback
+    raise ValueError(f"{first_error} (tried t3 = {t3_0} .. 1 with t4 in proportion)")
+
+
+def _sizes_at(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
+              t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
+    """NSD sizes for one class at given (or default) spatial sizes t3, t4.
+
     cost = N_T*t1*t2*t3*t4 + N_K*(t1*u1 + t2*C + t3*H + t4*W)   (kernel term only when
     count_kernels, i.e. learnable kernels).
 
@@ -172,7 +219,7 @@ def choose_sizes(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=N
         for k, (cn_t, cn_k) in enumerate(cands):
             last = k == len(cands) - 1
             try:
-                out = choose_sizes(ipc, image_shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
+                out = _sizes_at(ipc, image_shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
                                    t3=t3, t4=t4, count_kernels=count_kernels,
                                    enforce_budget=enforce_budget)
             except ValueError:
