@@ -27,6 +27,9 @@ from jaxdd.objective import dc
 from jaxdd.param import pixel
 
 EMBEDDED_ITERS = 300
+# config strings of the published settings (convention: jaxdd/published/__init__.py)
+VARIANTS = ([f"cifar10,ipc={i}" for i in (1, 10, 50)]
+            + [f"cifar100,ipc={i}" for i in (1, 10)])
 
 
 def get_config(arg=None):
@@ -41,10 +44,13 @@ def get_config(arg=None):
     cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DC
     if dataset == "digits":
         cfg.iterations = EMBEDDED_ITERS
+        cfg.source = "jaxdd embedded CPU setting (digits)"
         cfg.checkpoint_every, cfg.log_every = 100, 25
         cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
     else:
         outer, _ = dc.get_loops(ipc)
         cfg.iterations = 1000 * outer  # DC's 1000 iterations x outer_loop updates each
         cfg.checkpoint_every = 500
+        cfg.source = ("DC / DSA papers / DatasetCondensation main.py defaults "
+                      "(not checked by a parity fixture)")
     return C.apply_overrides(cfg, overrides)

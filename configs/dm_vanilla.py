@@ -24,6 +24,8 @@ from jaxdd.objective import dm
 from jaxdd.param import pixel
 
 EMBEDDED_ITERS = 500
+# config strings of the published settings (convention: jaxdd/published/__init__.py)
+VARIANTS = [f"{d},ipc={i}" for d in ("cifar10", "cifar100") for i in (1, 10, 50)]
 
 
 def get_config(arg=None):
@@ -38,9 +40,12 @@ def get_config(arg=None):
     cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DM
     if dataset == "digits":
         cfg.iterations = EMBEDDED_ITERS
+        cfg.source = "jaxdd embedded CPU setting (digits)"
         cfg.checkpoint_every, cfg.log_every = 100, 25
         cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
     else:
         cfg.iterations = 20000
         cfg.checkpoint_every = 1000
+        cfg.source = ("DM paper (WACV 2023) / DatasetCondensation main_DM.py defaults "
+                      "(not checked by a parity fixture)")
     return C.apply_overrides(cfg, overrides)
