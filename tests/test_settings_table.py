@@ -1,0 +1,47 @@
+"""The README settings table is generated from the configs (jaxdd.published.table)."""
+import importlib.util
+import os
+
+import pytest
+
+from jaxdd.published import table
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NAMES = [f"{o}_{p}" for o in ("tm", "dm", "dc") for p in ("vanilla", "fred", "ddif", "nsd")]
+
+
+def _mod(name):
+    spec = importlib.util.spec_from_file_location(f"_t_{name}",
+                                                  os.path.join(ROOT, "configs", f"{name}.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_variant_builds_and_renders(name):
+    mod = _mod(name)
+    variants = getattr(mod, "VARIANTS", None)
+    if variants is None:  # a config without published settings lists none (convention)
+        variants = []
+    pairs = [(name, mod.get_config(v)) for v in variants]
+    rows = table.rows(pairs)
+    assert len(rows) == len(variants)
+    for r in rows:
+        assert r["source"] and not r["source"].startswith("jaxdd default"), (name, r)
+        assert r["budget"] > 0 and r["iterations"] > 0
+    text = table.markdown(rows)
+    assert text.count("\n") == len(rows) + 2
+
+
+def test_tm_vanilla_rows_read_the_config():
+    mod = _mod("tm_vanilla")
+    (r,) = table.rows([("tm_vanilla", mod.get_config("cifar100,ipc=50"))])
+    assert (r["syn_steps"], r["expert_epochs"], r["max_start"], r["batch_syn"]) == (80, 2, 40,
+                                                                                   125)
+    assert r["lr_syn"] == "sgd 1000 (m 0.5)" and r["lr_lr"] == 1e-5 and r["zca"] is True
+    assert r["budget"] == 50 * 100 * 32 * 32 * 3 and r["source"].startswith("MTT")
+    line = table.markdown([r]).splitlines()[2]
+    assert "| tm_vanilla | cifar100 | 50 | ConvNetD3 | 80 | 2 | 40 |" in line
+    (d,) = table.rows([("dm_vanilla", _mod("dm_vanilla").get_config("cifar10,ipc=10"))])
+    assert d["syn_steps"] is None and "| - |" in table.markdown([d])
