@@ -46,6 +46,9 @@ def _base() -> ml_collections.ConfigDict:
     c.dataset.resolution = config_dict.placeholder(int)
     c.dataset.zca = False
     c.dataset.zca_eps = 0.1
+    # variable-size sources (imagenette, imagenet2012:<subset>): 'squash' (None, the
+    # authors' Resize((R, R))) or 'crop'; see jaxdd.data.load_dataset
+    c.dataset.resize = config_dict.placeholder(str)
     c.dataset.data_dir = config_dict.placeholder(str)
     c.model = ml_collections.ConfigDict()
     c.model.name = "ConvNetD3"

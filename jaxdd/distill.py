@@ -246,7 +246,8 @@ class Run:
         d = cfg.dataset
         self.train_ds, self.test_ds = load_dataset(
             d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
-            zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1))
+            zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
+            normalize=d.get("normalize"), stats=d.get("stats"), resize=d.get("resize"))
         nc = self.train_ds.num_classes
         self.model = get_model(cfg.model.name, nc, **dict(cfg.model.get("overrides", {})))
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)

@@ -702,6 +702,7 @@ def build_command(cfg=None, buffer_dir=None) -> str:
     extra = []
     if cfg is not None:
         name = str(cfg.dataset.name).lower()
+        name = name.split(":")[-1] if name.startswith("imagenet2012:") else name
         variant = _cfg_get(cfg, "variant") or (name if name in _VARIANTS else "digits")
         try:
             base = _load_buffer_config(variant)
@@ -711,9 +712,11 @@ def build_command(cfg=None, buffer_dir=None) -> str:
             mine = _flatten(_jsonable(cfg.to_dict()))
             theirs = _flatten(_jsonable(base.to_dict()))
             for k in ("dataset.name", "dataset.resolution", "dataset.zca", "dataset.zca_eps",
-                      "dataset.resize", "dataset.normalize", "dataset.data_dir", "model.name", "num_experts", "epochs", "lr_teacher",
-                      "batch_size", "dsa_strategy", "seed", "record_epochs",
-                      "experts_per_group"):
+                      "dataset.resize", "dataset.normalize", "dataset.data_dir", "model.name",
+                      "num_experts", "epochs", "lr_teacher", "batch_size", "dsa_strategy",
+                      "seed", "record_epochs", "experts_per_group"):
+                if k not in theirs and mine.get(k) is None:
+                    continue  # an optional field left at its default
                 if k in mine and mine.get(k) != theirs.get(k, _MISSING):
                     extra.append(f"{k}={mine[k]}")
             for k, v in mine.items():

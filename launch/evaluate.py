@@ -53,7 +53,8 @@ def main(argv):
     zca = dmeta.get("zca", False) if _ZCA.value is None else _ZCA.value
     train, test = load_dataset(name, resolution=res, zca=zca,
                                zca_eps=dmeta.get("zca_eps", 0.1),
-                               data_dir=dmeta.get("data_dir"))
+                               data_dir=dmeta.get("data_dir"), resize=dmeta.get("resize"),
+                               normalize=dmeta.get("normalize"), stats=dmeta.get("stats"))
     model_name = _MODEL.value or meta.get("model", {}).get("name", "ConvNetD3")
     overrides = {} if _MODEL.value else dict(meta.get("model", {}).get("overrides", {}) or {})
     model = get_model(model_name, train.num_classes, **overrides)
