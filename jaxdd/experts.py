@@ -68,6 +68,7 @@ __all__ = [
     "MissingExpertsError",
     "train_experts",
     "make_epoch_fn",
+    "make_ordered_epoch_fn",
     "expert_keys",
     "save_expert",
     "load_expert_metadata",
@@ -160,27 +161,17 @@ def _check_stateless(model, x1):
     return shapes["params"]
 
 
-@functools.lru_cache(maxsize=32)
-def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DEFAULT_DSA,
-                  augment_loop: str = "auto"):
-    """Jitted training epoch of E experts at once, for a stateless flax model.
+def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loop: str):
+    """``run(params, order, k_aug, images, labels, lr) -> (params, loss)`` (not jitted).
 
-    Returns ``epoch(params, train_keys, epoch, images, labels, lr) -> (params, loss)``:
-      params: pytree, leaves (E, ...) (E experts);
-      train_keys: (E, ...) per-expert training keys (the k_train of the module doc);
-      epoch: int32 scalar (0-based), folded into the keys;
-      images: (N, H, W, C) float32, labels: (N,) int32 (shared by all experts);
-      lr: float32 scalar (constant SGD step);
-      -> updated params (E, ...), mean training loss per expert (E,).
-    One epoch = ceil(N / batch_size) SGD steps (lax.scan); the last minibatch is padded to
-    batch_size and the padding masked out of the mean loss. The forward/backward pass is
-    vmapped over experts.
-    augment_loop: how DSA runs over the experts. Mode 'S' picks one op group per call with
-      ``lax.switch``; under ``vmap`` the switch becomes a select that computes ALL groups
-      ('vmap', cheap on accelerators). 'map' runs DSA expert by expert (``lax.map``), so only
-      the drawn group is computed (faster on CPU). Same result either way. 'auto': 'map' on
-      CPU, 'vmap' elsewhere.
-    Cached on its arguments: build_buffer groups reuse one compile.
+    The training epoch for an explicit sample order: ``order`` (E, N) holds, per expert, the
+    order in which the N training examples are visited; it is cut into
+    ceil(N / batch_size) consecutive minibatches, the last one short when batch_size does
+    not divide N.  Like PyTorch's DataLoader (``drop_last=False``) in MTT ``utils.epoch``
+    (utils.py:312-343 at 50dccea), that short batch is one SGD step on the mean loss over
+    its own examples: here it is padded to batch_size and the padding is masked out of the
+    mean.  ``k_aug`` (E, ...) are the per-expert DSA keys (minibatch b uses
+    ``fold_in(k_aug, b)``); ignored when augmentation is off.
     """
     batch_size = int(batch_size)
     strategy = None if dsa_strategy in (None, "", "none") else str(dsa_strategy)
@@ -194,13 +185,6 @@ def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DE
         def augment(k, x):
             return dsa(k, x, strategy=strategy, mode="S")
 
-    def batch_indices(k_train, epoch, n, nb):
-        k_perm, k_aug = jax.random.split(jax.random.fold_in(k_train, epoch))
-        order = jax.random.permutation(k_perm, n)
-        pad = nb * batch_size - n
-        idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(nb, batch_size)
-        return idx, k_aug
-
     def loss_fn(q, x, y, mb):
         logits = model.apply({"params": q}, x, train=True)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
@@ -208,11 +192,14 @@ def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DE
 
     grad_fn = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(0, 0, 0, None))
 
-    def epoch_fn(params, k_train, epoch, images, labels, lr):
+    def run(params, order, k_aug, images, labels, lr):
         n = images.shape[0]
+        if order.shape[-1] != n:
+            raise ValueError(f"order has {order.shape[-1]} entries per expert for {n} examples")
         nb = -(-n // batch_size)
-        idx, k_aug = jax.vmap(batch_indices, in_axes=(0, None, None, None))(
-            k_train, epoch, n, nb)                                    # (E, nb, B), (E,)
+        pad = nb * batch_size - n
+        idx = jnp.concatenate([order, jnp.zeros(order.shape[:-1] + (pad,), order.dtype)], -1)
+        idx = idx.reshape(order.shape[:-1] + (nb, batch_size))         # (E, nb, B)
         mask = (jnp.arange(nb * batch_size) < n).astype(jnp.float32).reshape(nb, batch_size)
 
         def step(p, inp):
@@ -232,7 +219,60 @@ def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DE
             step, params, (jnp.arange(nb), jnp.moveaxis(idx, 1, 0), mask))
         return params, jnp.mean(losses, axis=0)
 
+    return run
+
+
+@functools.lru_cache(maxsize=32)
+def make_epoch_fn(model, batch_size: int = 256, dsa_strategy: Optional[str] = DEFAULT_DSA,
+                  augment_loop: str = "auto"):
+    """Jitted training epoch of E experts at once, for a stateless flax model.
+
+    Returns ``epoch(params, train_keys, epoch, images, labels, lr) -> (params, loss)``:
+      params: pytree, leaves (E, ...) (E experts);
+      train_keys: (E, ...) per-expert training keys (the k_train of the module doc);
+      epoch: int32 scalar (0-based), folded into the keys;
+      images: (N, H, W, C) float32, labels: (N,) int32 (shared by all experts);
+      lr: float32 scalar (constant SGD step);
+      -> updated params (E, ...), mean training loss per expert (E,) (the unweighted mean of
+      the minibatch losses; MTT's logged ``train_loss`` weights them by batch size).
+    One epoch = ceil(N / batch_size) SGD steps (lax.scan); the last minibatch is padded to
+    batch_size and the padding masked out of the mean loss. The forward/backward pass is
+    vmapped over experts. The order comes from the keys (module doc); to train on a given
+    order use :func:`make_ordered_epoch_fn` (the same computation).
+    augment_loop: how DSA runs over the experts. Mode 'S' picks one op group per call with
+      ``lax.switch``; under ``vmap`` the switch becomes a select that computes ALL groups
+      ('vmap', cheap on accelerators). 'map' runs DSA expert by expert (``lax.map``), so only
+      the drawn group is computed (faster on CPU). Same result either way. 'auto': 'map' on
+      CPU, 'vmap' elsewhere.
+    Cached on its arguments: build_buffer groups reuse one compile.
+    """
+    run = _epoch_body(model, batch_size, dsa_strategy, augment_loop)
+
+    def batch_order(k_train, epoch, n):
+        k_perm, k_aug = jax.random.split(jax.random.fold_in(k_train, epoch))
+        return jax.random.permutation(k_perm, n), k_aug
+
+    def epoch_fn(params, k_train, epoch, images, labels, lr):
+        order, k_aug = jax.vmap(batch_order, in_axes=(0, None, None))(
+            k_train, epoch, images.shape[0])                          # (E, N), (E,)
+        return run(params, order, k_aug, images, labels, lr)
+
     return jax.jit(epoch_fn)
+
+
+@functools.lru_cache(maxsize=32)
+def make_ordered_epoch_fn(model, batch_size: int = 256,
+                          dsa_strategy: Optional[str] = DEFAULT_DSA, augment_loop: str = "auto"):
+    """The epoch of :func:`make_epoch_fn` for a GIVEN sample order (jitted).
+
+    Returns ``epoch(params, order, aug_keys, images, labels, lr) -> (params, loss)`` with
+    ``order`` (E, N) int32: per expert, the order in which the N examples are visited
+    (consecutive minibatches of batch_size, the last one short and masked), and
+    ``aug_keys`` (E, ...) the per-expert DSA keys (any keys when dsa_strategy is 'none').
+    ``make_epoch_fn`` is exactly this with ``order, aug_keys`` drawn from the keys.
+    Used by the parity test against MTT's ``utils.epoch`` on a fixed DataLoader order.
+    """
+    return jax.jit(_epoch_body(model, batch_size, dsa_strategy, augment_loop))
 
 
 @functools.lru_cache(maxsize=32)
