@@ -348,3 +348,59 @@ def test_lowpass_rank_is_permutation():
     assert fred.auto_dwt_levels(32, 32, 64) == 2
     assert fred.auto_dwt_levels(32, 32, 65) == 1
     assert fred.auto_dwt_levels(32, 32, 1) == 5
+
+
+# ----------------------------------------------------------------------------- conventions
+
+
+def test_init_is_select_real_then_init_from_images():
+    real = [_rand(9, 8, 8, 3), _rand(5, 8, 8, 3)]
+    cfg = _cfg(ipc=1, k=16)
+    key = jax.random.PRNGKey(5)
+    params, aux = fred.init(key, real, cfg)
+    k_img, k_mask = jax.random.split(key)
+    sel = fred.select_real(k_img, real, 4)
+    p2, a2 = fred.init_from_images(sel, cfg, k_mask)
+    np.testing.assert_array_equal(np.asarray(params["coef"]), np.asarray(p2["coef"]))
+    np.testing.assert_array_equal(aux["masks"], a2["masks"])
+    # unnormalized DCT of the selected images, masked
+    ref = scipy.fft.dctn(np.concatenate(sel).astype(np.float64), norm=None, axes=(1, 2))
+    m = aux["masks"][aux["labels"]][..., None]
+    np.testing.assert_allclose(np.asarray(params["coef"]), ref * m, rtol=1e-5,
+                               atol=1e-5 * np.abs(ref).max())
+    with pytest.raises(ValueError, match="same number of instances"):
+        fred.init_from_images([sel[0], sel[1][:3]], cfg)
+
+
+def test_evr_mask_depends_on_the_convention_only_through_the_dc_row_and_column():
+    """Orthonormal coefficients = unnormalized / s[u, v]; s^2 is 2x larger on the DC row and
+    column (4x at (0, 0)) than elsewhere, so ortho EVR ranks those positions lower; away from
+    them the EVR ranking is the same. Built so that the two masks differ."""
+    h = w = 6
+    s2 = np.outer(T.dct_unnorm_scale(h), T.dct_unnorm_scale(w)) ** 2
+    # unnormalized variances: position (0, 3) slightly above the bulk position (2, 2)
+    var_u = np.full((h, w), 1e-3)
+    var_u[0, 3], var_u[2, 2] = 1.5, 1.0
+    var_u = var_u * s2[2, 2]  # bulk scale
+    z = RNG.standard_normal((4000, h, w, 1))
+    z = (z - z.mean(0)) / z.std(0)
+    coef_u = (z * np.sqrt(var_u)[None, :, :, None]).astype(np.float64)
+    coef_o = coef_u / np.sqrt(s2)[None, :, :, None]
+    m_u = fred.build_masks([coef_u], 1, "evr")[0]
+    m_o = fred.build_masks([coef_o], 1, "evr")[0]
+    assert m_u[0, 3] == 1 and m_o[2, 2] == 1  # DC-row position wins only unnormalized
+    e_u = fred.explained_variance_ratio(coef_u)
+    e_o = fred.explained_variance_ratio(coef_o)
+    bulk = np.ones((h, w), bool); bulk[0, :] = bulk[:, 0] = False
+    r = e_o[bulk] / e_u[bulk]
+    np.testing.assert_allclose(r, r[0], rtol=1e-9)  # same ranking off the DC row/column
+    np.testing.assert_allclose(e_o[0, 1:] / e_u[0, 1:], r[0] / 2, rtol=1e-9)
+    np.testing.assert_allclose(e_o[0, 0] / e_u[0, 0], r[0] / 4, rtol=1e-9)
+
+
+def test_equivalent_ortho_lr_uses_the_true_size():
+    # 28x28 (MNIST): s^2 = 4 * 28 * 28 off the DC row/column, not the 32x32 value
+    assert fred.equivalent_ortho_lr(1e8, 28, 28) == pytest.approx(1e8 / (4 * 784))
+    lr_map = fred.equivalent_ortho_lr_map(1e8, 28, 28)
+    np.testing.assert_allclose(lr_map[1:, 1:], 1e8 / (4 * 784), rtol=1e-12)
+    np.testing.assert_allclose(lr_map[0, 0], 1e8 / (16 * 784), rtol=1e-12)
