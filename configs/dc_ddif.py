@@ -10,9 +10,12 @@ every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 Expected: test accuracy 90.6 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 69.4 +- 5.2 %), about 2 minutes wall on 2 shared CPU cores (seed 0).
 
-Published settings (DDiF ICLR 2025 / REFERENCE.md: DC with Adam lr_nf 5e-5 (ImageNette);
-the DC recipe: 1000 DC iterations = 1000 x outer_loop loop iterations, DC's outer/inner
-loops, batch_real 256; field sizes as in configs/tm_ddif.py; warm-up 5000 steps):
+Published settings (aailab-kaist/DDiF DC/hyper_params.py field sizes, main_DC.py defaults
+and DC/scripts/run_DDiF.sh; jaxdd.published.ddif gives the source of every value):
+Adam lr_nf 5e-5, 1000 DC iterations (= 1000 x outer_loop jaxdd iterations, DC's
+get_loops), batch_real 256, batch_syn 0 (all fields), no ZCA, warm-up 5000 steps at 5e-4,
+evaluation every 500 DC iterations with 300 epochs (main_DC.py --epoch_eval_train 300),
+5 networks. VARIANTS lists them; an unpublished (dataset, ipc) raises:
 
     python launch/distill.py --config=configs/dc_ddif.py:imagenette,ipc=1
     python launch/distill.py --config=configs/dc_ddif.py:cifar10,ipc=10
@@ -20,8 +23,12 @@ loops, batch_real 256; field sizes as in configs/tm_ddif.py; warm-up 5000 steps)
 from jaxdd import config as C
 from jaxdd.objective import dc
 from jaxdd.param import ddif
+from jaxdd.published import ddif as P
 
 EMBEDDED_ITERS = 300
+
+# config strings of the published settings (convention: jaxdd/published/__init__.py)
+VARIANTS = [f"{d},ipc={i}" for d, i in P.FIELDS_DC if d in C.DATASETS]
 
 
 def get_config(arg=None):
@@ -41,10 +48,21 @@ def get_config(arg=None):
         cfg.param.width = 6
         cfg.param.warmup_steps = 1000
         cfg.opt.syn.lr = 1e-3
+        cfg.source = "jaxdd embedded CPU setting (digits)"
     else:
-        C.apply_ddif_fields(cfg, dataset, ipc)
-        cfg.param.warmup_steps = 5000
+        P.apply_fields(cfg, dataset, ipc, "dc")  # raises for an unpublished (dataset, ipc)
+        r = P.DC_RUN
         outer, _ = dc.get_loops(ipc)
-        cfg.iterations = 1000 * outer
+        cfg.iterations = r["iterations"] * outer
+        cfg.opt.syn.lr = r["lr_nf"]
+        cfg.opt.lr.init = r["lr_net"]
+        cfg.objective.batch_real = r["batch_real"]
+        cfg.objective.lr_net = r["lr_net"]
+        cfg.decode_subset = r["batch_syn"]  # 0: every field every iteration
+        cfg.dataset.zca = r["zca"]
+        cfg.eval.every, cfg.eval.epochs = r["eval_every"] * outer, r["eval_epochs"]
+        cfg.eval.num_nets = cfg.eval.final_nets = r["num_eval"]
         cfg.checkpoint_every = 500
+        cfg.source = ("DDiF DC/hyper_params.py + main_DC.py defaults + "
+                      "DC/scripts/run_DDiF.sh (lr_nf 5e-5)")
     return C.apply_overrides(cfg, overrides)

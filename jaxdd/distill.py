@@ -133,22 +133,108 @@ def make_optimizer(ocfg) -> optax.GradientTransformation:
     raise ValueError(f"unknown optimizer {name!r} (sgd, adam)")
 
 
+class PerInstance(optax.GradientTransformationExtraArgs):
+    """Marker type of ``per_instance`` transformations (same fields as optax's)."""
+
+
+def per_instance(inner: optax.GradientTransformation) -> PerInstance:
+    """One independent copy of ``inner`` per synthetic instance, updating only selected ones.
+
+    Every leaf of the parameters carries the instance axis first (K, ...), as DDiF's
+    stacked fields do. The state is ``jax.vmap(inner.init)`` (so Adam's moments AND its step
+    count are per instance), and ``update(grads, state, params, instance_mask=m)`` with m a
+    bool (K,) applies ``inner`` to the instances with m True and leaves the others exactly
+    as they were: zero update, state (moments, count) unchanged. ``instance_mask=None``
+    updates every instance (then per-instance Adam equals ``inner`` on the whole stack).
+
+    This is torch.optim.Adam over a ModuleList of per-instance modules when the instances
+    that were not decoded have ``grad None`` (DDiF's code: SynSet/DDiF.py:65 and :133,
+    TM/main_TM.py:285, torch >= 2.0 ``zero_grad(set_to_none=True)``): torch skips such a
+    parameter entirely (no moment update, no step increment), so each field's bias
+    correction uses the number of iterations in which IT was decoded. optax.adam on the
+    whole stack would instead move undecoded fields with stale moments and decay them.
+    Checked against torch by tests/test_parity_ddif.py.
+    """
+    def init_fn(params):
+        return jax.vmap(inner.init)(params)
+
+    def update_fn(updates, state, params=None, *, instance_mask=None, **extra):
+        del extra
+        if params is None:
+            new_u, new_s = jax.vmap(lambda g, s: inner.update(g, s))(updates, state)
+        else:
+            new_u, new_s = jax.vmap(inner.update)(updates, state, params)
+        if instance_mask is None:
+            return new_u, new_s
+        m = jnp.asarray(instance_mask, bool)
+
+        def sel(new, old):
+            return jnp.where(m.reshape(m.shape + (1,) * (jnp.ndim(new) - 1)), new, old)
+
+        new_u = jax.tree.map(lambda u: sel(u, jnp.zeros_like(u)), new_u)
+        new_s = jax.tree.map(sel, new_s, state)
+        return new_u, new_s
+
+    return PerInstance(init_fn, update_fn)
+
+
+def make_syn_optimizer(ocfg, pm=None):
+    """The optimizer of the synthetic parameters: ``make_optimizer(ocfg)``, wrapped in
+    ``per_instance`` when the parameterization stores every instance as its own parameter
+    set in the authors' code (``pm.INSTANCE_PARAMETERS``, e.g. DDiF) or when
+    ``ocfg.per_instance`` is True (False forces one state for the whole stack)."""
+    tx = make_optimizer(ocfg)
+    flag = ocfg.get("per_instance", None)
+    if flag is None:
+        flag = bool(getattr(pm, "INSTANCE_PARAMETERS", False))
+    return per_instance(tx) if flag else tx
+
+
+def instance_mask(indices, num_instances: int):
+    """bool (num_instances,): True at the decoded ``indices`` (None: all instances)."""
+    if indices is None:
+        return None
+    return jnp.zeros((num_instances,), bool).at[indices].set(True)
+
+
+def apply_syn_update(tx, grads, opt_state, params, mask=None):
+    """One optimizer step of the synthetic parameters; with a per-instance ``tx`` and a
+    mask, the instances outside the mask keep their parameters bit-identical."""
+    if isinstance(tx, PerInstance) and mask is not None:
+        upd, opt_state = tx.update(grads, opt_state, params, instance_mask=mask)
+        new = optax.apply_updates(params, upd)
+        new = jax.tree.map(
+            lambda n, o: jnp.where(mask.reshape(mask.shape + (1,) * (jnp.ndim(n) - 1)), n, o),
+            new, params)
+        return new, opt_state
+    upd, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, upd), opt_state
+
+
 def _global_norm(tree):
     return optax.global_norm(tree)
 
 
 def make_step(pm, aux, objective: Objective, cfg):
     """The jitted outer step: state -> (state, metrics)."""
-    tx_syn = make_optimizer(cfg.opt.syn)
+    tx_syn = make_syn_optimizer(cfg.opt.syn, pm)
     tx_lr = optax.sgd(cfg.opt.lr.lr, momentum=cfg.opt.lr.get("momentum", 0.5) or None)
     min_lr = cfg.opt.lr.get("min_syn_lr", None)
     labels_all = jnp.asarray(aux["labels"])
     num_instances = int(labels_all.shape[0])
     decode_n = int(cfg.get("decode_subset", 0) or 0)
 
+    subset = 0 < decode_n < num_instances
+
+    def decoded_indices(k_idx):
+        """The instances decoded this iteration (None: all of them)."""
+        if subset:
+            return jax.random.choice(k_idx, num_instances, (decode_n,), replace=False)
+        return None
+
     def decode(syn_params, k_idx):
-        if 0 < decode_n < num_instances:
-            idx = jax.random.choice(k_idx, num_instances, (decode_n,), replace=False)
+        idx = decoded_indices(k_idx)
+        if idx is not None:
             return pm.decode(syn_params, aux, indices=idx), labels_all[idx]
         return pm.decode(syn_params, aux), labels_all
 
@@ -168,8 +254,10 @@ def make_step(pm, aux, objective: Objective, cfg):
             ctx = objective.sample_ctx(k_ctx, state.syn_lr, data)
         loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
             state.syn_params, state.syn_lr, k_idx, k_loss, ctx)
-        upd, opt_syn = tx_syn.update(g_syn, state.opt_syn, state.syn_params)
-        syn_params = optax.apply_updates(state.syn_params, upd)
+        # only the decoded instances move (per-instance optimizers, e.g. DDiF fields)
+        mask = instance_mask(decoded_indices(k_idx), num_instances)
+        syn_params, opt_syn = apply_syn_update(tx_syn, g_syn, state.opt_syn,
+                                               state.syn_params, mask)
         if objective.learn_lr:
             upd_lr, opt_lr = tx_lr.update(g_lr, state.opt_lr, state.syn_lr)
             syn_lr = state.syn_lr + upd_lr

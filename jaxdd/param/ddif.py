@@ -18,9 +18,27 @@ another; here all fields are fitted at once under vmap (the loss is the SUM of t
 mean squared errors, so every field receives exactly the gradient it would get alone and the
 element-wise Adam makes the joint fit identical to independent fits).
 
-Differences from the public code (deliberate, documented):
-  * coordinates: per-axis linspace(-1, 1, n_k); the code divides every axis by (H - 1),
-    which is the same for square images and keeps non-square axes inside [-1, 1] here.
+Optimizer (the public code @ b628e7b, SynSet/DDiF.py:65 and :133): every field is its own
+``Siren`` module in a ``torch.nn.ModuleList`` and ONE ``torch.optim.Adam`` holds all their
+parameters, so Adam's state (moments AND step count) is per field. A field that was not
+decoded in an iteration (TM: ``randperm(K)[:syn_steps * batch_syn]``, TM/main_TM.py:285;
+DM / DC: ``batch_syn`` fields per class) gets ``grad None`` (torch >= 2.0 ``zero_grad``
+sets grads to None) and Adam skips it: no move, no moment decay, no step. jaxdd matches
+this: ``INSTANCE_PARAMETERS = True`` below makes ``jaxdd.distill`` keep one optimizer
+state per field and update only the decoded fields (``distill.per_instance``).
+
+Decode (SynSet/DDiF.py:139-160, 207-212): coordinates ``torch.ones(H, W).nonzero()``
+(row-major, first coordinate = row) divided by (H - 1), times 2, minus 1; output reshaped
+to (H, W, 3) and permuted to CHW; linear output layer, no clamp / tanh / scaling. Labels
+are class-major (field k belongs to class k // fields_per_class). Checked against the
+authors' modules by tests/test_parity_ddif.py.
+
+Differences from the public code (deliberate, documented, tested):
+  * coordinates: per-axis linspace(-1, 1, n_k); the code divides EVERY axis by (H - 1),
+    which is the same for square images (all published settings) and keeps non-square
+    axes inside [-1, 1] here (the code's W axis would reach 2 (W - 1) / (H - 1) - 1).
+  * channels: the image code hard-codes 3 output channels in ``get``; here any C works
+    (the field's dim_out = C), e.g. grayscale digits / MNIST.
   * a class with fewer real images than fields draws warm-up targets with replacement
     (the code would run out of images).
   * ``warmup_steps`` defaults to 300 (CPU friendly); set 5000 for the published setting.
@@ -38,6 +56,10 @@ from tqdm.auto import tqdm
 
 from jaxdd.param import siren as _nf
 
+# Every field is a separate parameter set in the authors' optimizer (see module docstring):
+# jaxdd.distill keeps per-field optimizer state and moves only the decoded fields.
+INSTANCE_PARAMETERS = True
+
 
 # ---------------------------------------------------------------------------------------
 # config and budget
@@ -53,6 +75,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.w0 = 10.0                # hidden-layer frequency (CIFAR 10, ImageNet-128 40)
     cfg.w0_initial = 30.0        # first-layer frequency
     cfg.dim_in = 0               # 0: infer = image rank - 1 (2 for HWC, 3 for DHWC / THWC)
+    cfg.dim_out = 0              # 0: infer = image channels; >0: checked against the images
     cfg.fields_per_class = 0     # 0: from the budget; >0: fixed (code's `dipc`), checked
     # FFN options (used when field == 'ffn')
     cfg.ffn_mapping = "gaussian"  # 'gaussian' | 'positional' | 'basic'
@@ -79,6 +102,10 @@ def _field_spec(cfg, image_shape) -> dict:
         raise ValueError(f"cfg.dim_in={cfg_dim_in} but images of shape {image_shape} have "
                          f"{dim_in} spatial axes; set dim_in=0 to infer it")
     dim_out = image_shape[-1]
+    cfg_dim_out = int(cfg.get("dim_out", 0) or 0)
+    if cfg_dim_out and cfg_dim_out != dim_out:
+        raise ValueError(f"cfg.dim_out={cfg_dim_out} but images of shape {image_shape} have "
+                         f"{dim_out} channels; set dim_out=0 to infer it")
     field = str(cfg.get("field", "siren"))
     spec = {
         "field": field,
