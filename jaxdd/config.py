@@ -15,15 +15,6 @@ from jaxdd.published import mtt as _mtt
 # docstring gives the source of every value). Kept here as an alias for older imports.
 MTT = _mtt.TABLE
 
-# DDiF field sizes from the paper (REFERENCE.md): (dataset, ipc) -> (width, num_layers, w0).
-DDIF_FIELDS = {
-    ("cifar10", 1): (6, 2, 10.0), ("cifar10", 10): (6, 2, 10.0), ("cifar10", 50): (20, 2, 10.0),
-    ("cifar100", 1): (10, 2, 10.0), ("cifar100", 10): (15, 2, 10.0),
-    ("cifar100", 50): (30, 2, 10.0),
-    ("imagenette", 1): (20, 3, 40.0), ("imagenette", 10): (20, 3, 40.0),
-    ("imagenette", 50): (40, 3, 40.0),
-}
-
 
 def lookup(table: dict, dataset: str, ipc: int, what: str):
     """table[(dataset, ipc)], or a ValueError naming `what` and listing the known settings.
@@ -39,13 +30,6 @@ def lookup(table: dict, dataset: str, ipc: int, what: str):
             f"{what} has no published setting for dataset={dataset!r} ipc={ipc}; known: "
             f"{known}. Pick one of these, or start from the digits default and set every "
             f"field yourself.") from None
-
-
-def apply_ddif_fields(cfg, dataset, ipc):
-    """Set cfg.param width/num_layers/w0 to the published DDiF field of (dataset, ipc)."""
-    w, nl, w0 = DDIF_FIELDS.get((dataset, ipc), DDIF_FIELDS[("cifar10", 1)])
-    cfg.param.width, cfg.param.num_layers, cfg.param.w0 = w, nl, w0
-    return cfg
 
 
 # Student networks and native resolutions of the datasets.
