@@ -57,7 +57,8 @@ def test_embed_fn_is_classifier_input(net):
     model, _, params, apply_fn = net
     x = images(1, 5)
     f = jax.jit(dm.make_embed_fn(model))(params, x)
-    assert f.shape == (5, 4 * (H // 2) ** 2)
+    # 1-channel input: the authors' first-conv padding 3 (gray_padding, on by default)
+    assert f.shape == (5, 4 * ((H + 4) // 2) ** 2)
     w, b = params["classifier"]["kernel"], params["classifier"]["bias"]
     np.testing.assert_allclose(f @ w + b, jax.jit(apply_fn)(params, x), rtol=1e-5, atol=1e-5)
 
