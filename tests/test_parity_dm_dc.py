@@ -89,17 +89,22 @@ def test_dm_embed_loss_and_image_gradient(model):
     params = to_flax(_sd("dm_net/"), "dm_net/")
     embed = dm.make_embed_fn(m)
     real, syn = nhwc(FX["real"]), nhwc(FX["syn"])
+    loss = dm.make_loss(embed, NC, augment=None)
+    ctx = dm.DMContext(params, real, jnp.ones((NC, N_REAL), jnp.float32))
+    labels = jnp.asarray(FX["syn_labels"])
+
+    @jax.jit  # one compile: real embeddings, the loss and d loss / d images
+    def run(params, real, syn):
+        e = embed(params, real.reshape((-1,) + real.shape[2:]))
+        return e, jax.value_and_grad(loss, argnums=1)(jax.random.PRNGKey(0), syn, labels, ctx)
+
+    e, (val, grad) = run(params, real, syn)
     # the embedding: features after the last pool, flattened (jaxdd: (h, w, C) order)
-    e = np.asarray(jax.jit(embed)(params, real.reshape((-1,) + real.shape[2:])))
+    e = np.asarray(e)
     s = SIDE // 4
     e_torch_order = e.reshape(-1, s, s, e.shape[-1] // (s * s)).transpose(0, 3, 1, 2)
     np.testing.assert_allclose(e_torch_order.reshape(NC, N_REAL, -1), FX["dm_emb_real"],
                                rtol=1e-5, atol=1e-6)
-    loss = dm.make_loss(embed, NC, augment=None)
-    ctx = dm.DMContext(params, real, jnp.ones((NC, N_REAL), jnp.float32))
-    labels = jnp.asarray(FX["syn_labels"])
-    val, grad = jax.jit(jax.value_and_grad(loss, argnums=1))(jax.random.PRNGKey(0), syn,
-                                                            labels, ctx)
     np.testing.assert_allclose(val, FX["dm_loss"], rtol=2e-5)
     g_ref = np.moveaxis(FX["dm_grad_syn"], 1, -1)
     np.testing.assert_allclose(grad, g_ref, rtol=1e-3, atol=1e-4 * np.abs(g_ref).max())
@@ -128,16 +133,21 @@ def test_dc_class_gradients_loss_and_image_gradient(model):
     labels = FX["syn_labels"]
     n_syn_c = len(labels) // NC
 
-    @jax.jit
-    def class_grads(params, real, syn, labels):  # per class, one vmap for each side
+    loss = dc.make_loss(apply_fn, NC, augment=None)
+    ctx = dc.DCContext(params, real, jnp.ones((NC, N_REAL), jnp.float32))
+    lab = jnp.asarray(labels)
+
+    @jax.jit  # one compile: per-class CE gradients, the loss and d loss / d images
+    def run(params, real, syn):
         gce = jax.grad(dc.masked_ce, argnums=1)
         g_r = jax.vmap(lambda x, c: gce(apply_fn, params, x, jnp.full((N_REAL,), c),
                                         jnp.ones((N_REAL,))))(real, jnp.arange(NC))
         g_s = jax.vmap(lambda x, y: gce(apply_fn, params, x, y, jnp.ones((n_syn_c,))))(
-            syn.reshape((NC, n_syn_c) + syn.shape[1:]), labels.reshape(NC, n_syn_c))
-        return g_r, g_s
+            syn.reshape((NC, n_syn_c) + syn.shape[1:]), lab.reshape(NC, n_syn_c))
+        val, grad = jax.value_and_grad(lambda x: loss(jax.random.PRNGKey(0), x, lab, ctx))(syn)
+        return g_r, g_s, val, grad
 
-    grads_r, grads_s = class_grads(params, real, syn, jnp.asarray(labels))
+    grads_r, grads_s, val, grad = run(params, real, syn)
     for c in range(NC):  # per-class CE gradients (mean CE, PyTorch's CrossEntropyLoss)
         g_r, g_s = (jax.tree.map(lambda a: a[c], t) for t in (grads_r, grads_s))
         for g, tag in ((g_r, "real"), (g_s, "syn")):
@@ -149,11 +159,6 @@ def test_dc_class_gradients_loss_and_image_gradient(model):
                 np.testing.assert_allclose(to_torch(n, g[mod][leaf]), FX[f"dc_gw_{tag}/{c}/{n}"],
                                            rtol=1e-4, atol=1e-5 * scale,
                                            err_msg=f"{tag} gradient of {n}, class {c}")
-    loss = dc.make_loss(apply_fn, NC, augment=None)
-    ctx = dc.DCContext(params, real, jnp.ones((NC, N_REAL), jnp.float32))
-    lab = jnp.asarray(labels)
-    val, grad = jax.jit(jax.value_and_grad(lambda x: loss(jax.random.PRNGKey(0), x, lab,
-                                                          ctx)))(syn)
     np.testing.assert_allclose(val, FX["dc_loss"], rtol=2e-4)
     g_ref = np.moveaxis(FX["dc_grad_syn"], 1, -1)
     np.testing.assert_allclose(grad, g_ref, rtol=1e-3, atol=1e-4 * np.abs(g_ref).max())
