@@ -30,6 +30,17 @@ and matches, per layer, with beta following the cosine curriculum across the IPC
 The synthetic statistics are a running mean over the batches synthesized so far (EMU,
 Eq. 19): S_s = (1/b) S_s^b + (1 - 1/b) S_s^{b-1}, b = 1, 2, ... (1-based).
 
+Where this follows the authors' code (bdy9527/UniDD @ 4afb992, hook.py ConvFeatureHook;
+parity: tests/test_parity_unidd.py): Psi of a batch = `torch.cov(x, correction=0)` over the
+B*h*w positions of the conv input (hook.py:177; `ffc`); signal 'class' = 1/B X'^T onehot(Y)
+(hook.py:236; `flc`), 'mean' = channel mean (`feature_mean`); EMU mix with 1/batch_id
+(hook.py:181, 267; `emu`); HFM F = solve(Psi + beta I, I) (hook.py:185-186; `highpass`);
+L_filter = torch.norm(., 'fro') and L_signal = torch.norm(., 2) of the (flattened) matrix,
+i.e. both Frobenius norms, NOT squared (hook.py:259-260; `cfm_losses`); beta curriculum
+beta (1 + cos(pi b / IPC)) / 2 with b 0-based (synthesis_small.py:92; `curriculum_beta`).
+The real Psi of the authors averages per-batch covariances (hook.py:160): see
+`jaxdd.cfm.MomentMerger`.
+
 Everything here is a pure jnp function of arrays (jit/grad/vmap-able). Shapes: Psi (d, d)
 symmetric PSD, Phi (d, c) (or (d,) for the public code's 'mean' signal), lambda (d,).
 """
