@@ -71,8 +71,11 @@ def get_config(arg=None):
         cfg.buffer.num_experts, cfg.buffer.epochs = b["num_experts"], b["epochs"]
         cfg.buffer.lr_teacher, cfg.buffer.batch_size = b["lr_teacher"], b["batch_size"]
         cfg.checkpoint_every = 500
-        cfg.source = ("DDiF TM/hyper_params.py + main_TM.py defaults + scripts/run_DDiF.sh "
-                      "(lr_nf, batch_syn) + paper App. B.4 (ZCA, 15k iterations)")
+        cfg.source = "DDiF TM/hyper_params.py + main_TM.py defaults + paper App. B.4 (ZCA)"
+        if dataset == "imagenette":
+            cfg.source += "; lr_nf, batch_syn: TM/scripts/run_DDiF.sh (IPC 1)"
+        else:
+            cfg.source += "; lr_nf, batch_syn unpublished (script lr_nf, all fields)"
     cfg = C.apply_overrides(cfg, overrides)
     # The authors decode exactly syn_steps x batch_syn random fields per iteration
     # (main_TM.py:285); follow batch_syn / syn_steps overrides unless decode_subset is given.
