@@ -26,6 +26,20 @@ p == outer_loop - 1 and trains otherwise. DC's "1000 iterations" are therefore
 The optimizer of the network: the current DC/DSA code uses plain SGD (the first DC release
 used momentum 0.5): `net_momentum` defaults to 0.
 
+Authors' code followed (parity: tests/test_parity_dm_dc.py): sdh0818/FreD
+DC/main_DC_FreD.py:257-329 and aailab-kaist/DDiF DC/main_DC.py:179-249 (the same lines): per
+class, gw_real = grad of CrossEntropyLoss (mean) on `get_images(..., c, batch_real)`,
+gw_syn = the same on the class's synthetic images (create_graph), loss += match_loss(gw_syn,
+gw_real) with dis_metric 'ours' = DC/utils.py:332-349 `distance_wb` (4-D / 3-D tensors
+reshaped to (out, -1), 2-D used as (out, in), 1-D -> 0; 1e-6 in the denominator); one
+synthetic step on the summed loss; then, unless it is the last of the outer loop,
+`inner_loop` calls of utils.epoch('train', ...) on the whole synthetic set (DataLoader
+batch_train, shuffle, last batch short) with SGD(lr_net), no momentum, per-sample DSA.
+Differences: the authors' DC iteration loop runs Iteration + 1 times (it = 0..Iteration);
+the BatchNorm branch (running statistics frozen from 16 real images per class) is not
+offered; with `decode_subset` the network here trains on the decoded subset, the authors'
+always on the whole set (their batch_syn only subsamples the matched images).
+
 Class bookkeeping. With static labels (the usual case: the loop decodes the whole set and
 its labels are a constant), the synthetic images are gathered into (classes, m) groups with
 a validity mask by static indices, any order and count per class; the per-class gradients

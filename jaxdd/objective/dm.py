@@ -12,6 +12,20 @@ One DM evaluation (the authors' `main_DM.py`, ConvNet branch):
     linear layer, flattened: ConvNet's `embed`);
   * loss = sum_c || mean_i e(real_c,i) - mean_j e(syn_c,j) ||^2   (real side stop-gradient).
 
+Authors' code followed (parity: tests/test_parity_dm_dc.py, same weights / images, DSA off):
+sdh0818/FreD DM/main_DM_FreD.py:247-317 and aailab-kaist/DDiF DM/main_DM.py:166-200 (net =
+get_network(...), net.train(), parameters frozen, embed = net.embed = features after the last
+pooling, flattened; loss += sum((mean(embed(real_c), 0) - mean(embed(syn_c), 0)) ** 2); the
+real batch is `get_images(..., c, batch_real)`: a random subset without replacement).
+Differences, both equivalent here: DDiF's DM (and FreD's on TinyImageNet) take one optimizer
+step per CLASS (zero_grad / backward / step inside the class loop); with per-instance
+synthetic parameters and an elementwise optimizer whose untouched parameters have grad None
+(DDiF: torch 2.1, Adam), that is one step on the summed loss, as here. (FreD's TinyImageNet
+branch on torch 1.11 zeroes rather than drops the other classes' gradients, so its momentum
+also moves them between the class steps; jaxdd has no FreD TinyImageNet DM config.)
+The authors' BatchNorm branch (`'BN' in args.model`: one concatenated forward) is not
+offered: `make_init_fn` refuses BatchNorm networks.
+
 Class bookkeeping (documented choice). Synthetic labels may come in any order and any
 number per class (a parameterization's decode order, or `decode_subset`): the synthetic
 class means are one-hot weighted means, `M_syn = (onehot(y)^T E) / counts`, and the
