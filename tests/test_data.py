@@ -142,6 +142,9 @@ def test_preprocessing_ids_and_stats_options(tmp_path):
     assert preprocessing_id("imagenet2012:imagewoof", resize="crop") == (
         "standardize-authors-constants;resize=crop")
     assert preprocessing_id("digits") == "standardize-train-stats"
+    # FreD / DDiF: MNIST and FashionMNIST are standardized even with --zca
+    assert preprocessing_id("mnist", zca=True) == "standardize-authors-constants+zca-eps0.1"
+    assert preprocessing_id("fashion_mnist", zca=True, normalize=False) == "zca01-eps0.1"
     assert AUTHORS_NORMALIZATION["cifar100"] == AUTHORS_NORMALIZATION["cifar10"]
     with pytest.raises(ValueError, match="resize"):
         preprocessing_id("imagenette", resize="stretch")
@@ -260,7 +263,8 @@ def test_tfds_mock_mnist_cifar10(tmp_path):
         assert tr.num_classes == 10 and tr.name == "mnist"
         assert 0 <= tr.labels.min() and tr.labels.max() < 10
         # the authors' constants, not the (random) mock data's statistics
-        np.testing.assert_allclose(tr.mean, [0.1307]) and np.testing.assert_allclose(tr.std, [0.3081])
+        np.testing.assert_allclose(tr.mean, [0.1307])
+        np.testing.assert_allclose(tr.std, [0.3081])
         assert tr.preprocessing == "standardize-authors-constants"
 
         tr, te = load_dataset("cifar10", data_dir=tmp_path)

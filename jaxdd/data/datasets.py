@@ -15,7 +15,8 @@ mtt-distillation utils.py:46-171, FreD TM/utils.py:72-262, DDiF TM/utils.py:113-
          statistics instead (there are no authors' constants to follow).
       -> zca=True: NO mean/std (the authors use ToTensor() alone when --zca is on), then
          kornia-style ZCA (eps 0.1) fitted on the whole train split of [0, 1] pixels and
-         applied to train and test (mtt-distillation utils.py:58-59, 137-165).
+         applied to train and test (mtt-distillation utils.py:58-59, 137-165). (MNIST /
+         FashionMNIST: the authors' transform standardizes before the ZCA regardless.)
 
 Every `Dataset` records this as a short string (`Dataset.preprocessing`, made by
 `preprocessing_id`), which expert buffers store in their metadata so that trajectories
@@ -162,9 +163,18 @@ def _resolve_resize(resize) -> str:
     return mode
 
 
+# Datasets whose authors' transform standardizes even when --zca is on (FreD TM/utils.py:84,
+# 96 and DDiF TM/utils.py:125, 137: MNIST / FashionMNIST ignore args.zca in the transform,
+# while the ZCA block after it still runs): with zca=True they are standardized, then ZCA'd.
+_STANDARDIZED_BEFORE_ZCA = ("mnist", "fashion_mnist")
+
+
 def _resolve_standardize(name, *, zca, normalize, stats):
     """-> (standardize: bool, constants (mean, std) or None = train statistics, kind str)."""
-    standardize = (not zca) if normalize is None else bool(normalize)
+    if normalize is None:
+        standardize = (not zca) or _canonical(name) in _STANDARDIZED_BEFORE_ZCA
+    else:
+        standardize = bool(normalize)
     if not standardize:
         return False, None, "none"
     if stats is None or (isinstance(stats, str) and stats == "auto"):
@@ -568,7 +578,9 @@ def _fetch(source, keys):
 
 def _decode_image(img) -> np.ndarray:
     """A record's image: an array, or encoded bytes (SkipDecoding) -> uint8 (H, W, C)."""
-    if isinstance(img, (bytes, np.bytes_)) or (isinstance(img, np.ndarray) and img.dtype.kind in "SO"):
+    encoded = isinstance(img, (bytes, np.bytes_)) or (
+        isinstance(img, np.ndarray) and img.dtype.kind in "SO")
+    if encoded:
         import io
 
         from PIL import Image
@@ -763,8 +775,9 @@ def load_dataset(
         crop: FreD's ImageNet-A..E code). Bilinear without antialiasing on float pixels, as
         the authors' torchvision Resize on tensors.
       normalize: standardize (x - mean) / std. Default None = the authors' choice: yes
-        without ZCA, no with ZCA. True with zca=True standardizes before ZCA (not the
-        authors' pipeline; kept for experiments, tagged in `preprocessing`).
+        without ZCA, no with ZCA (except mnist / fashion_mnist, whose authors' transform
+        standardizes before the ZCA either way). True with zca=True standardizes before
+        ZCA (not the authors' pipeline elsewhere; tagged in `preprocessing`).
       stats: the (mean, std) used to standardize: None / 'auto' (the authors' constants,
         `AUTHORS_NORMALIZATION`, where they exist, else the train split's statistics),
         'authors' (raise if there are none), 'train', or explicit per-channel
