@@ -121,3 +121,33 @@ def test_real_guided_term_changes_gradient_only_with_gamma(problem):
         jnp.asarray(images))
     np.testing.assert_allclose(g[0.0], g_plain, rtol=1e-6)
     assert not np.allclose(g[0.5], g_plain)
+
+
+def test_mtt_schedule_short_chunk_first_and_masked():
+    """MTT (distill.py:342-348): chunks of a permutation are popped from the END, so with
+    n=5, batch_syn=2 the steps see 1, 2, 2 images, then a new permutation."""
+    idx, w = tm.mtt_schedule(jax.random.PRNGKey(1), 5, syn_steps=4, batch_syn=2)
+    idx, w = np.asarray(idx), np.asarray(w)
+    assert idx.shape == w.shape == (4, 2)
+    np.testing.assert_array_equal(w.sum(1), [1, 2, 2, 1])
+    first = np.concatenate([idx[t][w[t] > 0] for t in range(3)])
+    assert sorted(first) == list(range(5))
+
+
+def test_explicit_schedule_equals_drawn_schedule(problem):
+    """loss(key, ...) == loss.with_schedule(<the order the key draws>, ...)."""
+    images, labels, w0, b0, wt, bt = problem
+    ctx = tm.TMContext(start={"w": jnp.asarray(w0), "b": jnp.asarray(b0)},
+                       target={"w": jnp.asarray(wt), "b": jnp.asarray(bt)},
+                       syn_lr=jnp.float32(0.3))
+    loss = tm.make_loss(linear_apply, syn_steps=3, batch_syn=3, augment=None, remat=False)
+    key = jax.random.PRNGKey(2)
+    korder, _ = jax.random.split(key)
+    idx, w = tm.mtt_schedule(korder, 4, 3, 3)
+    a = loss(key, jnp.asarray(images), jnp.asarray(labels), ctx)
+    b = loss.with_schedule(idx, w, jnp.asarray(images), jnp.asarray(labels), ctx)
+    np.testing.assert_allclose(a, b, rtol=1e-6)
+    with pytest.raises(ValueError, match="syn_steps"):
+        loss.with_schedule(idx[:2], w[:2], jnp.asarray(images), jnp.asarray(labels), ctx)
+    with pytest.raises(ValueError, match="schedule"):
+        tm.make_loss(linear_apply, syn_steps=3, schedule="random")

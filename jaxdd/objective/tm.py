@@ -1,15 +1,29 @@
 """Trajectory matching (MTT, Cazenavette et al. 2022) as a pure loss.
 
-One TM evaluation (REFERENCE.md "TM iteration"):
+One TM evaluation (REFERENCE.md "TM iteration"; MTT ``distill.py`` lines 324-386 at 50dccea):
   theta_0 = expert[s], target = expert[s + expert_epochs];
   for t in 1..syn_steps: theta <- theta - syn_lr * grad CE(f(theta, DSA(x_b_t)), y_b_t)
   loss = sum((theta_N - target)^2) / sum((theta_0 - target)^2)
 
 The student's training is unrolled with `jax.lax.scan` over `syn_steps`; the minibatch
-order (fresh permutations of the synthetic set, chunked into `batch_syn`) and the DSA keys
-are drawn up front from `key`; the scan body is wrapped in `jax.checkpoint` when
-`remat=True` (memory O(1) in syn_steps instead of O(syn_steps) for one extra forward per
-step). `syn_lr` lives in `ctx` and is differentiated like the images.
+order and the DSA keys are drawn up front from `key`; the scan body is wrapped in
+`jax.checkpoint` when `remat=True` (memory O(1) in syn_steps instead of O(syn_steps) for one
+extra forward per step). `syn_lr` lives in `ctx` and is differentiated like the images.
+
+Where this follows the authors' code (MTT distill.py; FreD main_TM_FreD.py and DDiF
+main_TM.py have the same loop) -- checked by tests/test_parity_tm.py:
+* minibatches (``schedule='mtt'``, the default; distill.py:341-348): when no chunk is left a
+  fresh permutation of the synthetic set is cut into chunks of ``batch_syn`` (the last one
+  short when batch_syn does not divide the set) and the chunks are taken from the END of
+  the list (``indices_chunks.pop()``).  A short chunk is one student step on the mean CE over
+  its own images; here it is padded to batch_syn and the padding is masked out of the mean.
+  ``schedule='wrap'`` (:func:`minibatch_schedule`) instead lets chunks run across
+  permutation boundaries so every step has batch_syn images (no padded compute).
+* every student step uses the same learnable ``syn_lr`` (distill.py:370), the gradient is
+  taken through the whole unroll (``create_graph=True``), CE is the mean over the minibatch
+  with hard labels (soft labels (N, classes) are accepted here as an extension).
+* MTT divides both sums of squares by the number of parameters before taking the ratio
+  (distill.py:383-386); the ratio is the same, jaxdd skips the two divisions.
 
 Optional real-guided term (NSD, ECCV 2024): `gamma * CE(f(theta_N, x_real), y_real)` on a
 real batch given in ctx, added when gamma > 0.
@@ -23,6 +37,7 @@ from typing import Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import ml_collections
+import numpy as np
 import optax
 
 
@@ -41,24 +56,76 @@ class TMContext(NamedTuple):
     real_labels: jax.Array | None = None
 
 
-def ce_loss(logits, labels):
-    """Mean cross-entropy; int labels (N,) or soft target probabilities (N, classes)."""
+def ce_loss(logits, labels, weights=None):
+    """Cross-entropy, int labels (N,) or soft target probabilities (N, classes).
+
+    Mean over the batch, or with ``weights`` (N,) the weighted mean sum(w * ce) / sum(w)
+    (weights 0/1 mask out padded slots).
+    """
     if labels.ndim == logits.ndim - 1:
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
-    return -(labels * jax.nn.log_softmax(logits)).sum(-1).mean()
+        per = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    else:
+        per = -(labels * jax.nn.log_softmax(logits)).sum(-1)
+    if weights is None:
+        return per.mean()
+    return jnp.sum(per * weights) / jnp.sum(weights)
+
+
+SCHEDULES = ("mtt", "wrap")
 
 
 def minibatch_schedule(key, n, syn_steps, batch_syn):
     """(syn_steps, batch_syn) indices: consecutive chunks of fresh permutations of range(n).
 
-    Matches MTT: a permutation is consumed chunk by chunk; a new one is drawn when it runs
-    out (if batch_syn does not divide n, the last chunk of each permutation is short in
-    MTT; here chunks run across permutation boundaries so every step has batch_syn images).
+    The 'wrap' schedule: a permutation is consumed chunk by chunk and a new one is drawn when
+    it runs out; chunks run across permutation boundaries, so every step has batch_syn
+    images (MTT's own schedule is :func:`mtt_schedule`; both visit every image once per
+    permutation, and they coincide in distribution when batch_syn divides n).
     """
     total = syn_steps * batch_syn
     num_perms = math.ceil(total / n)
     perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, num_perms))
     return perms.reshape(-1)[:total].reshape(syn_steps, batch_syn)
+
+
+def mtt_schedule(key, n, syn_steps, batch_syn):
+    """MTT's minibatch schedule (distill.py:341-348 at 50dccea) -> (indices, weights).
+
+    Each fresh permutation of range(n) is cut into K = ceil(n / batch_syn) chunks of
+    batch_syn (the last one has n - (K - 1) * batch_syn images) and the chunks are used
+    from the last to the first (``list.pop()``); a new permutation is drawn when they run
+    out.  Returns ``indices`` (syn_steps, batch_syn) int32 and ``weights``
+    (syn_steps, batch_syn) float32 (1 = image, 0 = padding of a short chunk), or
+    ``weights=None`` when batch_syn divides n (no step is short).
+    """
+    n, b = int(n), int(batch_syn)
+    k_chunks = -(-n // b)
+    num_perms = -(-int(syn_steps) // k_chunks)
+    perms = jax.vmap(lambda k: jax.random.permutation(k, n))(jax.random.split(key, num_perms))
+    pad = k_chunks * b - n
+    perms = jnp.pad(perms, ((0, 0), (0, pad))).reshape(num_perms, k_chunks, b)
+    idx = perms[:, ::-1].reshape(-1, b)[:syn_steps].astype(jnp.int32)
+    if pad == 0:
+        return idx, None
+    valid = (jnp.arange(k_chunks * b) < n).astype(jnp.float32).reshape(k_chunks, b)[::-1]
+    weights = jnp.tile(valid, (num_perms, 1))[:syn_steps]
+    return idx, weights
+
+
+def schedule_from_chunks(chunks, batch_syn=None):
+    """An explicit minibatch order (a list of index arrays, one per student step, possibly
+    of different lengths) -> ``(indices, weights)`` numpy arrays (steps, batch_syn) for
+    ``loss.with_schedule``; short chunks are padded with index 0 and weight 0."""
+    chunks = [np.asarray(c, np.int64).reshape(-1) for c in chunks]
+    b = int(batch_syn) if batch_syn else max(len(c) for c in chunks)
+    if any(len(c) > b or len(c) == 0 for c in chunks):
+        raise ValueError(f"chunk sizes {[len(c) for c in chunks]} must be in 1..{b}")
+    idx = np.zeros((len(chunks), b), np.int32)
+    w = np.zeros((len(chunks), b), np.float32)
+    for t, c in enumerate(chunks):
+        idx[t, :len(c)] = c
+        w[t, :len(c)] = 1.0
+    return idx, w
 
 
 def param_distance(a, b):
@@ -68,7 +135,8 @@ def param_distance(a, b):
 
 
 def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = None,
-              augment: Callable | None = None, remat: bool = True, gamma: float = 0.0):
+              augment: Callable | None = None, remat: bool = True, gamma: float = 0.0,
+              schedule: str = "mtt"):
     """Build the TM loss.
 
     Args:
@@ -79,34 +147,56 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
       augment: (key, images) -> images (DSA), or None.
       remat: wrap the scan body in `jax.checkpoint`.
       gamma: weight of the real-guided cross-entropy (NSD); needs ctx.real_images.
+      schedule: 'mtt' (the authors' minibatch order, :func:`mtt_schedule`) or 'wrap'
+        (:func:`minibatch_schedule`).
 
     Returns:
-      loss(key, syn_images, syn_labels, ctx: TMContext) -> scalar.
+      loss(key, syn_images, syn_labels, ctx: TMContext) -> scalar, with attributes
+        ``loss.unroll(key, syn_images, syn_labels, start, syn_lr) -> theta_N`` and
+        ``loss.with_schedule(indices, weights, syn_images, syn_labels, ctx, aug_keys=None)``:
+        the same loss for an explicit minibatch order (``indices`` (syn_steps, B) int,
+        ``weights`` (syn_steps, B) or None; see :func:`schedule_from_chunks`) and, when
+        augment is set, explicit per-step augmentation keys (syn_steps, ...).
     """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"TM schedule must be one of {SCHEDULES}, got {schedule!r}")
+
+    def unroll_scheduled(syn_images, syn_labels, start, syn_lr, idx, weights=None,
+                         aug_keys=None):
+        if idx.shape[0] != syn_steps:
+            raise ValueError(f"the minibatch order has {idx.shape[0]} steps, syn_steps is "
+                             f"{syn_steps}")
+        if augment is not None and aug_keys is None:
+            raise ValueError("this TM loss augments (DSA): pass aug_keys (one per step)")
+
+        def step(theta, inp):
+            i, w, k = inp
+            x = syn_images[i]
+            if augment is not None:
+                x = augment(k, x)
+            y = syn_labels[i]
+            g = jax.grad(lambda p: ce_loss(apply_fn(p, x), y, w))(theta)
+            theta = jax.tree.map(lambda p, gi: p - syn_lr * gi, theta, g)
+            return theta, None
+
+        body = jax.checkpoint(step) if remat else step
+        xs = (idx, weights, aug_keys if augment is not None else None)
+        theta_n, _ = jax.lax.scan(body, start, xs)
+        return theta_n
 
     def unroll(key, syn_images, syn_labels, start, syn_lr):
         n = syn_images.shape[0]
         bs = n if not batch_syn else min(int(batch_syn), n)
         korder, kaug = jax.random.split(key)
-        order = minibatch_schedule(korder, n, syn_steps, bs)
+        if schedule == "mtt":
+            order, weights = mtt_schedule(korder, n, syn_steps, bs)
+        else:
+            order, weights = minibatch_schedule(korder, n, syn_steps, bs), None
         aug_keys = jax.random.split(kaug, syn_steps)
+        return unroll_scheduled(syn_images, syn_labels, start, syn_lr, order, weights,
+                                aug_keys)
 
-        def step(theta, inp):
-            idx, k = inp
-            x = syn_images[idx]
-            if augment is not None:
-                x = augment(k, x)
-            y = syn_labels[idx]
-            g = jax.grad(lambda p: ce_loss(apply_fn(p, x), y))(theta)
-            theta = jax.tree.map(lambda p, gi: p - syn_lr * gi, theta, g)
-            return theta, None
-
-        body = jax.checkpoint(step) if remat else step
-        theta_n, _ = jax.lax.scan(body, start, (order, aug_keys))
-        return theta_n
-
-    def loss(key, syn_images, syn_labels, ctx: TMContext):
-        theta_n = unroll(key, syn_images, syn_labels, ctx.start, ctx.syn_lr)
+    def finish(theta_n, ctx):
         num = param_distance(theta_n, ctx.target)
         den = param_distance(ctx.start, ctx.target)
         total = num / den
@@ -117,7 +207,19 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
                                             ctx.real_labels)
         return total
 
+    def loss(key, syn_images, syn_labels, ctx: TMContext):
+        return finish(unroll(key, syn_images, syn_labels, ctx.start, ctx.syn_lr), ctx)
+
+    def with_schedule(indices, weights, syn_images, syn_labels, ctx: TMContext,
+                      aug_keys=None):
+        idx = jnp.asarray(indices, jnp.int32)
+        w = None if weights is None else jnp.asarray(weights, jnp.float32)
+        theta_n = unroll_scheduled(syn_images, syn_labels, ctx.start, ctx.syn_lr, idx, w,
+                                   aug_keys)
+        return finish(theta_n, ctx)
+
     loss.unroll = unroll
+    loss.with_schedule = with_schedule
     return loss
 
 
