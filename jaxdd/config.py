@@ -85,6 +85,9 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     cfg.dataset.zca = False
     cfg.dataset.zca_eps = 0.1
     cfg.dataset.data_dir = None
+    # variable-size sources (imagenette, imagenet2012:<subset>): None = 'squash' (the
+    # authors' Resize((R, R))) or 'crop' (jaxdd.data.load_dataset)
+    cfg.dataset.resize = None
 
     cfg.model = ml_collections.ConfigDict()
     cfg.model.name = info["model"]
