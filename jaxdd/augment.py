@@ -25,13 +25,27 @@ Formulas (u ~ U(0, 1) per sample, ``DSAParams`` defaults):
   saturation  m + (x - m) * (u * saturation),  m = mean over channels (per pixel)
   contrast    m + (x - m) * (u + contrast),    m = mean over H, W, C (per image)
 
-Affine ops use PyTorch's ``F.affine_grid`` + ``F.grid_sample`` semantics with
-``align_corners=True``, bilinear interpolation and zero padding: for output pixel (i, j)
-with normalised coordinates ``xn = -1 + 2 j / (W - 1)``, ``yn = -1 + 2 i / (H - 1)``, the
-source point is ``(gx, gy) = theta @ (xn, yn, 1)`` and it is read at pixel
-``((gx + 1) / 2 * (W - 1), (gy + 1) / 2 * (H - 1))``. The rotation matrix is DSA's
-``[[cos a, -sin a, 0], [sin a, cos a, 0]]``, so a = +90 degrees on a square image equals
-``np.rot90(x, k=1, axes=(1, 2))``.
+Affine ops use PyTorch's ``F.affine_grid`` + ``F.grid_sample`` semantics, bilinear
+interpolation and zero padding. With ``align_corners=True`` (the default; MTT utils.py:563-564
+and 577-578 at 50dccea; FreD/DDiF TM and UniDD also pass it explicitly): for output pixel
+(i, j) with normalised coordinates ``xn = -1 + 2 j / (W - 1)``, ``yn = -1 + 2 i / (H - 1)``,
+the source point is ``(gx, gy) = theta @ (xn, yn, 1)`` and it is read at pixel
+``((gx + 1) / 2 * (W - 1), (gy + 1) / 2 * (H - 1))``. With ``DSAParams(align_corners=False)``
+(PyTorch's default since 1.3, hence what the DM/DC code of FreD and DDiF gets: their
+DM/utils.py and DC/utils.py call ``F.affine_grid(theta, x.shape)`` / ``F.grid_sample(x, grid)``
+without the argument -- e.g. DDiF DM/utils.py:662-663, 677-678 -- under torch 1.11 (FreD
+requirements.txt) / 2.1 (DDiF requirements.txt)) pixel centres sit at
+``xn = (2 j + 1) / W - 1`` and the source is read at ``((gx + 1) * W - 1) / 2``. The
+rotation matrix is DSA's ``[[cos a, -sin a, 0], [sin a, cos a, 0]]``, so a = +90 degrees on
+a square image equals ``np.rot90(x, k=1, axes=(1, 2))`` (align_corners=True).
+
+Parity with the authors' code (tests/test_parity_dsa.py, fixture made from MTT utils.py and
+DDiF DM/utils.py by tests/parity/make_dsa.py): every op given the same sampled parameters
+(the uniforms torch.rand drew, or the integers torch.randint drew for crop / cutout) gives
+the authors' output and input gradient at float32 precision, in both align_corners
+conventions; mode 'M' and 'S' chains and the seeded (siamese, batch-shared) call too. The
+random streams differ on purpose (JAX keys vs torch's global generator); the distributions
+are the same.
 
 Modes:
   'S' (single; MTT default): one op group of the strategy is drawn uniformly per call (one
@@ -107,9 +121,11 @@ __all__ = [
     "per_sample_uniform",
     "crop_shifts",
     "crop_shifts_from_uniform",
+    "crop_shift_ranges",
     "cutout_size",
     "cutout_offsets",
     "cutout_offsets_from_uniform",
+    "cutout_offset_ranges",
     "flip_mask",
     "scale_theta",
     "scale_theta_from_uniform",
@@ -121,6 +137,7 @@ __all__ = [
     "affine_grid",
     "grid_sample",
     "affine_sample",
+    "cutout_at",
 ]
 
 
@@ -130,6 +147,9 @@ class DSAParams:
 
     batchmode: False (default, MTT/FreD/DDiF: ``DiffAugment`` without seed) draws parameters
       per sample; True shares sample 0's parameters over the whole batch (DSA's seeded call).
+    align_corners: convention of the scale/rotate resampling. True (default) = MTT, FreD TM,
+      DDiF TM, UniDD (explicit ``align_corners=True``); False = the DM/DC code of FreD and
+      DDiF, which omits the argument and so gets PyTorch's default (False since torch 1.3).
     """
 
     ratio_scale: float = 1.2
@@ -141,6 +161,7 @@ class DSAParams:
     contrast: float = 0.5
     prob_flip: float = 0.5
     batchmode: bool = False
+    align_corners: bool = True
 
 
 _DEFAULT = DSAParams()
@@ -241,13 +262,20 @@ def _round_half_up(v: float) -> int:
     return int(v + 0.5)  # DSA: int(size * ratio + 0.5)
 
 
+def crop_shift_ranges(h: int, w: int, params: DSAParams = _DEFAULT):
+    """Integer ranges [lo, hi) of the crop shifts (t_h, t_w): ((-s_h, s_h + 1), (-s_w, s_w + 1)),
+    s = int(side * ratio_crop_pad + 0.5) (MTT utils.py:626, randint bounds 628-630)."""
+    sh = _round_half_up(h * params.ratio_crop_pad)
+    sw = _round_half_up(w * params.ratio_crop_pad)
+    return (-sh, sh + 1), (-sw, sw + 1)
+
+
 @functools.partial(jax.jit, static_argnames=('h', 'w', 'params'))
 def crop_shifts_from_uniform(u, h: int, w: int, params: DSAParams = _DEFAULT):
     """u (N,2) -> int shifts (N,2) = (t_h, t_w), t ~ U{-s..s}, s = int(side*ratio+0.5)."""
-    sh = _round_half_up(h * params.ratio_crop_pad)
-    sw = _round_half_up(w * params.ratio_crop_pad)
-    return jnp.stack([_uniform_to_int(u[:, 0], -sh, sh + 1),
-                      _uniform_to_int(u[:, 1], -sw, sw + 1)], axis=-1)
+    (lh, hh), (lw, hw) = crop_shift_ranges(h, w, params)
+    return jnp.stack([_uniform_to_int(u[:, 0], lh, hh),
+                      _uniform_to_int(u[:, 1], lw, hw)], axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=('n', 'h', 'w', 'params'))
@@ -297,12 +325,19 @@ def cutout_size(h: int, w: int, params: DSAParams = _DEFAULT):
     return _round_half_up(h * params.ratio_cutout), _round_half_up(w * params.ratio_cutout)
 
 
+def cutout_offset_ranges(h: int, w: int, params: DSAParams = _DEFAULT):
+    """Integer ranges [lo, hi) of the cutout centres (o_h, o_w): (0, side + 1 - c % 2) with
+    c = cutout_size (MTT utils.py:648-652)."""
+    ch, cw = cutout_size(h, w, params)
+    return (0, h + (1 - ch % 2)), (0, w + (1 - cw % 2))
+
+
 @functools.partial(jax.jit, static_argnames=('h', 'w', 'params'))
 def cutout_offsets_from_uniform(u, h: int, w: int, params: DSAParams = _DEFAULT):
     """u (N,2) -> centres (N,2) = (o_h, o_w), o ~ U{0 .. side - (c % 2)} (DSA)."""
-    ch, cw = cutout_size(h, w, params)
-    return jnp.stack([_uniform_to_int(u[:, 0], 0, h + (1 - ch % 2)),
-                      _uniform_to_int(u[:, 1], 0, w + (1 - cw % 2))], axis=-1)
+    (lh, hh), (lw, hw) = cutout_offset_ranges(h, w, params)
+    return jnp.stack([_uniform_to_int(u[:, 0], lh, hh),
+                      _uniform_to_int(u[:, 1], lw, hw)], axis=-1)
 
 
 @functools.partial(jax.jit, static_argnames=('n', 'h', 'w', 'params'))
@@ -329,11 +364,18 @@ def cutout_mask(offsets, h: int, w: int, size, dtype=jnp.float32):
 
 
 @functools.partial(jax.jit, static_argnames=('params',))
+def cutout_at(x, offsets, params: DSAParams = _DEFAULT):
+    """Zero the cutout square centred at integer offsets (N, 2) = (o_h, o_w). (N,H,W,C)."""
+    _check4d(x)
+    _, h, w, _ = x.shape
+    return x * cutout_mask(offsets, h, w, cutout_size(h, w, params), x.dtype)[..., None]
+
+
+@functools.partial(jax.jit, static_argnames=('params',))
 def apply_cutout(x, u, params: DSAParams = _DEFAULT):
     """Zero the square at cutout_offsets_from_uniform(u) (u: (N,2))."""
     _, h, w, _ = x.shape
-    off = cutout_offsets_from_uniform(u, h, w, params)
-    return x * cutout_mask(off, h, w, cutout_size(h, w, params), x.dtype)[..., None]
+    return cutout_at(x, cutout_offsets_from_uniform(u, h, w, params), params)
 
 
 @functools.partial(jax.jit, static_argnames=('params',))
@@ -369,59 +411,74 @@ def flip(key, x, params: DSAParams = _DEFAULT):
 
 
 # ----------------------------------------------------------------------------------------
-# Affine ops (PyTorch affine_grid / grid_sample, align_corners=True, bilinear, zeros)
+# Affine ops (PyTorch affine_grid / grid_sample, bilinear, zero padding; align_corners
+# True by default, False for the DM/DC code of FreD/DDiF -- see DSAParams)
 # ----------------------------------------------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnames=('h', 'w'))
-def affine_grid(theta, h: int, w: int):
-    """PyTorch ``F.affine_grid(theta, (N,C,H,W), align_corners=True)``.
+def _base_coords(n: int, dtype, align_corners: bool):
+    """Normalised pixel-centre coordinates along one axis of n pixels (PyTorch)."""
+    lin = jnp.linspace(-1.0, 1.0, n, dtype=dtype)
+    if n <= 1:
+        return jnp.zeros((n,), dtype)  # torch: a single pixel sits at 0
+    return lin if align_corners else lin * ((n - 1) / n)
+
+
+@functools.partial(jax.jit, static_argnames=('h', 'w', 'align_corners'))
+def affine_grid(theta, h: int, w: int, align_corners: bool = True):
+    """PyTorch ``F.affine_grid(theta, (N,C,H,W), align_corners=align_corners)``.
 
     theta: (N, 2, 3). Returns grid (N, H, W, 2) of normalised source coords (x, y).
     """
-    xs = jnp.linspace(-1.0, 1.0, w, dtype=theta.dtype)
-    ys = jnp.linspace(-1.0, 1.0, h, dtype=theta.dtype)
+    xs = _base_coords(w, theta.dtype, align_corners)
+    ys = _base_coords(h, theta.dtype, align_corners)
     gx, gy = jnp.meshgrid(xs, ys)  # (H, W), gx varies along W
     base = jnp.stack([gx, gy, jnp.ones_like(gx)], axis=-1)  # (H, W, 3)
     return jnp.einsum("hwk,nck->nhwc", base, theta)
 
 
-@jax.jit
-def grid_sample(x, grid):
-    """PyTorch ``F.grid_sample(x, grid, 'bilinear', 'zeros', align_corners=True)``, NHWC.
+@functools.partial(jax.jit, static_argnames=('align_corners',))
+def grid_sample(x, grid, align_corners: bool = True):
+    """PyTorch ``F.grid_sample(x, grid, 'bilinear', 'zeros', align_corners)``, NHWC.
 
     x: (N, H, W, C); grid: (N, Ho, Wo, 2) normalised (x, y). Returns (N, Ho, Wo, C).
     Bilinear gather; corners outside the image contribute 0. Differentiable w.r.t. x and
     grid.
     """
     _check4d(x)
-    n, h, w, _ = x.shape
-    ix = (grid[..., 0] + 1.0) * 0.5 * (w - 1)
-    iy = (grid[..., 1] + 1.0) * 0.5 * (h - 1)
+    n, h, w, c = x.shape
+    if align_corners:
+        ix = (grid[..., 0] + 1.0) * 0.5 * (w - 1)
+        iy = (grid[..., 1] + 1.0) * 0.5 * (h - 1)
+    else:
+        ix = ((grid[..., 0] + 1.0) * w - 1.0) * 0.5
+        iy = ((grid[..., 1] + 1.0) * h - 1.0) * 0.5
     x0 = jnp.floor(ix)
     y0 = jnp.floor(iy)
     wx1 = ix - x0
     wy1 = iy - y0
-    wx0 = 1.0 - wx1
-    wy0 = 1.0 - wy1
     x0 = x0.astype(jnp.int32)
     y0 = y0.astype(jnp.int32)
-    b = jnp.arange(n)[:, None, None]
+    # the 4 bilinear corners of every output pixel, read with ONE gather from the flattened
+    # image (its gradient is one scatter-add; about 2x faster to compile and run than four
+    # advanced-indexing gathers)
+    xs = jnp.stack([x0, x0 + 1, x0, x0 + 1], axis=-1)  # (N, Ho, Wo, 4)
+    ys = jnp.stack([y0, y0, y0 + 1, y0 + 1], axis=-1)
+    wts = jnp.stack([(1.0 - wy1) * (1.0 - wx1), (1.0 - wy1) * wx1,
+                     wy1 * (1.0 - wx1), wy1 * wx1], axis=-1)
+    valid = (xs >= 0) & (xs <= w - 1) & (ys >= 0) & (ys <= h - 1)
+    wts = jnp.where(valid, wts, 0.0).astype(x.dtype)
+    idx = (jnp.clip(ys, 0, h - 1) * w + jnp.clip(xs, 0, w - 1)).reshape(n, -1, 1)
+    v = jnp.take_along_axis(x.reshape(n, h * w, c), idx, axis=1)  # (N, Ho*Wo*4, C)
+    return jnp.sum(v.reshape(grid.shape[:3] + (4, c)) * wts[..., None], axis=3)
 
-    def corner(yy, xx, wgt):
-        valid = (xx >= 0) & (xx <= w - 1) & (yy >= 0) & (yy <= h - 1)
-        v = x[b, jnp.clip(yy, 0, h - 1), jnp.clip(xx, 0, w - 1)]  # (N,Ho,Wo,C)
-        return v * jnp.where(valid, wgt, 0.0).astype(x.dtype)[..., None]
 
-    return (corner(y0, x0, wy0 * wx0) + corner(y0, x0 + 1, wy0 * wx1)
-            + corner(y0 + 1, x0, wy1 * wx0) + corner(y0 + 1, x0 + 1, wy1 * wx1))
-
-
-@jax.jit
-def affine_sample(x, theta):
-    """Warp x (N,H,W,C) by theta (N,2,3) (PyTorch convention, align_corners=True)."""
+@functools.partial(jax.jit, static_argnames=('align_corners',))
+def affine_sample(x, theta, align_corners: bool = True):
+    """Warp x (N,H,W,C) by theta (N,2,3) (PyTorch convention; see affine_grid)."""
     _check4d(x)
-    return grid_sample(x, affine_grid(theta.astype(x.dtype), x.shape[1], x.shape[2]))
+    return grid_sample(x, affine_grid(theta.astype(x.dtype), x.shape[1], x.shape[2],
+                                      align_corners), align_corners)
 
 
 @functools.partial(jax.jit, static_argnames=('params',))
@@ -464,13 +521,13 @@ def rotate_theta(key, n: int, params: DSAParams = _DEFAULT):
 @functools.partial(jax.jit, static_argnames=('params',))
 def apply_scale(x, u, params: DSAParams = _DEFAULT):
     """Scale by scale_theta_from_uniform(u) (u: (N,2))."""
-    return affine_sample(x, scale_theta_from_uniform(u, params))
+    return affine_sample(x, scale_theta_from_uniform(u, params), params.align_corners)
 
 
 @functools.partial(jax.jit, static_argnames=('params',))
 def apply_rotate(x, u, params: DSAParams = _DEFAULT):
     """Rotate by rotate_theta_from_uniform(u) (u: (N,))."""
-    return affine_sample(x, rotate_theta_from_uniform(u, params))
+    return affine_sample(x, rotate_theta_from_uniform(u, params), params.align_corners)
 
 
 @functools.partial(jax.jit, static_argnames=('params',))

@@ -200,6 +200,21 @@ def test_grid_sample_matches_loop_reference():
                                translate_np(xs, [0], [1]), atol=1e-5)
 
 
+def test_grid_sample_align_corners_false():
+    """PyTorch's align_corners=False (FreD/DDiF DM/DC code): identity is exact, a one-pixel
+    shift along W is a translation of 2/W (not 2/(W-1)), and a pure scale equals the
+    align_corners=True result (the conventions differ only by where +-1 sits)."""
+    xs = _x(16, (2, 4, 6, 1))
+    eye = jnp.tile(jnp.array([[1.0, 0, 0], [0, 1.0, 0]]), (2, 1, 1))
+    np.testing.assert_allclose(A.affine_sample(xs, eye, align_corners=False), xs, atol=1e-6)
+    th = jnp.tile(jnp.array([[1.0, 0, 2.0 / 6], [0, 1.0, 0]]), (2, 1, 1))
+    np.testing.assert_allclose(A.affine_sample(xs, th, align_corners=False),
+                               translate_np(xs, [0, 0], [1, 1]), atol=1e-6)
+    u = jnp.array([[0.1, 0.9], [0.7, 0.3]])
+    np.testing.assert_allclose(A.apply_scale(xs, u, DSAParams(align_corners=False)),
+                               A.apply_scale(xs, u), atol=1e-5)
+
+
 def test_affine_param_ranges():
     u = jnp.asarray(_grid_u(200))
     th = np.asarray(A.scale_theta_from_uniform(jnp.stack([u, u[::-1]], -1)))
