@@ -290,6 +290,29 @@ def test_real_statistics_batched_equals_full_numpy():
     assert st["count"] == 11 and st["names"] == ["conv_0", "conv_1"]
 
 
+def test_real_statistics_batch_merge_is_the_authors_average_of_batch_covariances():
+    """merge='batch' (the authors' hook.py): sum_b (n_b / N) cov_b, batches in order; Phi and
+    the mean are batch-independent (parity with hook.py: tests/test_parity_unidd.py)."""
+    model, v, _ = _tiny_teacher()
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(11, 8, 8, 2)).astype(np.float32) + np.arange(11)[:, None, None,
+                                                                          None] * 0.2
+    y = rng.integers(0, 3, size=11).astype(np.int32)
+    st = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="batch")
+    ex = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="exact")
+    _, _, feats = cfm.conv_inputs(model, v, jnp.asarray(x))
+    for l, f in enumerate(feats):
+        f = np.asarray(f, np.float64)
+        ref = sum(np.cov(f[s:s + 4].reshape(-1, f.shape[-1]).T, bias=True) * len(f[s:s + 4])
+                  for s in range(0, 11, 4)) / 11
+        np.testing.assert_allclose(st["psi"][l], ref, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(st["phi"][l], ex["phi"][l], rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(st["mean"][l], ex["mean"][l], rtol=1e-6, atol=1e-7)
+    assert not np.allclose(st["psi"][0], ex["psi"][0], rtol=1e-3)
+    with pytest.raises(ValueError, match="Psi merge"):
+        cfm.MomentMerger("mean")
+
+
 # ----------------------------------------------------------------------------- recover
 
 def test_recover_steps_reduce_the_loss(filt="hfm"):
