@@ -35,7 +35,10 @@ the source point is ``(gx, gy) = theta @ (xn, yn, 1)`` and it is read at pixel
 DM/utils.py and DC/utils.py call ``F.affine_grid(theta, x.shape)`` / ``F.grid_sample(x, grid)``
 without the argument -- e.g. DDiF DM/utils.py:662-663, 677-678 -- under torch 1.11 (FreD
 requirements.txt) / 2.1 (DDiF requirements.txt)) pixel centres sit at
-``xn = (2 j + 1) / W - 1`` and the source is read at ``((gx + 1) * W - 1) / 2``. The
+``xn = (2 j + 1) / W - 1`` and the source is read at ``((gx + 1) * W - 1) / 2``. For DSA's
+thetas (no translation) the two conventions give the same pixel-unit map for scale and for
+rotation of a square image; they differ only for rotation of a non-square image (aspect
+factor (W-1)/(H-1) vs W/H), so every published (square) setting is unaffected. The
 rotation matrix is DSA's ``[[cos a, -sin a, 0], [sin a, cos a, 0]]``, so a = +90 degrees on
 a square image equals ``np.rot90(x, k=1, axes=(1, 2))`` (align_corners=True).
 
