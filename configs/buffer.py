@@ -20,7 +20,8 @@ fields, e.g. `configs/buffer.py:cifar10,num_experts=10,model.name=ConvNetD3W32`;
                       python launch/buffer.py --config=configs/buffer.py:cifar10
                     Needs tfds cifar10 prepared (see README). GPU recommended (hours on CPU).
   cifar100          same recipe on CIFAR-100 (ZCA), ConvNetD3.
-  imagenette        ImageNette 128x128, ConvNetD5, no ZCA, 100 experts x 50 epochs.
+  imagenette        the papers' ImageNette (ImageNet-1k subset via tfds imagenet2012, squashed to
+                    128x128), ConvNetD5, no ZCA, 100 experts x 50 epochs.
 
 Storage: one Orbax checkpoint per expert, `<buffer_dir>/expert_<i:05d>` (1.28 MB raw per
 ConvNetD3 CIFAR snapshot; 51 snapshots = 61 MB on disk with Orbax's zstd, measured by
@@ -83,7 +84,9 @@ def _variant(name: str) -> ml_collections.ConfigDict:
         c.dataset.zca = True
         c.model.name = "ConvNetD3"
     elif name == "imagenette":
-        c.dataset.name = "imagenette"
+        # the papers' ImageNette (ImageNet-1k subset, squashed); fast.ai's tfds data:
+        # --config.dataset.name=imagenette
+        c.dataset.name = "imagenet2012:imagenette"
         c.dataset.resolution = 128
         c.model.name = "ConvNetD5"
         c.experts_per_group = 4

@@ -39,6 +39,9 @@ EMBEDDED_ITERS = 300
 DIGITS_LR = 1.0 * 4 * 16 * 16  # = 1024: the tuned orthonormal lr 1.0 at 16x16
 
 
+# the published settings this config encodes (jaxdd.published convention)
+VARIANTS = [f"{d},ipc={i}" for d, i in published.DC if d in C.DATASETS]
+
 def get_config(arg=None):
     dataset, overrides = C.parse_arg(arg)
     ipc = int(overrides.get("ipc", 1))
@@ -51,6 +54,7 @@ def get_config(arg=None):
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
     cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DC
     if dataset == "digits":
+        cfg.source = "jaxdd embedded CPU setting (digits)"
         cfg.iterations = EMBEDDED_ITERS
         cfg.checkpoint_every, cfg.log_every = 100, 25
         cfg.objective.batch_real = 64
@@ -58,6 +62,7 @@ def get_config(arg=None):
         cfg.opt.syn.lr = DIGITS_LR
     else:
         s = C.lookup(published.DC, dataset, ipc, "FreD DC (configs/dc_fred.py)")
+        cfg.source = f"{published.REPOSITORY} {s['source']}"
         assert s["batch_syn"] == 0  # all instances of a class every step (jaxdd's DC)
         outer, _ = dc.get_loops(ipc)
         cfg.iterations = s["iterations"] * outer

@@ -35,6 +35,9 @@ EMBEDDED_ITERS = 500
 DIGITS_LR = 100.0 * 4 * 16 * 16  # = 1.024e5: the tuned orthonormal lr 100 at 16x16
 
 
+# the published settings this config encodes (jaxdd.published convention)
+VARIANTS = [f"{d},ipc={i}" for d, i in published.DM if d in C.DATASETS]
+
 def get_config(arg=None):
     dataset, overrides = C.parse_arg(arg)
     ipc = int(overrides.get("ipc", 1))
@@ -47,6 +50,7 @@ def get_config(arg=None):
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
     cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DM
     if dataset == "digits":
+        cfg.source = "jaxdd embedded CPU setting (digits)"
         cfg.iterations = EMBEDDED_ITERS
         cfg.checkpoint_every, cfg.log_every = 100, 25
         cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
@@ -54,6 +58,7 @@ def get_config(arg=None):
         cfg.opt.syn.lr = DIGITS_LR
     else:
         s = C.lookup(published.DM, dataset, ipc, "FreD DM (configs/dm_fred.py)")
+        cfg.source = f"{published.REPOSITORY} {s['source']}"
         assert s["batch_syn"] == 0  # all instances of a class every step (jaxdd's DM)
         cfg.iterations = s["iterations"]
         cfg.checkpoint_every = min(1000, s["iterations"])

@@ -38,6 +38,9 @@ from jaxdd.published import fred as published
 DIGITS_LR = 1000.0 * 4 * 16 * 16  # = 1.024e6: the tuned orthonormal lr 1000 at 16x16
 
 
+# the published settings this config encodes (jaxdd.published convention)
+VARIANTS = [f"{d},ipc={i}" for d, i in published.TM if d in C.DATASETS]
+
 def get_config(arg=None):
     dataset, overrides = C.parse_arg(arg)
     ipc = int(overrides.get("ipc", 1))
@@ -48,6 +51,7 @@ def get_config(arg=None):
     cfg.param.norm = "none"  # the authors' unnormalized DCT; lr_freq as published
     cfg.opt.lr.min_syn_lr = 1e-3  # main_TM_FreD.py: syn_lr clipped at 0.001 after each step
     if dataset == "digits":
+        cfg.source = "jaxdd embedded CPU setting (digits)"
         C.digits_tm(cfg)
         cfg.param.k = 64
         cfg.opt.syn.lr = DIGITS_LR
@@ -55,6 +59,7 @@ def get_config(arg=None):
         cfg.objective.batch_syn = 20
     else:
         s = C.lookup(published.TM, dataset, ipc, "FreD TM (configs/tm_fred.py)")
+        cfg.source = f"{published.REPOSITORY} {s['source']}"
         o = cfg.objective
         o.syn_steps, o.expert_epochs = s["syn_steps"], s["expert_epochs"]
         o.max_start_epoch, o.batch_syn = s["max_start_epoch"], s["batch_syn"]

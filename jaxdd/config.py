@@ -40,7 +40,11 @@ DATASETS = {
     "svhn_cropped": dict(resolution=None, model="ConvNetD3", num_classes=10),
     "cifar10": dict(resolution=None, model="ConvNetD3", num_classes=10),
     "cifar100": dict(resolution=None, model="ConvNetD3", num_classes=100),
-    "imagenette": dict(resolution=128, model="ConvNetD5", num_classes=10),
+    # the papers' ImageNette: ImageNet-1k images of the 10 classes, squashed to 128 x 128
+    # (tfds imagenet2012, prepared by the user). fast.ai's tfds 'imagenette' is another
+    # dataset: select it with --config.dataset.name=imagenette (not comparable to papers).
+    "imagenette": dict(resolution=128, model="ConvNetD5", num_classes=10,
+                       data="imagenet2012:imagenette"),
 }
 
 
@@ -80,7 +84,7 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     cfg.grid_max_per_class = 10
 
     cfg.dataset = ml_collections.ConfigDict()
-    cfg.dataset.name = dataset
+    cfg.dataset.name = info.get("data", dataset)  # the load_dataset name
     cfg.dataset.resolution = info["resolution"]
     cfg.dataset.zca = False
     cfg.dataset.zca_eps = 0.1

@@ -115,7 +115,7 @@ def _check_fields(cfg, T, obj, d, ipc):
 @pytest.mark.parametrize("variant", config_module("tm_ddif").VARIANTS)
 def test_tm_ddif_variant(T, variant):
     cfg = config_module("tm_ddif").get_config(variant)
-    d, ipc = cfg.dataset.name, cfg.param.ipc
+    d, ipc = variant.split(",")[0], cfg.param.ipc
     _check_fields(cfg, T, "TM", d, ipc)
     key, i = P.AUTHORS_KEY[d], str(ipc)
     h = {ours: T["hyper"]["TM"][theirs][key][i] for theirs, ours in TM_KEYS.items()}
@@ -144,7 +144,7 @@ def test_dm_dc_ddif_variants(T, name, obj):
     assert len(mod.VARIANTS) == 9
     for v in mod.VARIANTS:
         cfg = mod.get_config(v)
-        d, ipc = cfg.dataset.name, cfg.param.ipc
+        d, ipc = v.split(",")[0], cfg.param.ipc
         _check_fields(cfg, T, obj, d, ipc)
         outer = dc.get_loops(ipc)[0] if obj == "DC" else 1   # jaxdd counts DC outer steps
         assert cfg.iterations == a["Iteration"] * outer

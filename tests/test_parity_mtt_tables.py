@@ -102,7 +102,7 @@ def test_buffer_recipe(ref):
 @pytest.mark.parametrize("variant", _config("tm_vanilla", None)[0].VARIANTS)
 def test_tm_vanilla_variants_match(ref, variant):
     _, cfg = _config("tm_vanilla", variant)
-    key = (cfg.dataset.name, cfg.param.ipc)
+    key = (variant.split(",")[0], cfg.param.ipc)
     row = _published(ref)[key]
     o = cfg.objective
     assert (o.syn_steps, o.expert_epochs, o.max_start_epoch, o.batch_syn) == (

@@ -50,9 +50,11 @@ def row(method: str, cfg) -> dict:
     o, ds = cfg.objective, cfg.dataset
     tm = o.get("name") == "tm"
     ipc = int(cfg.param.ipc)
-    shape = _resolution_shape(ds.name, ds.get("resolution"))
-    budget = (ipc * CLASSES[ds.name] * shape[0] * shape[1] * shape[2]
-              if shape is not None and ds.name in CLASSES else None)
+    # 'imagenet2012:imagenette' (the papers' ImageNette) has imagenette's shape and classes
+    name = ds.name.split(":", 1)[1] if ds.name.startswith("imagenet2012:") else ds.name
+    shape = _resolution_shape(name, ds.get("resolution"))
+    budget = (ipc * CLASSES[name] * shape[0] * shape[1] * shape[2]
+              if shape is not None and name in CLASSES else None)
     syn = cfg.opt.syn
     batch_syn = o.get("batch_syn", None) if tm else None
     return {
