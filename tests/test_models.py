@@ -389,3 +389,55 @@ def test_pool_matches_numpy():
     np.testing.assert_allclose(np.asarray(pool(jnp.asarray(x), "avg")), xr.mean((2, 4)), rtol=1e-6)
     np.testing.assert_allclose(np.asarray(pool(jnp.asarray(x), "max")), xr.max((2, 4)), rtol=1e-6)
     assert pool(jnp.asarray(x), "none").shape == x.shape
+
+
+# ----------------------------------------------------------------------------- gray padding
+@pytest.mark.parametrize("name,shape,features", [
+    # the authors' networks.py: ConvNet pads its first conv by 3 for 1 channel (28 -> 32:
+    # 4*4*128 = 2048 features), AlexNet by 4 (28 -> 32: 192*4*4), VGG by 3 (28 -> 32 -> 1x1
+    # x 512), the voxel Conv3DNet by 3 (12^3 -> 16^3 -> 2^3 x 64; 16^3 inputs give 2^3 with
+    # or without it)
+    ("ConvNetD3", (1, 28, 28, 1), 2048), ("AlexNet", (1, 28, 28, 1), 192 * 4 * 4),
+    ("VGG11", (1, 28, 28, 1), 512), ("Conv3DNet", (1, 12, 12, 12, 1), 8 * 64),
+    # RGB is untouched; 1-channel digits at 16x16, depth 2: 20 -> 10 -> 5
+    ("ConvNetD3", (1, 32, 32, 3), 2048), ("ConvNetD2W32", (1, 16, 16, 1), 5 * 5 * 32),
+])
+def test_gray_padding_is_the_registry_default(name, shape, features):
+    variables, _ = _shape_init(get_model(name, 10), shape)
+    kernel = variables["params"]["classifier"]["kernel"]
+    assert kernel.shape == (features, 10)
+    if name == "VGG11":  # without the padding 28 -> 14 -> 7 -> 3 -> 1 cannot be pooled again
+        with pytest.raises(ValueError, match="pool"):
+            _shape_init(get_model(name, 10, gray_padding=False), shape)
+        return
+    off, _ = _shape_init(get_model(name, 10, gray_padding=False), shape)
+    same = shape[-1] != 1
+    assert (off["params"]["classifier"]["kernel"].shape == kernel.shape) == same
+
+
+# ----------------------------------------------------------------------------- torch layout
+def test_torch_param_layout_round_trip():
+    """from_torch / to_torch: PyTorch's parameters() order and layout of the authors' nets."""
+    shapes_cn = models.torch_shapes(_shape_init(get_model("ConvNetD3", 10),
+                                                (1, 32, 32, 3))[0]["params"])
+    assert shapes_cn == [(128, 3, 3, 3), (128,), (128,), (128,), (128, 128, 3, 3), (128,),
+                         (128,), (128,), (128, 128, 3, 3), (128,), (128,), (128,),
+                         (10, 2048), (10,)]
+    rng = np.random.default_rng(0)
+    for name, shape in [("ConvNetD2W4", (1, 12, 12, 3)), ("ConvNetD2W4LN", (1, 8, 8, 1)),
+                        ("AlexNet", (1, 28, 28, 1)), ("Conv3DNet", (1, 8, 8, 8, 1))]:
+        kw = {"widths": (4, 4, 4, 4, 4)} if name == "AlexNet" else (
+            {"width": 4, "depth": 2} if name == "Conv3DNet" else {})
+        template = _shape_init(get_model(name, 5, **kw), shape)[0]["params"]
+        tshapes = models.torch_shapes(template)
+        arrays = [rng.normal(size=s).astype(np.float32) for s in tshapes]
+        params = models.from_torch(template, arrays)
+        jax.tree.map(lambda a, t: np.testing.assert_equal(a.shape, t.shape), params, template)
+        back = models.to_torch(params)
+        for a, b in zip(back, arrays):
+            np.testing.assert_array_equal(a, b)
+        flat = np.concatenate([a.reshape(-1) for a in arrays])
+        np.testing.assert_array_equal(models.to_torch_flat(models.from_torch_flat(template, flat)),
+                                      flat)
+    with pytest.raises(ValueError, match="tensors"):
+        models.from_torch(template, arrays[:-1])

@@ -20,7 +20,7 @@ leaf, in module-creation order (flax keeps it in the params dict):
 * dense ``kernel`` (in, out)       <->  ``weight`` (out, in); a dense layer right after a conv
   stack (the classifier) also permutes its input axis from PyTorch's (C, *S) flatten order
   to jaxdd's (*S, C) (channels-last) order; the spatial shape is inferred as a square
-  (cube) of the last conv's channel count, or given as ``feature_shape``
+  (a cube for 3-D convs) from the last conv's channel count, or given as ``feature_shape``
 * norm ``scale`` / ``bias`` (C,)  <->  ``weight`` / ``bias`` (C,)  (instance/group norm)
 * layer norm ``scale`` / ``bias`` (*S, C)  <->  (C, *S)
 * any other ``bias`` (C,)  <->  ``bias`` (C,)
@@ -78,7 +78,7 @@ def _ordered_leaves(params, prefix=()):
 def _plan(template, feature_shape: Optional[Sequence[int]]):
     """Per leaf: (path, jaxdd shape, kind, extra) in PyTorch's parameter order."""
     plan = []
-    last_conv_out = None
+    last_conv_out, last_conv_nd = None, 2
     after_conv = False
     for path, leaf in _ordered_leaves(template):
         shape = tuple(int(d) for d in leaf.shape)
@@ -86,7 +86,7 @@ def _plan(template, feature_shape: Optional[Sequence[int]]):
         kind, extra = "same", None
         if name == "kernel" and len(shape) >= 3:
             kind = "conv"
-            last_conv_out = shape[-1]
+            last_conv_out, last_conv_nd = shape[-1], len(shape) - 2
             after_conv = True
         elif name == "kernel" and len(shape) == 2:
             kind = "dense"
@@ -101,12 +101,10 @@ def _plan(template, feature_shape: Optional[Sequence[int]]):
                                          f"does not give the classifier's {shape[0]} inputs")
                 else:
                     sp = None
-                    m = shape[0] // c
-                    for nd in (2, 3, 1):
-                        side = round(m ** (1.0 / nd))
-                        if shape[0] % c == 0 and side ** nd == m:
-                            sp = (side,) * nd
-                            break
+                    m, nd = shape[0] // c, last_conv_nd
+                    side = round(m ** (1.0 / nd))
+                    if shape[0] % c == 0 and side ** nd == m:
+                        sp = (side,) * nd
                     if sp is None:
                         raise ValueError(
                             f"cannot infer the spatial shape before {'/'.join(path[:-1])} "
