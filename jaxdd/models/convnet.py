@@ -3,6 +3,7 @@
 Architecture (MTT ``networks.ConvNet``)::
 
     depth x [Conv 3x3 (padding 1, bias) -> norm -> act -> pool 2x2 stride 2]
+    (padding 3 on the first conv of a 1-channel input, see below)
     flatten -> Linear(num_classes)
 
 Defaults: width 128, instance norm (GroupNorm with groups = channels, affine, eps 1e-5),
@@ -13,7 +14,11 @@ Differences from the PyTorch code, on purpose:
   are a permutation of PyTorch's, the function class is identical.
 * The classifier's input size is inferred at ``init`` from the input, so any resolution works
   (MTT computes it from ``im_size``).
-* None for gray inputs: like the authors (MTT ``networks.py`` ConvNet._make_layers, line 86
+* ``from_torch`` / ``to_torch`` (jaxdd.models.torch_params) convert the authors' parameters
+  (e.g. an MTT expert buffer) to these params and back; tests/test_parity_convnet.py checks
+  logits and gradients against the authors' ConvNet.
+
+Gray inputs: like the authors (MTT ``networks.py`` ConvNet._make_layers, line 86
   at 50dccea; the same line in FreD, DDiF and UniDD), the first conv is padded by 3 instead
   of 1 when the input has ONE channel (MNIST / FashionMNIST 28x28 -> 32x32 after the first
   conv, 2048 features before the classifier at width 128).  This is on by default
