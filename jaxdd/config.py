@@ -1,6 +1,6 @@
 """Shared pieces of the ml_collections configs in configs/.
 
-A config string selects a variant: `configs/tm_vanilla.py:cifar10,ipc=10` -> dataset
+A config string selects a variant: `configs/tm_pixel.py:cifar10,ipc=10` -> dataset
 'cifar10', overrides {'ipc': 10}. Values are parsed as Python literals when possible.
 """
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Flags:
   --config   an ml_collections config file, optionally with a variant string
-             (`configs/tm_vanilla.py:cifar10,ipc=10`); fields overridable with
+             (`configs/tm_pixel.py:cifar10,ipc=10`); fields overridable with
              `--config.iterations=100` etc.
   --workdir  where the run lives (default: workdirs/<config name>-<variant>); re-running
              the same command on the same workdir resumes.
@@ -15,7 +15,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-_CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_vanilla.py",
+_CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_pixel.py",
                                           "distillation config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumable)")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")

@@ -19,7 +19,7 @@ sys.path.insert(0, ROOT)
 _OUT = flags.DEFINE_string("out", None, "write the markdown here instead of stdout")
 _CONFIGS = flags.DEFINE_list(
     "configs", [f"{o}_{p}" for o in ("tm", "dm", "dc")
-                for p in ("vanilla", "fred", "ddif", "nsd")],
+                for p in ("pixel", "fred", "ddif", "nsd")],
     "config modules under configs/ to read")
 
 

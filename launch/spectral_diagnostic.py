@@ -11,7 +11,7 @@ Writes a PNG (simple PIL line plots, no matplotlib) and a JSON with the numbers.
 
     # any saved set (jaxdd.distill.save_synthetic: TM, FreD, DDiF, NSD, CFM) through a
     # freshly initialized network (the set's student model unless --model is given)
-    python launch/spectral_diagnostic.py --synthetic=workdirs/tm_vanilla-default/synthetic.msgpack \
+    python launch/spectral_diagnostic.py --synthetic=workdirs/tm_pixel-default/synthetic.msgpack \
         --out=/tmp/tm_spectral
 
 The real data is loaded with the dataset settings stored in the set's metadata (ZCA

@@ -40,7 +40,7 @@ def test_soft_one_hot_labels_equal_hard_labels(digits):
     np.testing.assert_allclose(hard.accs, soft.accs)
 
 
-@pytest.mark.parametrize("name", ["tm_vanilla", "tm_ddif", "tm_fred", "tm_nsd"])
+@pytest.mark.parametrize("name", ["tm_pixel", "tm_ddif", "tm_fred", "tm_nsd"])
 @pytest.mark.parametrize("arg", [None, "cifar10,ipc=10", "cifar100,ipc=50", "digits,iterations=7"])
 def test_configs_load(name, arg):
     spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "configs", f"{name}.py"))

@@ -1,4 +1,4 @@
-"""Parity: configs/tm_vanilla.py (and jaxdd.published.mtt) against MTT's own settings.
+"""Parity: configs/tm_pixel.py (and jaxdd.published.mtt) against MTT's own settings.
 
 Fixture: tests/parity/make_mtt_tables.py (readme.md commands and the table image's rows,
 distill.py / buffer.py argparse defaults). Exact comparison: these are transcribed numbers.
@@ -99,9 +99,9 @@ def test_buffer_recipe(ref):
     assert ref["readme_buffer_note"]  # "50 epochs with the default learning rate"
 
 
-@pytest.mark.parametrize("variant", _config("tm_vanilla", None)[0].VARIANTS)
-def test_tm_vanilla_variants_match(ref, variant):
-    _, cfg = _config("tm_vanilla", variant)
+@pytest.mark.parametrize("variant", _config("tm_pixel", None)[0].VARIANTS)
+def test_tm_pixel_variants_match(ref, variant):
+    _, cfg = _config("tm_pixel", variant)
     key = (variant.split(",")[0], cfg.param.ipc)
     row = _published(ref)[key]
     o = cfg.objective
@@ -124,7 +124,7 @@ def test_tm_vanilla_variants_match(ref, variant):
 
 
 def test_every_loadable_published_row_is_a_variant(ref):
-    mod, _ = _config("tm_vanilla", None)
+    mod, _ = _config("tm_pixel", None)
     want = {f"{d},ipc={i}" for d, i in _published(ref) if d in C.DATASETS}
     assert set(mod.VARIANTS) == want
 
@@ -133,4 +133,4 @@ def test_every_loadable_published_row_is_a_variant(ref):
                                  "svhn_cropped,ipc=10"])
 def test_unpublished_setting_raises_listing_known(arg):
     with pytest.raises(ValueError, match=r"no published setting.*known: cifar10:ipc=1"):
-        _config("tm_vanilla", arg)
+        _config("tm_pixel", arg)

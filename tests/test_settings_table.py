@@ -7,7 +7,7 @@ import pytest
 from jaxdd.published import table
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-NAMES = [f"{o}_{p}" for o in ("tm", "dm", "dc") for p in ("vanilla", "fred", "ddif", "nsd")]
+NAMES = [f"{o}_{p}" for o in ("tm", "dm", "dc") for p in ("pixel", "fred", "ddif", "nsd")]
 
 
 def _mod(name):
@@ -34,14 +34,14 @@ def test_every_variant_builds_and_renders(name):
     assert text.count("\n") == len(rows) + 2
 
 
-def test_tm_vanilla_rows_read_the_config():
-    mod = _mod("tm_vanilla")
-    (r,) = table.rows([("tm_vanilla", mod.get_config("cifar100,ipc=50"))])
+def test_tm_pixel_rows_read_the_config():
+    mod = _mod("tm_pixel")
+    (r,) = table.rows([("tm_pixel", mod.get_config("cifar100,ipc=50"))])
     assert (r["syn_steps"], r["expert_epochs"], r["max_start"], r["batch_syn"]) == (80, 2, 40,
                                                                                    125)
     assert r["lr_syn"] == "sgd 1000 (m 0.5)" and r["lr_lr"] == 1e-5 and r["zca"] is True
     assert r["budget"] == 50 * 100 * 32 * 32 * 3 and r["source"].startswith("MTT")
     line = table.markdown([r]).splitlines()[2]
-    assert "| tm_vanilla | cifar100 | 50 | ConvNetD3 | 80 | 2 | 40 |" in line
-    (d,) = table.rows([("dm_vanilla", _mod("dm_vanilla").get_config("cifar10,ipc=10"))])
+    assert "| tm_pixel | cifar100 | 50 | ConvNetD3 | 80 | 2 | 40 |" in line
+    (d,) = table.rows([("dm_pixel", _mod("dm_pixel").get_config("cifar10,ipc=10"))])
     assert d["syn_steps"] is None and "| - |" in table.markdown([d])

@@ -4,7 +4,7 @@ Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
 EMBEDDED_ITERS iterations with 64 real images per class, then the evaluation protocol (5
 networks x 1000 epochs) and the random-real baseline:
 
-    python launch/distill.py --config=configs/dm_vanilla.py
+    python launch/distill.py --config=configs/dm_pixel.py
 
 Expected: test accuracy 90.5 +- 0.8 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
@@ -14,8 +14,8 @@ class, SGD(lr_img 1, momentum 0.5) on the pixels, real init, DSA (siamese, one t
 per class), fresh ConvNet every iteration, evaluation lr 0.01. Reported CIFAR-10
 26.0 / 48.9 / 63.0 (IPC 1 / 10 / 50), CIFAR-100 11.4 / 29.7 / 43.6:
 
-    python launch/distill.py --config=configs/dm_vanilla.py:cifar10,ipc=10
-    python launch/distill.py --config=configs/dm_vanilla.py:cifar100,ipc=50
+    python launch/distill.py --config=configs/dm_pixel.py:cifar10,ipc=10
+    python launch/distill.py --config=configs/dm_pixel.py:cifar100,ipc=50
 
 Any field can be overridden in the config string (`...:digits,iterations=100`).
 """

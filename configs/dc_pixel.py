@@ -5,7 +5,7 @@ EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: outer/inner loop
 fresh network every iteration), then the evaluation protocol (5 networks x 1000 epochs)
 and the random-real baseline:
 
-    python launch/distill.py --config=configs/dc_vanilla.py
+    python launch/distill.py --config=configs/dc_pixel.py
 
 Expected: test accuracy 89.5 +- 0.6 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 69.4 +- 5.2 %), about 2 minutes wall on 2 shared CPU cores (seed 0).
@@ -16,8 +16,8 @@ iterations of `outer_loop` synthetic updates each (outer/inner = 1/1, 10/50, 50/
 SGD(lr_img 0.1, momentum 0.5) on the pixels, the matched network trained with SGD lr_net
 0.01, DSA siamese, evaluation lr 0.01. Reported (DSA) CIFAR-10 28.8 / 52.1 / 60.6:
 
-    python launch/distill.py --config=configs/dc_vanilla.py:cifar10,ipc=10
-    python launch/distill.py --config=configs/dc_vanilla.py:cifar10,ipc=50
+    python launch/distill.py --config=configs/dc_pixel.py:cifar10,ipc=10
+    python launch/distill.py --config=configs/dc_pixel.py:cifar10,ipc=50
 
 DC's own default init is Gaussian noise (`--config.param.init=noise`); real init (the
 jaxdd pixel default) gives similar results according to the authors.
