@@ -83,6 +83,7 @@ import optax
 from flax import serialization
 from tqdm.auto import tqdm
 
+from jaxdd import io as _io
 from jaxdd.objective import spectral
 
 # ============================================================================ augmentation
@@ -270,37 +271,9 @@ def conv_inputs(model, variables, x, *, exclude: Sequence[str] = ("shortcut",), 
 
 # ============================================================================ serialization
 
-def _to_plain(tree):
-    if isinstance(tree, dict):
-        return {str(k): _to_plain(v) for k, v in tree.items()}
-    if isinstance(tree, (list, tuple)):
-        return {"__seq__": {str(i): _to_plain(v) for i, v in enumerate(tree)}}
-    if isinstance(tree, (jax.Array, np.ndarray)):
-        return np.asarray(tree)
-    return tree
-
-
-def _from_plain(tree):
-    if isinstance(tree, dict):
-        if "__seq__" in tree:
-            items = tree["__seq__"]
-            return [_from_plain(items[str(i)]) for i in range(len(items))]
-        return {k: _from_plain(v) for k, v in tree.items()}
-    return tree
-
-
-def save_msgpack(path, tree):
-    """Write dicts / lists / arrays / scalars as msgpack (atomic rename)."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(_to_plain(jax.device_get(tree))))
-    os.replace(tmp, path)
-
-
-def load_msgpack(path):
-    with open(path, "rb") as f:
-        return _from_plain(serialization.msgpack_restore(f.read()))
+# one serialization module for the library (jaxdd.io); the old names stay for callers
+save_msgpack = _io.save_tree
+load_msgpack = _io.load_tree
 
 
 # ============================================================================ squeeze
@@ -1117,7 +1090,7 @@ class Pipeline:
         return tot
 
     def _save_synthetic(self, images, labels, seconds):
-        from jaxdd.distill import save_synthetic
+        from jaxdd.io import save_synthetic
         from jaxdd.viz import save_grid
         meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.teacher.to_dict(),
                 "objective": "cfm", "ipc": int(self.cfg.ipc),

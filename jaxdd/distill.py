@@ -39,10 +39,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
-from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxdd import param as param_lib
+# the run's files are written by jaxdd.io (re-exported here for older imports)
+from jaxdd.io import decode_synthetic, load_synthetic, load_tree, save_synthetic, save_tree  # noqa: F401
 from jaxdd.objective import Objective, get_builder
 
 
@@ -58,67 +59,6 @@ class TrainState(NamedTuple):
     opt_syn: Any
     opt_lr: Any
     obj_state: Any = ()  # objective-carried state (DC's network), () when stateless
-
-
-# ----------------------------------------------------------------------------- serialization
-
-def _to_serializable(tree):
-    def conv(x):
-        if isinstance(x, (jax.Array, np.ndarray)):
-            return np.asarray(x)
-        if isinstance(x, tuple):
-            return {"__tuple__": list(x)}
-        return x
-    if isinstance(tree, dict):
-        return {str(k): _to_serializable(v) for k, v in tree.items()}
-    if isinstance(tree, list):
-        return {"__list__": {str(i): _to_serializable(v) for i, v in enumerate(tree)}}
-    return conv(tree)
-
-
-def _from_serializable(tree):
-    if isinstance(tree, dict):
-        if "__tuple__" in tree:
-            return tuple(tree["__tuple__"])
-        if "__list__" in tree:
-            items = tree["__list__"]
-            return [_from_serializable(items[str(i)]) for i in range(len(items))]
-        return {k: _from_serializable(v) for k, v in tree.items()}
-    return tree
-
-
-def save_tree(path, tree):
-    """Write a pytree of dicts/lists/tuples/arrays/scalars as msgpack (atomic rename)."""
-    tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(serialization.msgpack_serialize(_to_serializable(tree)))
-    os.replace(tmp, path)
-
-
-def load_tree(path):
-    with open(path, "rb") as f:
-        return _from_serializable(serialization.msgpack_restore(f.read()))
-
-
-def save_synthetic(path, *, param_name, params, aux, syn_lr, meta=None):
-    """The final artifact: enough to decode the set without the training state."""
-    save_tree(path, {"param": param_name, "params": jax.device_get(params), "aux": aux,
-                     "syn_lr": float(syn_lr), "meta": meta or {}})
-
-
-def load_synthetic(path):
-    """-> dict(param, params, aux, syn_lr, meta); `decode_synthetic` decodes it."""
-    d = load_tree(path)
-    d["params"] = jax.tree.map(jnp.asarray, d["params"])
-    return d
-
-
-def decode_synthetic(path_or_dict, resolution=None):
-    """-> (images (N, H, W, C), labels, syn_lr) of a saved synthetic set."""
-    d = load_synthetic(path_or_dict) if isinstance(path_or_dict, str) else path_or_dict
-    pm = param_lib.get(d["param"])
-    images = pm.decode(d["params"], d["aux"], resolution=resolution)
-    return images, np.asarray(d["aux"]["labels"]), d["syn_lr"]
 
 
 # ----------------------------------------------------------------------------- optimizers

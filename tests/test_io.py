@@ -1,0 +1,54 @@
+"""jaxdd.io: the one serialization module. Files written before it (by jaxdd.distill's and
+jaxdd.cfm's own helpers, kept in tests/data) still load, and the format is unchanged."""
+import os
+
+import numpy as np
+
+from jaxdd import io
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
+
+
+def test_old_synthetic_file_loads_and_decodes():
+    path = os.path.join(DATA, "synthetic_v0.msgpack")
+    d = io.load_synthetic(path)
+    assert d["param"] == "pixel" and d["syn_lr"] == 0.01
+    assert d["aux"]["image_shape"] == (4, 4, 1)
+    assert d["meta"] == {"objective": "tm", "step": 3, "note": [1, "a"]}
+    images, labels, lr = io.decode_synthetic(path)
+    want = np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1) / 10
+    np.testing.assert_array_equal(np.asarray(images), want)
+    np.testing.assert_array_equal(labels, [0, 1])
+    assert lr == 0.01
+
+
+def test_synthetic_format_unchanged(tmp_path):
+    """Re-saving what the old writer wrote gives the same bytes."""
+    old = os.path.join(DATA, "synthetic_v0.msgpack")
+    d = io.load_synthetic(old)
+    new = str(tmp_path / "s.msgpack")
+    io.save_synthetic(new, param_name=d["param"], params=d["params"], aux=d["aux"],
+                      syn_lr=d["syn_lr"], meta=d["meta"])
+    with open(old, "rb") as f, open(new, "rb") as g:
+        assert f.read() == g.read()
+
+
+def test_old_cfm_cache_loads():
+    d = io.load_tree(os.path.join(DATA, "cfm_cache_v0.msgpack"))
+    assert d["names"] == ["conv0", "conv1"]  # the old CFM encoding kept sequences as lists
+    np.testing.assert_array_equal(d["images"], np.ones((2, 3), np.float32))
+    np.testing.assert_array_equal(d["cache"][0], np.zeros(2))
+    assert d["cache"][1] == {"a": 1.5} and d["seconds"] == 1.25
+
+
+def test_round_trip(tmp_path):
+    import jax.numpy as jnp
+    tree = {"a": jnp.arange(3.0), "b": [1, {"c": (2, np.ones(2))}], "t": (1, 2), "s": "x",
+            "n": None, 3: 4.5}
+    p = str(tmp_path / "sub" / "t.msgpack")
+    io.save_tree(p, tree)
+    back = io.load_tree(p)
+    np.testing.assert_array_equal(back["a"], np.arange(3.0))
+    assert back["b"][0] == 1 and back["b"][1]["c"][0] == 2
+    np.testing.assert_array_equal(back["b"][1]["c"][1], np.ones(2))
+    assert back["t"] == (1, 2) and back["s"] == "x" and back["n"] is None and back["3"] == 4.5
