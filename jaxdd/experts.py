@@ -6,9 +6,10 @@ epoch (the last, partial batch is kept: it is a full SGD step whose loss is the 
 real examples; padded slots are masked out), DSA augmentation (mode 'S'), cross-entropy.
 Parameters are recorded at initialization and after every epoch.
 
-All experts of a call are trained at once: one jitted epoch function (a ``lax.scan`` over
-minibatches whose step runs forward/backward ``vmap``-ed over the experts, each expert with
-its own data order and augmentation keys) is compiled once and called per epoch from a
+All experts of a call are trained at once by the training core (``jaxdd.train``): one
+jitted epoch function (a ``lax.scan`` over minibatches whose step runs forward/backward
+``vmap``-ed over the experts, each expert with its own data order and augmentation keys) is
+compiled once and called per epoch from a
 Python loop (tqdm bar with the experts' mean test accuracy). With several devices the
 expert axis is sharded over them (``jax.sharding.NamedSharding``).
 
@@ -63,6 +64,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
+from jaxdd import losses as L
+from jaxdd import train as T
+
 __all__ = [
     "ExpertMismatchError",
     "MissingExpertsError",
@@ -92,7 +96,7 @@ _TRAJ_ITEM = "trajectory"
 _META_ITEM = "metadata"
 FORMAT = "jaxdd.experts/1"
 DEFAULT_DSA = "color_crop_cutout_flip_scale_rotate"
-_VARIANTS = ("digits", "cifar10", "cifar100", "imagenette")
+_VARIANTS = ("digits", "cifar10", "cifar100", "imagenette")  # jaxdd.config.BUFFER_VARIANTS
 
 
 # ============================================================================ errors
@@ -164,60 +168,38 @@ def _check_stateless(model, x1):
 def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loop: str):
     """``run(params, order, k_aug, images, labels, lr) -> (params, loss)`` (not jitted).
 
-    The training epoch for an explicit sample order: ``order`` (E, N) holds, per expert, the
-    order in which the N training examples are visited; it is cut into
-    ceil(N / batch_size) consecutive minibatches, the last one short when batch_size does
-    not divide N.  Like PyTorch's DataLoader (``drop_last=False``) in MTT ``utils.epoch``
-    (utils.py:312-343 at 50dccea), that short batch is one SGD step on the mean loss over
-    its own examples: here it is padded to batch_size and the padding is masked out of the
-    mean.  ``k_aug`` (E, ...) are the per-expert DSA keys (minibatch b uses
-    ``fold_in(k_aug, b)``); ignored when augmentation is off.
+    The training epoch for an explicit sample order, on the training core (``jaxdd.train``):
+    ``order`` (E, N) holds, per expert, the order in which the N training examples are
+    visited; it is cut into ceil(N / B) consecutive minibatches (B = min(batch_size, N)),
+    the last one short when B does not divide N.  Like PyTorch's DataLoader
+    (``drop_last=False``) in MTT ``utils.epoch`` (utils.py:312-343 at 50dccea), that short
+    batch is one SGD step on the mean loss over its own examples (padded and masked out of
+    the mean by the core).  ``k_aug`` (E, ...) are the per-expert DSA keys (minibatch b uses
+    ``fold_in(k_aug, b)``); ignored when augmentation is off.  SGD: the core's optimizer
+    factory ``optax.sgd(lr)`` (p - lr * g, no momentum, no weight decay).
     """
-    batch_size = int(batch_size)
     strategy = None if dsa_strategy in (None, "", "none") else str(dsa_strategy)
-    if augment_loop == "auto":
-        augment_loop = "map" if jax.default_backend() == "cpu" else "vmap"
-    if augment_loop not in ("map", "vmap"):
-        raise ValueError(f"augment_loop must be 'auto', 'map' or 'vmap', got {augment_loop!r}")
+    augment = None
     if strategy is not None:
         from jaxdd.augment import dsa
 
         def augment(k, x):
             return dsa(k, x, strategy=strategy, mode="S")
 
-    def loss_fn(q, x, y, mb):
-        logits = model.apply({"params": q}, x, train=True)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
-        return jnp.sum(ce * mb) / jnp.sum(mb)
-
-    grad_fn = jax.vmap(jax.value_and_grad(loss_fn), in_axes=(0, 0, 0, None))
+    trainer = T.make_trainer(model, optax.sgd, loss=L.cross_entropy,
+                             batch_size=int(batch_size), augment=augment,
+                             last_batch="short", augment_loop=augment_loop)
 
     def run(params, order, k_aug, images, labels, lr):
         n = images.shape[0]
         if order.shape[-1] != n:
             raise ValueError(f"order has {order.shape[-1]} entries per expert for {n} examples")
-        nb = -(-n // batch_size)
-        pad = nb * batch_size - n
-        idx = jnp.concatenate([order, jnp.zeros(order.shape[:-1] + (pad,), order.dtype)], -1)
-        idx = idx.reshape(order.shape[:-1] + (nb, batch_size))         # (E, nb, B)
-        mask = (jnp.arange(nb * batch_size) < n).astype(jnp.float32).reshape(nb, batch_size)
-
-        def step(p, inp):
-            b, ib, mb = inp                                           # ib (E, B)
-            x, y = images[ib], labels[ib]                             # (E, B, H, W, C)
-            if strategy is not None:
-                kb = jax.vmap(jax.random.fold_in, in_axes=(0, None))(k_aug, b)
-                if augment_loop == "map":
-                    x = jax.lax.map(lambda a: augment(*a), (kb, x))
-                else:
-                    x = jax.vmap(augment)(kb, x)
-            loss, g = grad_fn(p, x, y, mb)
-            p = jax.tree.map(lambda a, ga: a - lr.astype(a.dtype) * ga, p, g)
-            return p, loss
-
-        params, losses = jax.lax.scan(
-            step, params, (jnp.arange(nb), jnp.moveaxis(idx, 1, 0), mask))
-        return params, jnp.mean(losses, axis=0)
+        steps = jnp.arange(trainer.num_steps(n))
+        step_keys = jax.vmap(lambda k: jax.vmap(lambda b: jax.random.fold_in(k, b))(steps))(
+            k_aug) if augment is not None else None
+        state = jax.vmap(trainer.create)(params)
+        state, losses = trainer.epoch(state, order, step_keys, images, labels, lr)
+        return state.params, jnp.mean(losses, axis=1)
 
     return run
 
@@ -770,13 +752,10 @@ def build_command(cfg=None, buffer_dir=None) -> str:
 
 
 def _load_buffer_config(variant):
-    import importlib.util
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "configs", "buffer.py")
-    spec = importlib.util.spec_from_file_location("_jaxdd_buffer_config", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.get_config(variant)
+    """The buffer recipe of ``variant`` (jaxdd.config.buffer_config: defined once in the
+    library; configs/buffer.py calls it, nothing here runs a config file by path)."""
+    from jaxdd.config import buffer_config
+    return buffer_config(variant)
 
 
 def _missing_message(buffer_dir, missing, found, hint, expected=None):
