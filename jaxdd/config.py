@@ -48,21 +48,39 @@ DATASETS = {
 }
 
 
-def parse_arg(arg: str | None, default_dataset="digits"):
-    """'cifar10,ipc=10' -> ('cifar10', {'ipc': 10}); '' or None -> default dataset."""
-    dataset, overrides = default_dataset, {}
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def parse_config_string(arg: str | None, default_variant: str | None = None):
+    """THE config-string parser: 'cifar10,ipc=10,model.name=X' -> ('cifar10', {'ipc': 10,
+    'model.name': 'X'}). The bare token (at most one) names the variant (``default_variant``
+    when absent); values are Python literals when they parse, else strings."""
+    variant, overrides = default_variant, {}
+    bare = []
     for tok in (arg or "").split(","):
         tok = tok.strip()
         if not tok:
             continue
         if "=" in tok:
             k, v = tok.split("=", 1)
-            try:
-                overrides[k.strip()] = ast.literal_eval(v.strip())
-            except (ValueError, SyntaxError):
-                overrides[k.strip()] = v.strip()
+            overrides[k.strip()] = _literal(v.strip())
         else:
-            dataset = tok
+            bare.append(tok)
+    if len(bare) > 1:
+        raise ValueError(f"config string {arg!r} names more than one variant ({bare}); "
+                         "give one variant and field=value pairs")
+    if bare:
+        variant = bare[0]
+    return variant, overrides
+
+
+def parse_arg(arg: str | None, default_dataset="digits"):
+    """'cifar10,ipc=10' -> ('cifar10', {'ipc': 10}); '' or None -> default dataset."""
+    dataset, overrides = parse_config_string(arg, default_dataset)
     if dataset not in DATASETS:
         raise ValueError(f"unknown dataset variant {dataset!r}; choose from {sorted(DATASETS)}")
     return dataset, overrides
@@ -195,3 +213,114 @@ def digits_tm(cfg):
     cfg.opt.lr.lr = 1e-5
     cfg.opt.lr.init = 0.01
     return cfg
+
+
+# ----------------------------------------------------------------------------- expert buffers
+
+DSA = "color_crop_cutout_flip_scale_rotate"
+BUFFER_VARIANTS = ("digits", "cifar10", "cifar100", "imagenette")
+
+
+def _buffer_base() -> ml_collections.ConfigDict:
+    from ml_collections import config_dict
+
+    b = _mtt.BUFFER  # the MTT recipe (buffer.py defaults): SGD, no momentum / decay, DSA
+    c = ml_collections.ConfigDict()
+    c.variant = "digits"
+    c.dataset = ml_collections.ConfigDict()
+    c.dataset.name = "digits"
+    c.dataset.resolution = config_dict.placeholder(int)
+    c.dataset.zca = False
+    c.dataset.zca_eps = 0.1
+    # variable-size sources (imagenette, imagenet2012:<subset>): 'squash' (None, the
+    # authors' Resize((R, R))) or 'crop'; see jaxdd.data.load_dataset
+    c.dataset.resize = config_dict.placeholder(str)
+    c.dataset.data_dir = config_dict.placeholder(str)
+    c.model = ml_collections.ConfigDict()
+    c.model.name = "ConvNetD3"
+    c.model.overrides = ml_collections.ConfigDict()
+    c.num_experts = b["num_experts"]
+    c.epochs = b["epochs"]
+    c.lr_teacher = b["lr_teacher"]
+    c.batch_size = b["batch_size"]
+    c.dsa_strategy = DSA
+    c.seed = 0
+    c.record_epochs = config_dict.placeholder(int)  # None = every epoch
+    c.experts_per_group = 10
+    # '' = buffers/<dataset>-r<resolution>-<zca|nozca>-<model> (jaxdd.experts.default_buffer_dir,
+    # the same directory the distill configs look in)
+    c.buffer_dir = ""
+    return c
+
+
+def _buffer_variant(name: str) -> ml_collections.ConfigDict:
+    c = _buffer_base()
+    c.variant = name
+    if name == "digits":
+        c.dataset.name = "digits"
+        c.dataset.resolution = 16
+        c.model.name = "ConvNetD2W32"
+        c.num_experts = 8
+        c.epochs = 15
+        c.experts_per_group = 8
+    elif name in ("cifar10", "cifar100"):
+        c.dataset.name = name
+        c.dataset.resolution = None  # native 32x32 (the tm_* configs use None too)
+        c.dataset.zca = True
+        c.model.name = "ConvNetD3"
+    elif name == "imagenette":
+        # the papers' ImageNette (ImageNet-1k subset, squashed); fast.ai's tfds data:
+        # --config.dataset.name=imagenette
+        c.dataset.name = "imagenet2012:imagenette"
+        c.dataset.resolution = 128
+        c.model.name = "ConvNetD5"
+        c.experts_per_group = 4
+    else:
+        raise ValueError(f"unknown buffer config variant {name!r}; "
+                         f"available: {', '.join(BUFFER_VARIANTS)}")
+    return c
+
+
+def _set_buffer_field(c: ml_collections.ConfigDict, dotted: str, value) -> None:
+    *parents, leaf = dotted.split(".")
+    node = c
+    for p in parents:
+        node = node[p]
+    if leaf in node and isinstance(node[leaf], ml_collections.ConfigDict):
+        raise ValueError(f"cannot override the group {dotted!r} with a value")
+    if dotted.startswith("model.overrides."):
+        with node.unlocked():
+            node[leaf] = value
+    else:
+        if leaf not in node:
+            raise KeyError(f"unknown buffer config field {dotted!r}")
+        node[leaf] = value
+
+
+def buffer_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    """The expert-buffer recipe (configs/buffer.py calls this): `arg` =
+    '<variant>[,field=value,...]', variants digits (default), cifar10, cifar100, imagenette;
+    dotted fields override nested ones (``model.overrides.width=64``)."""
+    variant, overrides = parse_config_string(arg, "digits")
+    c = _buffer_variant(variant)
+    for k, v in overrides.items():
+        _set_buffer_field(c, k, v)
+    return c
+
+
+def buffer_for(cfg) -> ml_collections.ConfigDict:
+    """The expert-buffer config implied by a distillation config (cfg.buffer + its dataset,
+    model and dsa_strategy); buffer_dir '' -> the default directory, made absolute."""
+    import os
+
+    b = ml_collections.ConfigDict(cfg.buffer.to_dict())
+    b.dataset = ml_collections.ConfigDict(cfg.dataset.to_dict())
+    b.model = ml_collections.ConfigDict(cfg.model.to_dict())
+    if "dsa_strategy" not in b:
+        b.dsa_strategy = cfg.dsa_strategy
+    if not b.get("buffer_dir"):
+        d = cfg.dataset
+        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
+        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
+    b.buffer_dir = os.path.abspath(os.path.expanduser(b.buffer_dir))  # Orbax needs absolute
+    return b

@@ -44,7 +44,8 @@ from tqdm.auto import tqdm
 from jaxdd import param as param_lib
 # the run's files are written by jaxdd.io (re-exported here for older imports)
 from jaxdd.io import decode_synthetic, load_synthetic, load_tree, save_synthetic, save_tree  # noqa: F401
-from jaxdd.objective import Objective, get_builder
+from jaxdd import objective as objective_lib
+from jaxdd.objective import Objective, Setup
 
 
 class NonFiniteError(FloatingPointError):
@@ -188,10 +189,7 @@ def make_step(pm, aux, objective: Objective, cfg):
     def step(state: TrainState, data):
         rng = jax.random.wrap_key_data(state.rng)
         rng, k_ctx, k_idx, k_loss, k_post = jax.random.split(rng, 5)
-        if objective.init_state is not None:
-            ctx = objective.sample_ctx(k_ctx, state.syn_lr, data, state.obj_state)
-        else:
-            ctx = objective.sample_ctx(k_ctx, state.syn_lr, data)
+        ctx = objective.sample_ctx(k_ctx, state.syn_lr, data, state.obj_state)
         loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
             state.syn_params, state.syn_lr, k_idx, k_loss, ctx)
         # only the decoded instances move (per-instance optimizers, e.g. DDiF fields)
@@ -232,6 +230,51 @@ def make_step(pm, aux, objective: Objective, cfg):
                           obj_state=obj_state)
 
     return step, init_state
+
+
+# ----------------------------------------------------------------------------- wiring
+# The loop side prepares what an objective needs (DESIGN.md): objectives never import the
+# loop or the experts module; TM receives trajectories, not a run.
+
+def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None,
+                               progress=True):
+    """Expert trajectories of the buffer `bcfg` (jaxdd.config.buffer_for), snapshots
+    0..epochs, as device arrays (experts, epochs + 1, ...); missing experts are built first
+    (the distill command builds its own buffer)."""
+    from jaxdd import experts
+
+    if epochs > int(bcfg.epochs):
+        raise ValueError(f"max_start_epoch + expert_epochs = {epochs} exceeds the experts' "
+                         f"{bcfg.epochs} epochs (buffer.epochs)")
+    expected = experts.expected_metadata(bcfg)
+    kw = dict(expected=expected, num_experts=int(bcfg.num_experts), epochs=epochs)
+    try:
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw,
+                                             build_hint=experts.build_command(bcfg))
+    except experts.MissingExpertsError as e:
+        print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
+              f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
+        experts.build_buffer(bcfg.buffer_dir, bcfg, train=train_ds, test=test_ds,
+                             progress=progress)
+        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw)
+    return jax.tree.map(jnp.asarray, trajs)
+
+
+def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progress=True,
+                        builder: Callable | None = None) -> Objective:
+    """The Objective of `cfg.objective.name` (or of `builder(setup)`): loads or builds the
+    expert trajectories when the objective reads them, then hands it a complete `Setup`."""
+    from jaxdd.config import buffer_for
+
+    trajs = None
+    epochs = (None if builder is not None else
+              objective_lib.trajectory_epochs(cfg.objective.name, cfg.objective))
+    if epochs is not None:
+        trajs = load_or_build_trajectories(buffer_for(cfg), epochs, train_ds=train_ds,
+                                           test_ds=test_ds, progress=progress)
+    setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=train_ds,
+                  test_ds=test_ds, trajectories=trajs, progress=progress)
+    return (builder or objective_lib.get_builder(cfg.objective.name))(setup)
 
 
 # Names of the metrics checked for NaN/inf, in the order a message reports them.
@@ -281,8 +324,9 @@ class Run:
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
         self.pm = param_lib.get(cfg.param.name)
 
-        builder = build_objective or get_builder(cfg.objective.name)
-        self.objective = builder(self)
+        self.objective = build_objective_for(
+            cfg, self.model, self.apply_fn, self.train_ds, self.test_ds,
+            progress=progress, builder=build_objective)
 
         self.aux_path = os.path.join(workdir, "aux.msgpack")
         self.ckpt = _checkpoint_manager(os.path.join(workdir, "checkpoints"),

@@ -294,7 +294,7 @@ def tm_step_setup(cfg, opts):
                         batch_syn=bs if bs < (dsub or n_inst) else 0,
                         augment=augment, remat=bool(opts["remat"]))
 
-    def sample_ctx(key, syn_lr, data):
+    def sample_ctx(key, syn_lr, data, obj_state=()):
         return tm.TMContext(start=jax.tree.map(lambda t: t[0, 0], data["trajs"]),
                             target=jax.tree.map(lambda t: t[0, 2], data["trajs"]),
                             syn_lr=syn_lr)

@@ -77,7 +77,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path):
 def test_nan_stops_with_quantity_and_keeps_last_good_checkpoint(tmp_path, npz_path):
     cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
 
-    def nan_after_two(run):
+    def nan_after_two(setup):
         def loss(key, images, labels, ctx):
             bad = ctx["step"] >= 2
             return jnp.where(bad, jnp.nan, 1.0) * jnp.mean(images ** 2)
@@ -182,10 +182,10 @@ def test_run_with_decode_subset_moves_only_decoded_ddif_fields(tmp_path, npz_pat
     cfg.decode_subset = 4
     cfg.iterations = 2
 
-    def mse(run):
+    def mse(setup):
         def loss(key, images, labels, ctx):
             return jnp.mean((images - 0.5) ** 2)
-        return Objective(loss=loss, sample_ctx=lambda k, lr, d: {}, data={}, learn_lr=False)
+        return Objective(loss=loss, sample_ctx=lambda k, lr, d, s: {}, data={}, learn_lr=False)
 
     run = distill.Run(cfg, str(tmp_path / "ddif"), progress=False, build_objective=mse)
     K = len(run.aux["labels"])

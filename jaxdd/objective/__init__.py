@@ -2,9 +2,13 @@
 
 Each objective module exposes
   * `make_loss(...)` -> a pure `loss(key, syn_images, syn_labels, ctx) -> scalar`, and
-  * `build(run) -> Objective`: what the generic loop in `jaxdd.distill` needs, built from a
-    run object that has `.cfg`, `.train_ds`, `.test_ds`, `.model`, `.apply_fn`,
-    `.progress` (duck-typed; objectives never import `jaxdd.param` or `jaxdd.distill`).
+  * `build(setup: Setup) -> Objective`: what the generic loop in `jaxdd.distill` needs, from
+    the pieces the LOOP prepared (config, student network, real data and, for TM, the expert
+    trajectories). Objectives never import the loop (distill / evaluate / experts) nor the
+    parameterizations; the loop loads or builds what they need (tests/test_imports.py).
+  * optionally `trajectory_epochs(objective_cfg) -> int`: the objective consumes expert
+    trajectories, epochs 0..N-1 of them; the loop loads (or builds) them into
+    `setup.trajectories`.
 """
 from __future__ import annotations
 
@@ -16,17 +20,17 @@ class Objective(NamedTuple):
     """What the distillation loop needs from an objective.
 
     loss(key, syn_images, syn_labels, ctx) -> scalar (pure);
-    sample_ctx(key, syn_lr, data) -> ctx: jit-able, draws the per-iteration context from
-      `data` (expert trajectories, real images, ...); when ctx has a `syn_lr` field the
-      loop substitutes the differentiated syn_lr into it;
+    sample_ctx(key, syn_lr, data, obj_state) -> ctx: ONE signature for every objective;
+      jit-able, draws the per-iteration context from `data` (expert trajectories, real
+      images, ...) and the objective's carried state (() when it has none); when ctx has a
+      `syn_lr` field the loop substitutes the differentiated syn_lr into it;
     data: a pytree of device arrays passed to the jitted step as an argument;
     learn_lr: whether syn_lr is optimized (TM) or stays the evaluation lr (DM/DC).
 
     Stateful objectives (DC trains its network between outer steps) also give
     init_state(key) -> obj_state (a pytree, checkpointed with the run) and
     post_step(key, obj_state, syn_images, syn_labels, data, step) -> obj_state, run inside
-    the same jitted step after the synthetic update (images are stop-gradient'ed); their
-    sample_ctx takes obj_state as a 4th argument.
+    the same jitted step after the synthetic update (images are stop-gradient'ed).
     """
     loss: Callable
     sample_ctx: Callable
@@ -36,6 +40,25 @@ class Objective(NamedTuple):
     post_step: Callable | None = None
 
 
+class Setup(NamedTuple):
+    """What the loop hands an objective's `build` (complete, read-only; not the Run).
+
+    cfg: the run's ConfigDict (cfg.objective, cfg.dsa_strategy, cfg.param.ipc, ...);
+    model / apply_fn: the student network and `(params, images) -> logits` (train mode);
+    train_ds / test_ds: the datasets (`.images`, `.labels`, `.num_classes`, `.image_shape`);
+    trajectories: expert trajectories, a params pytree with leaves (experts, epochs, ...),
+      loaded by the loop when the objective has `trajectory_epochs` (else None);
+    progress: whether long work may show progress bars.
+    """
+    cfg: Any
+    model: Any
+    apply_fn: Callable
+    train_ds: Any
+    test_ds: Any = None
+    trajectories: Any = None
+    progress: bool = True
+
+
 _MODULES = {"tm": "jaxdd.objective.tm", "dm": "jaxdd.objective.dm", "dc": "jaxdd.objective.dc"}
 
 
@@ -43,8 +66,19 @@ def available():
     return sorted(_MODULES)
 
 
-def get_builder(name: str) -> Callable:
-    """The `build(run) -> Objective` function of objective `name`."""
+def get_module(name: str):
+    """The module of objective `name` (its `build`, `make_loss`, ...)."""
     if name.lower() not in _MODULES:
         raise ValueError(f"unknown objective {name!r}; available: {available()}")
-    return importlib.import_module(_MODULES[name.lower()]).build
+    return importlib.import_module(_MODULES[name.lower()])
+
+
+def get_builder(name: str) -> Callable:
+    """The `build(setup) -> Objective` function of objective `name`."""
+    return get_module(name).build
+
+
+def trajectory_epochs(name: str, objective_cfg) -> int | None:
+    """Expert epochs 0..N-1 the objective reads (None: it needs no trajectories)."""
+    fn = getattr(get_module(name), "trajectory_epochs", None)
+    return None if fn is None else int(fn(objective_cfg))

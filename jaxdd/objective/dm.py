@@ -306,8 +306,8 @@ def build(run) -> "Objective":
     loss = make_loss(make_embed_fn(run.model), nc, augment=augment,
                      class_chunk=int(o.get("class_chunk", 0) or 0))
 
-    def sample_ctx(key, syn_lr, data):
-        del syn_lr
+    def sample_ctx(key, syn_lr, data, obj_state=()):
+        del syn_lr, obj_state  # stateless
         k_net, k_real = jax.random.split(key)
         images, mask = sample_real(k_real, data["real"], data["counts"], batch)
         return DMContext(params=init_net(k_net), real_images=images, real_mask=mask)

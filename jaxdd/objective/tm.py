@@ -31,14 +31,13 @@ real batch given in ctx, added when gamma > 0.
 from __future__ import annotations
 
 import math
-import os
 from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
-import optax
+
+from jaxdd.losses import cross_entropy
 
 
 class TMContext(NamedTuple):
@@ -57,18 +56,9 @@ class TMContext(NamedTuple):
 
 
 def ce_loss(logits, labels, weights=None):
-    """Cross-entropy, int labels (N,) or soft target probabilities (N, classes).
-
-    Mean over the batch, or with ``weights`` (N,) the weighted mean sum(w * ce) / sum(w)
-    (weights 0/1 mask out padded slots).
-    """
-    if labels.ndim == logits.ndim - 1:
-        per = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-    else:
-        per = -(labels * jax.nn.log_softmax(logits)).sum(-1)
-    if weights is None:
-        return per.mean()
-    return jnp.sum(per * weights) / jnp.sum(weights)
+    """Cross-entropy (``jaxdd.losses.cross_entropy``): int labels (N,) or soft targets;
+    mean, or with ``weights`` (N,) 0/1 the mean over the kept entries."""
+    return cross_entropy(logits, labels, weights)
 
 
 SCHEDULES = ("mtt", "wrap")
@@ -223,38 +213,54 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
     return loss
 
 
-# ----------------------------------------------------------------------------- loop wiring
+# ----------------------------------------------------------------------------- objective
 
-def build(run) -> "Objective":
-    """TM: expert trajectories (built if missing), random expert + start epoch per step."""
+def trajectory_epochs(ocfg) -> int:
+    """Expert epochs TM reads: 0 .. max_start_epoch + expert_epochs (the loop loads them)."""
+    return int(ocfg.max_start_epoch) + int(ocfg.expert_epochs)
+
+
+def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
+                   real_images=None, real_labels=None) -> "Objective":
+    """TM from expert trajectories: a random expert and start epoch per iteration.
+
+    trajectories: a params pytree whose leaves are (experts, epochs, ...) with at least
+      ``trajectory_epochs(ocfg)`` epochs (the loop loads or builds them: jaxdd.distill).
+    ocfg: cfg.objective (syn_steps, expert_epochs, max_start_epoch, batch_syn, remat,
+      gamma, real_batch). real_images / real_labels: the real data of the real-guided term
+      (needed when gamma > 0).
+    """
     from jaxdd.augment import dsa
     from jaxdd.objective import Objective
 
-    cfg = run.cfg
-    o = cfg.objective
-    bcfg = buffer_config(cfg)
-    needed = int(o.max_start_epoch) + int(o.expert_epochs)
-    if needed > int(bcfg.epochs):
-        raise ValueError(f"max_start_epoch + expert_epochs = {needed} exceeds the experts' "
-                         f"{bcfg.epochs} epochs (buffer.epochs)")
-    trajs = _load_or_build_experts(run, bcfg, needed)
-    strategy = cfg.dsa_strategy
+    o = ocfg
+    needed = trajectory_epochs(o)
+    have = int(jax.tree.leaves(trajectories)[0].shape[1])
+    if have < needed:
+        raise ValueError(f"TM reads expert epochs 0..{needed - 1} (max_start_epoch + "
+                         f"expert_epochs = {needed}) but the trajectories hold {have}; "
+                         "load more epochs or lower max_start_epoch / expert_epochs")
+    strategy = dsa_strategy
     augment = None if strategy in (None, "", "none") else (
         lambda k, x: dsa(k, x, strategy=strategy))
     gamma = float(o.get("gamma", 0.0))
-    loss = make_loss(run.apply_fn, syn_steps=int(o.syn_steps),
+    loss = make_loss(apply_fn, syn_steps=int(o.syn_steps),
                      batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
                      remat=bool(o.get("remat", True)), gamma=gamma)
-    num_experts = jax.tree.leaves(trajs)[0].shape[0]
+    num_experts = jax.tree.leaves(trajectories)[0].shape[0]
     max_start = int(o.max_start_epoch)
     ee = int(o.expert_epochs)
-    data = {"trajs": trajs}
+    data = {"trajs": jax.tree.map(jnp.asarray, trajectories)}
     real_bs = int(o.get("real_batch", 256))
     if gamma > 0:
-        data["real_images"] = jnp.asarray(run.train_ds.images)
-        data["real_labels"] = jnp.asarray(run.train_ds.labels)
+        if real_images is None:
+            raise ValueError("TM with gamma > 0 (the real-guided term) needs real_images "
+                             "and real_labels")
+        data["real_images"] = jnp.asarray(real_images)
+        data["real_labels"] = jnp.asarray(real_labels)
 
-    def sample_ctx(key, syn_lr, data):
+    def sample_ctx(key, syn_lr, data, obj_state=()):
+        del obj_state  # stateless
         ke, ks, kr = jax.random.split(key, 3)
         e = jax.random.randint(ke, (), 0, num_experts)
         s = jax.random.randint(ks, (), 0, max_start)
@@ -271,36 +277,15 @@ def build(run) -> "Objective":
     return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True)
 
 
-def buffer_config(cfg) -> ml_collections.ConfigDict:
-    """The expert-buffer config implied by a distillation config (cfg.buffer + data/model)."""
-    b = ml_collections.ConfigDict(cfg.buffer.to_dict())
-    b.dataset = ml_collections.ConfigDict(cfg.dataset.to_dict())
-    b.model = ml_collections.ConfigDict(cfg.model.to_dict())
-    if "dsa_strategy" not in b:
-        b.dsa_strategy = cfg.dsa_strategy
-    if not b.get("buffer_dir"):
-        d = cfg.dataset
-        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
-        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
-    b.buffer_dir = os.path.abspath(os.path.expanduser(b.buffer_dir))  # Orbax needs absolute
-    return b
-
-
-def _load_or_build_experts(run, bcfg, needed_epochs):
-    from jaxdd import experts
-
-    expected = experts.expected_metadata(bcfg)
-    try:
-        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
-                                             num_experts=int(bcfg.num_experts),
-                                             epochs=needed_epochs,
-                                             build_hint=experts.build_command(bcfg))
-    except experts.MissingExpertsError as e:
-        print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
-              f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
-        experts.build_buffer(bcfg.buffer_dir, bcfg, train=run.train_ds, test=run.test_ds,
-                             progress=run.progress)
-        trajs, _ = experts.load_trajectories(bcfg.buffer_dir, expected=expected,
-                                             num_experts=int(bcfg.num_experts),
-                                             epochs=needed_epochs)
-    return jax.tree.map(jnp.asarray, trajs)
+def build(setup) -> "Objective":
+    """TM from what the loop prepared (`jaxdd.objective.Setup`: cfg, apply_fn, train_ds and
+    the expert trajectories, loaded or built by the loop)."""
+    if setup.trajectories is None:
+        raise ValueError("TM needs expert trajectories: the loop loads them into "
+                         "Setup.trajectories (jaxdd.distill.load_or_build_trajectories)")
+    o = setup.cfg.objective
+    real = float(o.get("gamma", 0.0)) > 0
+    return make_objective(setup.apply_fn, setup.trajectories, o,
+                          dsa_strategy=setup.cfg.dsa_strategy,
+                          real_images=setup.train_ds.images if real else None,
+                          real_labels=setup.train_ds.labels if real else None)
