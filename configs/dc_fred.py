@@ -31,50 +31,14 @@ orthonormal lr 1.0 it was tuned with (x 4 H W at 16x16; the expected accuracy ab
 measured with that orthonormal setting, whose DC row/column steps were 2x larger).
 """
 from jaxdd import config as C
-from jaxdd.objective import dc
-from jaxdd.param import fred
 from jaxdd.published import fred as published
 
-EMBEDDED_ITERS = 300
-DIGITS_LR = 1.0 * 4 * 16 * 16  # = 1024: the tuned orthonormal lr 1.0 at 16x16
-
-
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dc"]
+DIGITS_LR = C.FRED_DIGITS_LR["dc"]  # the unnormalized-DCT lr of the digits default
 # the published settings this config encodes (jaxdd.published convention)
 VARIANTS = [f"{d},ipc={i}" for d, i in published.DC if d in C.DATASETS]
 
+
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = fred.default_config()
-    cfg.param.name = "fred"
-    cfg.param.ipc = ipc
-    cfg.param.norm = "none"  # the authors' unnormalized DCT; lr_freq as published
-    cfg.objective = dc.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DC
-    if dataset == "digits":
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64
-        cfg.param.k = 64
-        cfg.opt.syn.lr = DIGITS_LR
-    else:
-        s = C.lookup(published.DC, dataset, ipc, "FreD DC (configs/dc_fred.py)")
-        cfg.source = f"{published.REPOSITORY} {s['source']}"
-        assert s["batch_syn"] == 0  # all instances of a class every step (jaxdd's DC)
-        outer, _ = dc.get_loops(ipc)
-        cfg.iterations = s["iterations"] * outer
-        cfg.checkpoint_every = 500
-        cfg.param.k = s["k"]
-        cfg.opt.syn.lr, cfg.opt.syn.momentum = s["lr_freq"], s["mom_freq"]
-        cfg.objective.batch_real = s["batch_real"]
-        cfg.objective.lr_net = s["lr_net"]
-        cfg.opt.lr.init = s["eval_lr"]
-        if not s["dsa"]:
-            # no DSA while distilling; the authors' evaluation then uses DC's augmentation
-            # (none for CIFAR ConvNets) and 300 epochs (main_DC_FreD.py:224-227)
-            cfg.dsa_strategy = "none"
-            cfg.eval.epochs = 300
-    return C.apply_overrides(cfg, overrides)
+    # the shared DC recipe + the fred hooks: jaxdd.config.matching_config
+    return C.matching_config("dc", "fred", arg)

@@ -19,36 +19,12 @@ not published:
     python launch/distill.py --config=configs/dc_nsd.py:cifar10,ipc=10
 """
 from jaxdd import config as C
-from jaxdd.objective import dc
-from jaxdd.param import nsd
 
-EMBEDDED_ITERS = 300
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dc"]
 # NSD reports DC + NSD at CIFAR-10 IPC 10 only (Table 5); convention: jaxdd/published
 VARIANTS = ["cifar10,ipc=10"]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = nsd.default_config()
-    cfg.param.name = "nsd"
-    cfg.param.ipc = ipc
-    cfg.objective = dc.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=0.1, momentum=0.9))
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DC
-    if dataset == "digits":
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64
-        cfg.param.t3 = cfg.param.t4 = 4
-        cfg.opt.syn.lr = 0.1
-    else:
-        outer, _ = dc.get_loops(ipc)
-        cfg.iterations = 1000 * outer
-        cfg.checkpoint_every = 500
-        cfg.source = ("NSD paper Table 5 (DC + NSD, CIFAR-10 IPC 10) + DC recipe; NSD lr "
-                      "not published" if (dataset, ipc) == ("cifar10", 10) else
-                      "not published: NSD size rule + DC recipe")
-    return C.apply_overrides(cfg, overrides)
+    # the shared DC recipe + the nsd hooks: jaxdd.config.matching_config
+    return C.matching_config("dc", "nsd", arg)

@@ -23,34 +23,13 @@ DC's own default init is Gaussian noise (`--config.param.init=noise`); real init
 jaxdd pixel default) gives similar results according to the authors.
 """
 from jaxdd import config as C
-from jaxdd.objective import dc
-from jaxdd.param import pixel
 
-EMBEDDED_ITERS = 300
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dc"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = ([f"cifar10,ipc={i}" for i in (1, 10, 50)]
             + [f"cifar100,ipc={i}" for i in (1, 10)])
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = pixel.default_config()
-    cfg.param.name = "pixel"
-    cfg.param.ipc = ipc
-    cfg.objective = dc.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=0.1, momentum=0.5))
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DC
-    if dataset == "digits":
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
-    else:
-        outer, _ = dc.get_loops(ipc)
-        cfg.iterations = 1000 * outer  # DC's 1000 iterations x outer_loop updates each
-        cfg.checkpoint_every = 500
-        cfg.source = ("DC / DSA papers / DatasetCondensation main.py defaults "
-                      "(not checked by a parity fixture)")
-    return C.apply_overrides(cfg, overrides)
+    # the shared DC recipe + the pixel hooks: jaxdd.config.matching_config
+    return C.matching_config("dc", "pixel", arg)

@@ -21,46 +21,13 @@ the same script values. VARIANTS lists them; an unpublished (dataset, ipc) raise
     python launch/distill.py --config=configs/dm_ddif.py:cifar10,ipc=10
 """
 from jaxdd import config as C
-from jaxdd.objective import dm
-from jaxdd.param import ddif
 from jaxdd.published import ddif as P
 
-EMBEDDED_ITERS = 500
-
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d, i in P.FIELDS_DM if d in C.DATASETS]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = ddif.default_config()
-    cfg.param.name = "ddif"
-    cfg.param.ipc = ipc
-    cfg.objective = dm.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="adam", lr=5e-5))  # lr_nf
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DM
-    if dataset == "digits":
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64
-        cfg.param.width = 6
-        cfg.param.warmup_steps = 1000
-        cfg.opt.syn.lr = 1e-3
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-    else:
-        P.apply_fields(cfg, dataset, ipc, "dm")  # raises for an unpublished (dataset, ipc)
-        r = P.DM_RUN
-        cfg.iterations = r["iterations"]
-        cfg.opt.syn.lr = r["lr_nf"]
-        cfg.opt.lr.init = r["lr_net"]
-        cfg.objective.batch_real = r["batch_real"]
-        cfg.decode_subset = r["batch_syn"]  # 0: every field every iteration
-        cfg.dataset.zca = r["zca"]
-        cfg.eval.every, cfg.eval.epochs = r["eval_every"], r["eval_epochs"]
-        cfg.eval.num_nets = cfg.eval.final_nets = r["num_eval"]
-        cfg.checkpoint_every = 1000
-        cfg.source = ("DDiF DM/hyper_params.py + main_DM.py defaults + "
-                      "DM/scripts/run_DDiF.sh (lr_nf 5e-5)")
-    return C.apply_overrides(cfg, overrides)
+    # the shared DM recipe + the ddif hooks: jaxdd.config.matching_config
+    return C.matching_config("dm", "ddif", arg)

@@ -18,35 +18,12 @@ with the DM recipe (20000 iterations, batch_real 256); the learning rate is not 
     python launch/distill.py --config=configs/dm_nsd.py:cifar10,ipc=10
 """
 from jaxdd import config as C
-from jaxdd.objective import dm
-from jaxdd.param import nsd
 
-EMBEDDED_ITERS = 500
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # NSD reports DM + NSD at CIFAR-10 IPC 10 only (Table 5); convention: jaxdd/published
 VARIANTS = ["cifar10,ipc=10"]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = nsd.default_config()
-    cfg.param.name = "nsd"
-    cfg.param.ipc = ipc
-    cfg.objective = dm.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.9))
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DM
-    if dataset == "digits":
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64
-        cfg.param.t3 = cfg.param.t4 = 4
-        cfg.opt.syn.lr = 1.0
-    else:
-        cfg.iterations = 20000
-        cfg.checkpoint_every = 1000
-        cfg.source = ("NSD paper Table 5 (DM + NSD, CIFAR-10 IPC 10) + DM recipe; NSD lr "
-                      "not published" if (dataset, ipc) == ("cifar10", 10) else
-                      "not published: NSD size rule + DM recipe")
-    return C.apply_overrides(cfg, overrides)
+    # the shared DM recipe + the nsd hooks: jaxdd.config.matching_config
+    return C.matching_config("dm", "nsd", arg)

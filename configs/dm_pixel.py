@@ -20,32 +20,12 @@ per class), fresh ConvNet every iteration, evaluation lr 0.01. Reported CIFAR-10
 Any field can be overridden in the config string (`...:digits,iterations=100`).
 """
 from jaxdd import config as C
-from jaxdd.objective import dm
-from jaxdd.param import pixel
 
-EMBEDDED_ITERS = 500
+EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d in ("cifar10", "cifar100") for i in (1, 10, 50)]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = pixel.default_config()
-    cfg.param.name = "pixel"
-    cfg.param.ipc = ipc
-    cfg.objective = dm.default_config()
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
-    cfg.opt.lr.init = 0.01  # evaluation lr (lr_net); not learned by DM
-    if dataset == "digits":
-        cfg.iterations = EMBEDDED_ITERS
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        cfg.checkpoint_every, cfg.log_every = 100, 25
-        cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
-    else:
-        cfg.iterations = 20000
-        cfg.checkpoint_every = 1000
-        cfg.source = ("DM paper (WACV 2023) / DatasetCondensation main_DM.py defaults "
-                      "(not checked by a parity fixture)")
-    return C.apply_overrides(cfg, overrides)
+    # the shared DM recipe + the pixel hooks: jaxdd.config.matching_config
+    return C.matching_config("dm", "pixel", arg)
