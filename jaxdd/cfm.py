@@ -84,7 +84,9 @@ from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxdd import io as _io
+from jaxdd.losses import cross_entropy, kl_divergence
 from jaxdd.objective import spectral
+from jaxdd.train import make_trainer, random_orders
 
 # ============================================================================ augmentation
 
@@ -278,21 +280,6 @@ load_msgpack = _io.load_tree
 
 # ============================================================================ squeeze
 
-def _split_vars(variables):
-    params = variables["params"]
-    state = {k: v for k, v in variables.items() if k != "params"}
-    return params, state
-
-
-def _apply_train(model, params, state, x):
-    """Forward in train mode; returns (logits, new_state) (BN batch statistics)."""
-    if state:
-        logits, new = model.apply({"params": params, **state}, x, train=True,
-                                  mutable=list(state.keys()))
-        return logits, dict(new)
-    return model.apply({"params": params}, x, train=True), state
-
-
 def predict(model, variables, images, batch_size=1000):
     """Logits of a model (eval mode) over a large array, batched. -> numpy (N, classes)."""
     fn = _predict_fn(model)
@@ -314,49 +301,33 @@ def accuracy_of(model, variables, images, labels, batch_size=1000) -> float:
 
 def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, momentum=0.9,
                      weight_decay=5e-4, crop_pad=4, fill=None, flip=True):
-    """(init, train_epoch) for the squeeze stage.
+    """(trainer, train_epoch) for the squeeze stage, on the training core (``jaxdd.train``).
 
     SGD(lr, momentum) with PyTorch-style coupled weight decay, cosine annealing of the lr
     per epoch over `epochs` (CosineAnnealingLR(T_max=epochs)), batch `batch_size` (last
-    partial batch dropped), RandomCrop(pad) + flip per image.
+    partial batch dropped), RandomCrop(pad) + flip per image, cross-entropy; BatchNorm
+    statistics carried. train_epoch(state (K=1 stacked TrainState), key, images, labels)
+    -> (state, mean loss, mean train accuracy); epoch key -> (k_perm, k_aug) = split(key),
+    order permutation(k_perm, N), step s augmented with split(k_aug, steps)[s].
     """
     steps = max(num_train // batch_size, 1)
-    bs = min(batch_size, num_train)
     sched = lambda count: lr * 0.5 * (1.0 + jnp.cos(jnp.pi * (count // steps) / epochs))
     tx = optax.chain(optax.add_decayed_weights(weight_decay),
                      optax.sgd(sched, momentum=momentum))
     fill_t = None if fill is None else tuple(float(f) for f in np.asarray(fill).ravel())
-
-    def init(key, x0):
-        params, state = _split_vars(model.init(key, x0, train=False))
-        return params, state, tx.init(params)
+    trainer = make_trainer(model, tx, loss=cross_entropy, batch_size=batch_size,
+                           augment=lambda k, x: random_crop_flip(k, x, crop_pad, fill_t, flip),
+                           last_batch="drop")
 
     @jax.jit
-    def train_epoch(params, state, opt_state, key, images, labels):
+    def train_epoch(state, key, images, labels):
         kperm, kaug = jax.random.split(key)
-        perm = jax.random.permutation(kperm, images.shape[0])[:steps * bs].reshape(steps, bs)
+        orders = jax.random.permutation(kperm, images.shape[0])[None]
+        step_keys = jax.random.split(kaug, trainer.num_steps(images.shape[0]))[None]
+        state, met = trainer.epoch(state, orders, step_keys, images, labels)
+        return state, met["loss"].mean(), met["acc"].mean()
 
-        def step(carry, inp):
-            p, s, o = carry
-            idx, k = inp
-            x = random_crop_flip(k, images[idx], crop_pad, fill_t, flip)
-            y = labels[idx]
-
-            def loss_fn(p_):
-                logits, s_new = _apply_train(model, p_, s, x)
-                ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-                return ce, (s_new, (logits.argmax(-1) == y).mean())
-
-            (loss, (s, acc)), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
-            upd, o = tx.update(g, o, p)
-            return (optax.apply_updates(p, upd), s, o), (loss, acc)
-
-        keys = jax.random.split(kaug, steps)
-        (params, state, opt_state), (loss, acc) = jax.lax.scan(
-            step, (params, state, opt_state), (perm, keys))
-        return params, state, opt_state, loss.mean(), acc.mean()
-
-    return init, train_epoch
+    return trainer, train_epoch
 
 
 def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=128, lr=0.1,
@@ -369,36 +340,42 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
     """
     images = jnp.asarray(train_images)
     labels = jnp.asarray(train_labels)
-    init, train_epoch = make_teacher_fns(
+    trainer, train_epoch = make_teacher_fns(
         model, num_train=images.shape[0], epochs=epochs, batch_size=batch_size, lr=lr,
         momentum=momentum, weight_decay=weight_decay, crop_pad=crop_pad, fill=fill, flip=flip)
     kinit, ktrain = jax.random.split(key)
-    params, state, opt_state = init(kinit, images[:2])
+    state = trainer.init_one(kinit, images[:2])
     start = 0
     if ckpt_path and os.path.exists(ckpt_path):
-        with open(ckpt_path, "rb") as f:
+        extra = {k: v for k, v in state.variables.items() if k != "params"}
+        with open(ckpt_path, "rb") as f:  # {'params', 'state': {'batch_stats'?}, 'opt', 'epoch'}
             restored = serialization.from_bytes(
-                {"params": params, "state": state, "opt": opt_state, "epoch": 0}, f.read())
-        params, state, opt_state = restored["params"], restored["state"], restored["opt"]
+                {"params": state.params, "state": extra, "opt": state.opt_state, "epoch": 0},
+                f.read())
+        state = state.replace(params=restored["params"], opt_state=restored["opt"],
+                              batch_stats=restored["state"].get("batch_stats", {}))
         start = int(restored["epoch"])
         print(f"[cfm] resuming teacher training at epoch {start}/{epochs}")
+    state = jax.tree.map(lambda a: jnp.asarray(a)[None], state)  # K = 1 network
     bar = tqdm(total=epochs, initial=start, desc="squeeze", disable=not progress)
     for e in range(start, epochs):
-        params, state, opt_state, loss, acc = train_epoch(
-            params, state, opt_state, jax.random.fold_in(ktrain, e), images, labels)
+        state, loss, acc = train_epoch(state, jax.random.fold_in(ktrain, e), images, labels)
         bar.update(1)
         bar.set_postfix(loss=f"{float(loss):.3f}", acc=f"{float(acc):.3f}")
         if log is not None:
             log({"stage": "squeeze", "epoch": e + 1, "loss": float(loss),
                  "train_acc": float(acc)})
         if ckpt_path and ((e + 1) % checkpoint_every == 0) and e + 1 < epochs:
+            one = jax.tree.map(lambda a: a[0], state)
+            extra = {k: v for k, v in one.variables.items() if k != "params"}
             tmp = ckpt_path + ".tmp"
             with open(tmp, "wb") as f:
                 f.write(serialization.to_bytes(
-                    {"params": params, "state": state, "opt": opt_state, "epoch": e + 1}))
+                    {"params": one.params, "state": extra, "opt": one.opt_state,
+                     "epoch": e + 1}))
             os.replace(tmp, ckpt_path)
     bar.close()
-    return {"params": params, **state}
+    return jax.tree.map(lambda a: a[0], state.variables)
 
 
 # ============================================================================ statistics
@@ -588,7 +565,7 @@ def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.
     def loss_fn(x, key, variables, labels, real, cache, beta, b):
         xa = recover_augment(key, x, **aug)
         logits, _, feats = conv_inputs(model, variables, xa, exclude=exclude)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+        ce = cross_entropy(logits, labels)
         lf, ls, batch = feature_losses(real, cache, feats, labels, beta, b,
                                        num_classes=num_classes, filter=filter,
                                        signal=signal, ema=ema)
@@ -702,11 +679,15 @@ def make_soft_eval_fns(student, teacher, *, num_train, epochs, batch_size, lr=1e
                        weight_decay=1e-2, temperature=20.0, cutmix_alpha=1.0,
                        rrc_scale=(0.08, 1.0), flip=True, schedule="half_cosine",
                        t2_scale=False):
-    """(init_all, train_epochs, correct) for K students trained together on soft labels.
+    """(init_all, train_epochs, correct) for K students trained together on soft labels,
+    on the training core (``jaxdd.train``).
 
     One step (per student): a minibatch of synthetic images -> RandomResizedCrop + flip
     (per image) -> CutMix (one box per batch) -> teacher logits (eval mode) -> loss
-    KL(softmax(t / T) || softmax(s / T)) (batchmean; x T^2 if t2_scale) -> AdamW.
+    KL(softmax(t / T) || softmax(s / T)) (batchmean; x T^2 if t2_scale) -> AdamW. The last
+    minibatch is completed with the first images of the epoch's order ('wrap').
+    init_all(keys (K,), x0) -> TrainState; train_epochs(state, keys (K, n_epochs), images,
+    tvars, n_epochs) -> (state, mean loss per epoch (K, n_epochs)); correct(state, x, y).
     """
     bs = min(batch_size, num_train)
     steps = math.ceil(num_train / bs)
@@ -715,64 +696,41 @@ def make_soft_eval_fns(student, teacher, *, num_train, epochs, batch_size, lr=1e
     tx = optax.adamw(sched, b1=0.9, b2=0.999, eps=1e-8, weight_decay=weight_decay)
     t = float(temperature)
 
-    def init_one(key, x0):
-        params, state = _split_vars(student.init(key, x0, train=False))
-        return params, state, tx.init(params)
+    def augment(k, x):
+        k1, k2, k3 = jax.random.split(k, 3)
+        x = random_resized_crop(k1, x, rrc_scale, per_sample=True)
+        if flip:
+            x = random_flip(k2, x, per_sample=True)
+        if cutmix_alpha and cutmix_alpha > 0:
+            x = cutmix(k3, x, cutmix_alpha)
+        return x
 
-    def epoch_one(carry, key, images, tvars):
-        p, s, o = carry
-        kperm, kaug = jax.random.split(key)
-        perm = jax.random.permutation(kperm, num_train)
-        pad = steps * bs - num_train
-        if pad:
-            perm = jnp.concatenate([perm, perm[:pad]])
-        idx = perm.reshape(steps, bs)
+    def target_fn(x, y, tvars):  # online soft labels of the augmented batch
+        del y
+        return jax.nn.softmax(teacher.apply(tvars, x, train=False) / t)
 
-        def step(c, inp):
-            p, s, o = c
-            bi, k = inp
-            k1, k2, k3 = jax.random.split(k, 3)
-            x = random_resized_crop(k1, images[bi], rrc_scale, per_sample=True)
-            if flip:
-                x = random_flip(k2, x, per_sample=True)
-            if cutmix_alpha and cutmix_alpha > 0:
-                x = cutmix(k3, x, cutmix_alpha)
-            target = jax.nn.softmax(teacher.apply(tvars, x, train=False) / t)
-
-            def loss_fn(p_):
-                logits, s_new = _apply_train(student, p_, s, x)
-                logq = jax.nn.log_softmax(logits / t)
-                kl = jnp.sum(target * (jnp.log(jnp.maximum(target, 1e-30)) - logq), -1).mean()
-                return kl * (t * t if t2_scale else 1.0), s_new
-
-            (loss, s), g = jax.value_and_grad(loss_fn, has_aux=True)(p)
-            upd, o = tx.update(g, o, p)
-            return (optax.apply_updates(p, upd), s, o), loss
-
-        keys = jax.random.split(kaug, steps)
-        (p, s, o), loss = jax.lax.scan(step, (p, s, o), (idx, keys))
-        return (p, s, o), loss.mean()
+    trainer = make_trainer(student, tx, batch_size=bs, augment=augment, last_batch="wrap",
+                           target_fn=target_fn,
+                           loss=functools.partial(kl_divergence, temperature=t,
+                                                  t2_scale=bool(t2_scale)))
 
     @functools.partial(jax.jit, static_argnames=("n_epochs",))
-    def train_epochs(params, state, opt_state, keys, images, tvars, n_epochs):
-        """keys (K, n_epochs, 2): n_epochs epochs for all K students."""
-        def one(p, s, o, ks):
-            def body(c, k):
-                return epoch_one(c, k, images, tvars)
-            (p, s, o), losses = jax.lax.scan(body, (p, s, o), ks)
-            return p, s, o, losses
-        return jax.vmap(one, in_axes=(0, 0, 0, 0))(params, state, opt_state, keys)
+    def train_epochs(state, keys, images, tvars, n_epochs):
+        """keys (K, n_epochs): n_epochs epochs for all K students."""
+        del n_epochs  # the shape of keys
+        dummy = jnp.zeros((images.shape[0],), jnp.int32)
 
-    @jax.jit
-    def correct(params, state, x, y):
-        logits = jax.vmap(lambda p, s: student.apply({"params": p, **s}, x, train=False))(
-            params, state)
-        return (logits.argmax(-1) == y[None]).sum(-1)
+        def body(st, ke):
+            kperm, kaug = jnp.moveaxis(jax.vmap(jax.random.split)(ke), 1, 0)
+            orders = random_orders(kperm, num_train)
+            step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(kaug)
+            st, met = trainer.epoch(st, orders, step_keys, images, dummy, aux=tvars)
+            return st, met["loss"].mean(1)
 
-    def init_all(keys, x0):
-        return jax.jit(jax.vmap(init_one, in_axes=(0, None)))(keys, x0)
+        state, losses = jax.lax.scan(body, state, jnp.moveaxis(keys, 1, 0))
+        return state, jnp.moveaxis(losses, 0, 1)
 
-    return init_all, train_epochs, correct
+    return jax.jit(trainer.init), train_epochs, jax.jit(trainer.correct)
 
 
 def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test_labels, *,
@@ -792,16 +750,15 @@ def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test
         cutmix_alpha=float(cutmix_alpha), rrc_scale=tuple(float(s) for s in rrc_scale),
         flip=bool(flip), schedule=schedule, t2_scale=bool(t2_scale))
     kinit, ktrain = jax.random.split(key)
-    params, state, opt_state = init_all(jax.random.split(kinit, num_nets), images[:2])
+    state = init_all(jax.random.split(kinit, num_nets), images[:2])
     chunk = chunk_epochs or max(d for d in range(1, min(epochs, 100) + 1) if epochs % d == 0)
     keys = jax.random.split(ktrain, num_nets * epochs).reshape(num_nets, epochs)
     bar = tqdm(total=epochs, desc=desc, disable=not progress, leave=False)
     done = 0
     while done < epochs:
         k = min(chunk, epochs - done)
-        params, state, opt_state, losses = train_epochs(
-            params, state, opt_state, keys[:, done:done + k], images, teacher_vars,
-            n_epochs=k)
+        state, losses = train_epochs(state, keys[:, done:done + k], images, teacher_vars,
+                                     n_epochs=k)
         done += k
         bar.update(k)
         ml = float(np.asarray(losses)[:, -1].mean())
@@ -813,7 +770,7 @@ def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test
     test_labels = jnp.asarray(test_labels)
     tot = 0
     for s in range(0, test_images.shape[0], 1000):
-        tot = tot + np.asarray(correct(params, state, test_images[s:s + 1000],
+        tot = tot + np.asarray(correct(state, test_images[s:s + 1000],
                                        test_labels[s:s + 1000]))
     accs = tot / test_images.shape[0]
     return EvalResult(accs=accs, mean=float(accs.mean()), std=float(accs.std()),

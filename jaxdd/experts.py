@@ -198,8 +198,8 @@ def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loo
         step_keys = jax.vmap(lambda k: jax.vmap(lambda b: jax.random.fold_in(k, b))(steps))(
             k_aug) if augment is not None else None
         state = jax.vmap(trainer.create)(params)
-        state, losses = trainer.epoch(state, order, step_keys, images, labels, lr)
-        return state.params, jnp.mean(losses, axis=1)
+        state, met = trainer.epoch(state, order, step_keys, images, labels, lr)
+        return state.params, jnp.mean(met["loss"], axis=1)
 
     return run
 

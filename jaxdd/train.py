@@ -7,8 +7,8 @@ soft-label students (cfm.py) -- is this one epoch function with different argume
     trainer = make_trainer(model, tx, loss=losses.cross_entropy, batch_size=256,
                            augment=None, last_batch="short")
     state = trainer.init(keys (K,), x0)                         # TrainState, leaves (K, ...)
-    state, losses = trainer.epoch(state, orders (K, N), step_keys (K, S), images, labels,
-                                  lr=None)                      # losses (K, S)
+    state, metrics = trainer.epoch(state, orders (K, N), step_keys (K, S), images, labels,
+                                   lr=None)       # {'loss', 'acc'}: (K, S) per step
     correct = trainer.correct(state, x, y)                      # (K,) eval-mode hits
 
 * ``TrainState`` is flax's TrainState without the functions: ``params``, ``opt_state``,
@@ -202,19 +202,23 @@ class Trainer:
 
             def loss_fn(p):
                 logits, bs = self.apply(p, st.batch_stats, xb, True)
-                return self.loss(logits, tb, w), bs
+                return self.loss(logits, tb, w), (bs, logits)
 
-            (loss, bs), g = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
+            (loss, (bs, logits)), g = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
             upd, opt = tx_at(self.tx, lr).update(g, st.opt_state, st.params)
+            hit = logits.argmax(-1) == (tb if tb.ndim == 1 else tb.argmax(-1))
+            acc = L.weighted_mean(hit.astype(jnp.float32), w)
             return st.replace(params=optax.apply_updates(st.params, upd), opt_state=opt,
-                              batch_stats=bs, step=st.step + 1), loss
+                              batch_stats=bs, step=st.step + 1), {"loss": loss, "acc": acc}
 
         return jax.vmap(one)(state, x, y)
 
     # ------------------------------------------------------------------ the epoch
     def epoch(self, state: TrainState, orders, step_keys, images, labels, lr=None, *,
               shared_keys=None, aux=None, per_net_data=False):
-        """One epoch of K networks -> (state, losses (K, S)); see the module docstring.
+        """One epoch of K networks -> (state, {'loss', 'acc'} (K, S) per step); module doc.
+
+        'acc' is the training accuracy of each minibatch (argmax of soft targets).
 
         orders (K, N) int; step_keys (K, S, ...) (ignored, may be None, without augmentation); shared_keys None or (S, ...); lr: traced scalar for a tx
         factory; aux: passed to target_fn.
@@ -246,13 +250,13 @@ class Trainer:
             step_keys = jnp.zeros((k, steps + (tail is not None)), jnp.uint32)
         xs = (jnp.moveaxis(idx, 1, 0), mask, jnp.moveaxis(step_keys[:, :steps], 1, 0),
               None if shared_keys is None else shared_keys[:steps])
-        state, loss = jax.lax.scan(body, state, xs)                 # loss (steps, K)
+        state, met = jax.lax.scan(body, state, xs)                   # (steps, K)
         if tail is not None:
-            state, lt = self._step(state, tail, None, step_keys[:, steps],
+            state, mt = self._step(state, tail, None, step_keys[:, steps],
                                    None if shared_keys is None else shared_keys[steps],
                                    images, labels, lr, aux, per_net_data)
-            loss = jnp.concatenate([loss, lt[None]], 0)
-        return state, jnp.moveaxis(loss, 0, 1)
+            met = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]], 0), met, mt)
+        return state, jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), met)
 
     # ------------------------------------------------------------------ eval mode
     def logits(self, state: TrainState, x):

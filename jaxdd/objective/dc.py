@@ -49,7 +49,6 @@ each class's gradient is taken on ALL decoded images weighted by the class's one
 """
 from __future__ import annotations
 
-import math
 from typing import Callable, NamedTuple
 
 import jax
@@ -57,8 +56,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from jaxdd.losses import cross_entropy
 from jaxdd.objective.dm import (hard_labels, make_class_augment, make_init_fn, map_classes,
                                 real_data, sample_real)
+from jaxdd.train import TrainState, make_trainer, random_orders
 
 # DC's get_loops (FreD / DDiF DC/utils.py get_loops at the pinned commits); IPC 2 / 11 / 51
 # are FreD's budget settings (its DC script runs --ipc 2) and reuse the IPC 1 / 10 / 50 loops.
@@ -114,18 +115,10 @@ def gradient_distance(g_real, g_syn, eps: float = 1e-6):
                zip(jax.tree.leaves(g_real), jax.tree.leaves(g_syn)))
 
 
-def _ce(logits, labels):
-    """Per-sample cross-entropy; int labels (n,) or soft targets (n, classes)."""
-    logp = jax.nn.log_softmax(logits)
-    if labels.ndim == logits.ndim - 1:
-        return -jnp.take_along_axis(logp, labels[:, None].astype(jnp.int32), -1)[:, 0]
-    return -(labels * logp).sum(-1)
-
-
 def masked_ce(apply_fn, params, x, y, w):
-    """sum_i w_i CE_i / max(sum_i w_i, 1): the mean CE over the entries with weight 1."""
-    ce = _ce(apply_fn(params, x), y)
-    return jnp.sum(w * ce) / jnp.maximum(jnp.sum(w), 1.0)
+    """sum_i w_i CE_i / max(sum_i w_i, 1): the mean CE over the entries with weight 1
+    (``jaxdd.losses.cross_entropy``; int labels (n,) or soft targets (n, classes))."""
+    return cross_entropy(apply_fn(params, x), y, w)
 
 
 def static_groups(labels, num_classes: int):
@@ -208,39 +201,37 @@ def make_net_trainer(apply_fn: Callable, tx: optax.GradientTransformation, *,
                      augment: Callable | None = None):
     """train(key, net_state, images, labels) -> net_state after `inner_loop` epochs.
 
-    net_state = {'params', 'opt'}. Each epoch: a fresh permutation of the N images in
-    minibatches of min(batch_train, N) (the last one short when batch_train does not divide
-    N, as DC's DataLoader: padded and masked here), per-sample DSA (`augment(key, x)`,
-    non-siamese), masked mean CE, one optimizer step per minibatch; one lax.scan.
+    net_state = {'params', 'opt'}. On the training core (``jaxdd.train``, one network):
+    each epoch visits a fresh permutation of the N images (epoch i: permutation of
+    split(k_perm, inner_loop)[i], (k_perm, k_aug) = split(key)) in minibatches of
+    min(batch_train, N), the last one short when batch_train does not divide N (as DC's
+    DataLoader), per-sample DSA (`augment(key, x)`, non-siamese; step s of the whole
+    inner loop uses split(k_aug, inner_loop * steps)[s]), mean CE, one optimizer step per
+    minibatch.
     """
+    trainer = make_trainer(apply_fn, tx, loss=cross_entropy, batch_size=int(batch_train),
+                           augment=augment, last_batch="short")
+
     def train(key, net_state, images, labels):
         n = images.shape[0]
-        bt = min(int(batch_train), n)
-        nb = math.ceil(n / bt)
-        pad = nb * bt - n
+        steps = trainer.num_steps(n)
         k_perm, k_aug = jax.random.split(key)
+        orders = random_orders(jax.random.split(k_perm, inner_loop), n)   # (inner, N)
+        aug_keys = jax.random.split(k_aug, inner_loop * steps)
+        aug_keys = aug_keys.reshape((inner_loop, steps) + aug_keys.shape[1:])
+        one = lambda a: a[None]  # noqa: E731  (K = 1 network)
+        state = TrainState(params=jax.tree.map(one, net_state["params"]),
+                           opt_state=jax.tree.map(one, net_state["opt"]), batch_stats={},
+                           step=jnp.zeros((1,), jnp.int32))
 
-        def epoch_order(k):
-            perm = jax.random.permutation(k, n)
-            idx = jnp.concatenate([perm, jnp.zeros((pad,), perm.dtype)])
-            w = jnp.concatenate([jnp.ones((n,), jnp.float32), jnp.zeros((pad,), jnp.float32)])
-            return idx.reshape(nb, bt), w.reshape(nb, bt)
+        def epoch(st, inp):
+            order, ks = inp
+            return trainer.epoch(st, order[None], ks[None], images, labels)[0], None
 
-        idx, w = jax.vmap(epoch_order)(jax.random.split(k_perm, inner_loop))
-        idx, w = idx.reshape(-1, bt), w.reshape(-1, bt)
-        aug_keys = jax.random.split(k_aug, idx.shape[0])
-
-        def step(state, inp):
-            i, wi, k = inp
-            x = images[i]
-            if augment is not None:
-                x = augment(k, x)
-            g = jax.grad(masked_ce, argnums=1)(apply_fn, state["params"], x, labels[i], wi)
-            upd, opt = tx.update(g, state["opt"], state["params"])
-            return {"params": optax.apply_updates(state["params"], upd), "opt": opt}, None
-
-        out, _ = jax.lax.scan(step, net_state, (idx, w, aug_keys))
-        return out
+        state, _ = jax.lax.scan(epoch, state, (orders, aug_keys))
+        first = lambda a: a[0]  # noqa: E731
+        return {"params": jax.tree.map(first, state.params),
+                "opt": jax.tree.map(first, state.opt_state)}
 
     return train
 
