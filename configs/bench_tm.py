@@ -35,7 +35,7 @@ def get_config(arg=None):
     cfg.ceiling_repeats = 5
     cfg.param_overrides = ml_collections.ConfigDict({"ddif": {"warmup_steps": 0}})
 
-    # PyTorch peer (launch/torch_reference.py) and the same JAX step, side by side
+    # PyTorch peer (jaxdd.bench.torch_reference) and the same JAX step, side by side
     cfg.peer = ml_collections.ConfigDict(dict(
         ipc=1, num_images=10, syn_steps=20, width=128, depth=3, repeats=2, warmup=1,
         jax_warmup=0,           # JAX's first call after the (separately timed) compile is steady

@@ -489,3 +489,14 @@ def matching_config(objective: str, param: str, arg: str | None = None):
     else:
         spec["published"](cfg, objective, dataset, ipc)
     return apply_overrides(cfg, overrides)
+
+
+def default_workdir(config_flag_value: str) -> str:
+    """workdirs/<config name>-<variant> for a --config value ('configs/tm_ddif.py:cifar10,
+    ipc=10' -> workdirs/tm_ddif-cifar10_ipc10; no variant -> '-default')."""
+    import os
+
+    path, _, variant = config_flag_value.partition(":")
+    name = os.path.splitext(os.path.basename(path))[0]
+    tag = variant.replace(",", "_").replace("=", "") if variant else "default"
+    return os.path.join("workdirs", f"{name}-{tag}")

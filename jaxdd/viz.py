@@ -1,11 +1,13 @@
-"""PNG grids of image sets (synthetic sets, real samples)."""
+"""Pictures: PNG grids of image sets (synthetic sets, real samples) and the line plots of the
+spectral diagnostic (PIL only, no matplotlib)."""
 from __future__ import annotations
 
+import json
 import math
 import os
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFont
 
 
 def make_grid(images, nrow=None, pad=1, upscale=None):
@@ -37,3 +39,112 @@ def save_grid(path, images, nrow=None, **kwargs):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     Image.fromarray(make_grid(images, nrow=nrow, **kwargs)).save(path)
     return path
+
+
+# ----------------------------------------------------------------------------- line plots
+
+REAL_COLOR = (31, 119, 180)
+SYN_COLOR = (214, 39, 40)
+
+
+def _font():
+    try:
+        return ImageFont.load_default()
+    except Exception:  # pragma: no cover
+        return None
+
+
+def _nice(v):
+    if v == 0:
+        return "0"
+    a = abs(v)
+    if a >= 1e3 or a < 1e-2:
+        return f"{v:.0e}"
+    return f"{v:.3g}"
+
+
+def line_panel(draw, box, series, *, title, xlabel, ylabel, log_y=False, font=None):
+    """Draw line plots into box=(x0, y0, x1, y1). series: list of (values, color, label)."""
+    x0, y0, x1, y1 = box
+    left, bottom, top, right = 52, 30, 22, 10
+    px0, py0, px1, py1 = x0 + left, y0 + top, x1 - right, y1 - bottom
+    draw.rectangle([x0, y0, x1, y1], fill=(255, 255, 255))
+    draw.text((x0 + left, y0 + 4), title, fill=(0, 0, 0), font=font)
+    vals = [np.asarray(v, np.float64) for v, _, _ in series if len(v)]
+    if not vals:
+        return
+    allv = np.concatenate(vals)
+    if log_y:
+        pos = allv[allv > 0]
+        floor = pos.min() if pos.size else 1e-12
+        tr = lambda v: np.log10(np.maximum(np.asarray(v, np.float64), floor))
+    else:
+        tr = lambda v: np.asarray(v, np.float64)
+    t = np.concatenate([tr(v) for v in vals])
+    lo, hi = float(t.min()), float(t.max())
+    if hi - lo < 1e-12:
+        lo, hi = lo - 0.5, hi + 0.5
+    n = max(len(v) for v in vals)
+    sx = lambda i: px0 + (px1 - px0) * (i / max(n - 1, 1))
+    sy = lambda v: py1 - (py1 - py0) * ((v - lo) / (hi - lo))
+    # axes + ticks
+    draw.line([px0, py0, px0, py1, px1, py1], fill=(0, 0, 0))
+    for q in np.linspace(0, 1, 4):
+        yv = lo + q * (hi - lo)
+        yy = sy(yv)
+        draw.line([px0 - 3, yy, px0, yy], fill=(0, 0, 0))
+        lab = _nice(10 ** yv) if log_y else _nice(yv)
+        draw.text((x0 + 2, yy - 5), lab, fill=(60, 60, 60), font=font)
+    for i in sorted(set([0, n - 1, (n - 1) // 2])):
+        xx = sx(i)
+        draw.line([xx, py1, xx, py1 + 3], fill=(0, 0, 0))
+        draw.text((xx - 4, py1 + 5), str(i), fill=(60, 60, 60), font=font)
+    draw.text(((px0 + px1) // 2 - 20, y1 - 12), xlabel, fill=(60, 60, 60), font=font)
+    draw.text((x0 + 2, y0 + 4 + 10), ylabel, fill=(60, 60, 60), font=font)
+    for v, color, _ in series:
+        tv = tr(v)
+        pts = [(sx(i), sy(tv[i])) for i in range(len(tv))]
+        if len(pts) > 1:
+            draw.line(pts, fill=color, width=2)
+        for p in pts if len(pts) <= 32 else []:
+            draw.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
+    # legend
+    ly = py0 + 2
+    for _, color, label in series:
+        draw.line([px1 - 70, ly + 5, px1 - 55, ly + 5], fill=color, width=2)
+        draw.text((px1 - 52, ly), label, fill=(0, 0, 0), font=font)
+        ly += 12
+
+
+def plot_spectral_report(report, path, *, panel=(330, 200)):
+    """One row per layer: eigen-spectrum of Psi (log) | FLC energy fraction per band."""
+    layers = report["layers"]
+    w, h = panel
+    img = Image.new("RGB", (2 * w + 30, len(layers) * (h + 10) + 30), (245, 245, 245))
+    draw = ImageDraw.Draw(img)
+    font = _font()
+    draw.text((10, 8), f"UniDD spectra: real (blue, n={report['num_real']}) vs synthetic "
+                       f"(red, n={report['num_syn']})", fill=(0, 0, 0), font=font)
+    for r, lay in enumerate(layers):
+        y = 30 + r * (h + 10)
+        line_panel(draw, (10, y, 10 + w, y + h),
+                   [(lay["eig_real"], REAL_COLOR, "real"), (lay["eig_syn"], SYN_COLOR, "syn")],
+                   title=f"{lay['name']} (d={lay['dim']}): FFC eigenvalues",
+                   xlabel="eigen-index (low -> high freq)", ylabel="", log_y=True, font=font)
+        line_panel(draw, (20 + w, y, 20 + 2 * w, y + h),
+                   [(lay["flc_band_fraction_real"], REAL_COLOR, "real"),
+                    (lay["flc_band_fraction_syn"], SYN_COLOR, "syn")],
+                   title=f"{lay['name']}: FLC energy fraction per band",
+                   xlabel="band (low -> high freq)", ylabel="", log_y=False, font=font)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    img.save(path)
+    return path
+
+
+def write_spectral_report(report, out_prefix):
+    """-> (png path, json path) for out_prefix + '.png' / '.json'."""
+    png = plot_spectral_report(report, out_prefix + ".png")
+    js = out_prefix + ".json"
+    with open(js, "w") as f:
+        json.dump(report, f, indent=1)
+    return png, js

@@ -1,206 +1,47 @@
-"""Benchmark expert training and storage: vmapped experts vs one at a time, bytes per expert.
+"""Benchmark expert training and storage: vmapped experts vs one at a time, bytes per expert
+(jaxdd.bench.experts; what is measured: its docstring). Writes JSON to --out, prints a table.
 
     python launch/bench_experts.py                        # ConvNetD3, 32x32x3 random data
     python launch/bench_experts.py --num_examples=1024 --num_experts=8 --repeats=5
-
-Measures, after compilation, the median over ``--repeats`` of
-  * one training epoch (``jaxdd.experts.make_epoch_fn``: SGD + DSA, no evaluation) of
-    ``--num_experts`` experts trained together (vmap, one call), and of the same experts
-    trained one at a time (a Python loop of single-expert calls);
-    reported as seconds per expert-epoch (and per expert-epoch scaled to 50,000 examples,
-    the CIFAR-10 train set);
-  * the Orbax checkpoint of one expert with ``--snapshots`` snapshots (51 = MTT's 50
-    epochs + init): bytes on disk, save time, time and bytes read to load all snapshots vs
-    the two TM endpoints (partial restore).
-Writes JSON to ``--out`` and prints a table.
 """
-from __future__ import annotations
-
-import datetime
 import json
 import os
-import platform
 import shlex
-import statistics
 import sys
-import tempfile
-import time
 
 from absl import app, flags, logging
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
-import numpy as np  # noqa: E402
-
-from jaxdd import experts  # noqa: E402
-from jaxdd.models import count_params, get_model  # noqa: E402
-
-flags.DEFINE_string("model", "ConvNetD3", "Model name.")
-flags.DEFINE_integer("num_examples", 256, "Random training examples per epoch.")
-flags.DEFINE_integer("resolution", 32, "Image side.")
-flags.DEFINE_integer("channels", 3, "Image channels.")
-flags.DEFINE_integer("num_classes", 10, "Classes.")
-flags.DEFINE_integer("num_experts", 4, "Experts trained together (vs one at a time).")
-flags.DEFINE_integer("batch_size", 256, "Minibatch.")
-flags.DEFINE_string("dsa_strategy", experts.DEFAULT_DSA, "DSA strategy ('none' = off).")
-flags.DEFINE_enum("augment_loop", "auto", ["auto", "map", "vmap"],
-                  "How DSA runs over the experts (see jaxdd.experts.make_epoch_fn).")
-flags.DEFINE_integer("repeats", 3, "Timed repeats (median reported).")
-flags.DEFINE_integer("snapshots", 51, "Snapshots in the stored expert (storage benchmark).")
-flags.DEFINE_string("out", "bench_results/experts.json", "JSON output path.")
-FLAGS = flags.FLAGS
-
-
-def _median_times(fns, repeats):
-    """Median wall time of each fn after one warm-up call; repeats interleaved (fairer on a
-    shared machine whose load drifts)."""
-    for fn in fns:
-        fn()  # compile / warm up
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, ts in zip(fns, times):
-            t = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t)
-    return [statistics.median(ts) for ts in times], times
-
-
-def _bytes_read():
-    try:
-        import tensorstore as ts
-        ms = ts.experimental_collect_matching_metrics("/tensorstore/kvstore/file/bytes_read")
-        return sum(v.get("value", 0) for m in ms for v in m["values"])
-    except Exception:  # noqa: BLE001
-        return float("nan")
-
-
-def bench_training(model, x, y, n, batch_size, strategy, repeats, augment_loop="auto"):
-    keys = experts.expert_keys(jax.random.PRNGKey(0), n)
-    init = experts._make_init_fn(model)
-    params, k_train = init(keys, x[:1])
-    epoch_fn = experts.make_epoch_fn(model, batch_size, strategy, augment_loop)
-    lr = jnp.float32(0.01)
-
-    def together():
-        p, loss = epoch_fn(params, k_train, jnp.int32(0), x, y, lr)
-        jax.block_until_ready(p)
-
-    singles = [(jax.tree.map(lambda a: a[i:i + 1], params), k_train[i:i + 1]) for i in range(n)]
-
-    def one_at_a_time():
-        for p1, k1 in singles:
-            p, loss = epoch_fn(p1, k1, jnp.int32(0), x, y, lr)
-            jax.block_until_ready(p)
-
-    (t_tog, t_one), (all_tog, all_one) = _median_times([together, one_at_a_time], repeats)
-    return {
-        "vmap_seconds_per_epoch_all_experts": t_tog,
-        "vmap_seconds_per_expert_epoch": t_tog / n,
-        "single_seconds_per_expert_epoch": t_one / n,
-        "speedup_vmap_vs_single": t_one / t_tog,
-        "raw_vmap_seconds": all_tog,
-        "raw_single_seconds_all_experts": all_one,
-    }, jax.tree.map(lambda a: np.asarray(a[0]), params)
-
-
-def bench_storage(params, snapshots):
-    rng = np.random.RandomState(0)
-    # random values (like trained weights: incompressible), one array per epoch snapshot
-    traj = jax.tree.map(
-        lambda a: rng.randn(snapshots, *a.shape).astype(np.float32) * 0.05, params)
-    with tempfile.TemporaryDirectory() as d:
-        t = time.perf_counter()
-        path = experts.save_expert(experts.expert_dir(d, 0), traj, {"expert": 0})
-        t_save = time.perf_counter() - t
-        size = experts.dir_bytes(path)
-        b0 = _bytes_read()
-        t = time.perf_counter()
-        experts.load_slice(d, 0, 0, snapshots - 1)
-        t_full = time.perf_counter() - t
-        b1 = _bytes_read()
-        t = time.perf_counter()
-        k = min(2, snapshots - 1)  # TM's expert_epochs, mid-trajectory
-        experts.load_slice(d, 0, (snapshots - 1 - k) // 2, k, endpoints_only=True)
-        t_ends = time.perf_counter() - t
-        b2 = _bytes_read()
-    n = count_params(params)
-    return {
-        "num_params": n,
-        "snapshots": snapshots,
-        "bytes_per_snapshot_raw": 4 * n,
-        "bytes_per_expert_on_disk": size,
-        "save_seconds": t_save,
-        "load_all_snapshots_seconds": t_full,
-        "load_all_snapshots_bytes_read": b1 - b0,
-        "load_2_endpoints_seconds": t_ends,
-        "load_2_endpoints_bytes_read": b2 - b1,
-    }
+_MODEL = flags.DEFINE_string("model", "ConvNetD3", "Model name.")
+_N = flags.DEFINE_integer("num_examples", 256, "Random training examples per epoch.")
+_RES = flags.DEFINE_integer("resolution", 32, "Image side.")
+_CH = flags.DEFINE_integer("channels", 3, "Image channels.")
+_NC = flags.DEFINE_integer("num_classes", 10, "Classes.")
+_E = flags.DEFINE_integer("num_experts", 4, "Experts trained together (vs one at a time).")
+_BS = flags.DEFINE_integer("batch_size", 256, "Minibatch.")
+_DSA = flags.DEFINE_string("dsa_strategy", "color_crop_cutout_flip_scale_rotate",
+                           "DSA strategy ('none' = off).")
+_LOOP = flags.DEFINE_enum("augment_loop", "auto", ["auto", "map", "vmap"],
+                          "How DSA runs over the experts (see jaxdd.experts.make_epoch_fn).")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repeats (median reported).")
+_SNAP = flags.DEFINE_integer("snapshots", 51, "Snapshots in the stored expert (storage).")
+_OUT = flags.DEFINE_string("out", "bench_results/experts.json", "JSON output path.")
 
 
 def main(argv):
     del argv
-    logging.set_verbosity(logging.WARNING)
-    f = FLAGS
-    rng = np.random.RandomState(0)
-    x = jnp.asarray(rng.randn(f.num_examples, f.resolution, f.resolution, f.channels)
-                    .astype(np.float32))
-    y = jnp.asarray(rng.randint(0, f.num_classes, f.num_examples).astype(np.int32))
-    model = get_model(f.model, f.num_classes)
-    t0 = time.time()
-    train, params = bench_training(model, x, y, f.num_experts, f.batch_size, f.dsa_strategy,
-                                   f.repeats, f.augment_loop)
-    storage = bench_storage(params, f.snapshots)
-    result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": "python " + " ".join(shlex.quote(a) for a in sys.argv),
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": [str(d) for d in jax.devices()],
-        "cpu_count": os.cpu_count(),
-        "platform": platform.platform(),
-        "config": {k: getattr(f, k) for k in (
-            "model", "num_examples", "resolution", "channels", "num_classes", "num_experts",
-            "batch_size", "dsa_strategy", "augment_loop", "repeats", "snapshots")},
-        "training": train,
-        "storage": storage,
-        "wall_seconds": time.time() - t0,
-    }
-    scale = 50000 / f.num_examples
-    result["training"]["vmap_seconds_per_expert_epoch_at_50k"] = (
-        train["vmap_seconds_per_expert_epoch"] * scale)
-    result["training"]["single_seconds_per_expert_epoch_at_50k"] = (
-        train["single_seconds_per_expert_epoch"] * scale)
-    os.makedirs(os.path.dirname(os.path.abspath(f.out)), exist_ok=True)
-    with open(f.out, "w") as fh:
-        json.dump(result, fh, indent=2)
+    from jaxdd.bench import experts as bench_experts
 
-    tr, st = result["training"], result["storage"]
-    rows = [
-        ("model / input", f"{f.model}, {f.num_examples} x {f.resolution}x{f.resolution}x"
-                          f"{f.channels}, batch {f.batch_size}, DSA {f.dsa_strategy}"),
-        ("device", f"{jax.default_backend()} x{jax.device_count()}"),
-        (f"s / expert-epoch, {f.num_experts} together (vmap)",
-         f"{tr['vmap_seconds_per_expert_epoch']:.3f}"),
-        ("s / expert-epoch, one at a time", f"{tr['single_seconds_per_expert_epoch']:.3f}"),
-        ("speedup vmap vs one at a time", f"{tr['speedup_vmap_vs_single']:.2f}x"),
-        ("s / expert-epoch scaled to 50k examples (vmap / single)",
-         f"{tr['vmap_seconds_per_expert_epoch_at_50k']:.1f} / "
-         f"{tr['single_seconds_per_expert_epoch_at_50k']:.1f}"),
-        ("parameters", f"{st['num_params']:,}"),
-        (f"bytes per expert ({st['snapshots']} snapshots)",
-         f"{st['bytes_per_expert_on_disk']:,} ({st['bytes_per_expert_on_disk'] / 1e6:.1f} MB)"),
-        ("save / load all / load 2 endpoints (s)",
-         f"{st['save_seconds']:.2f} / {st['load_all_snapshots_seconds']:.2f} / "
-         f"{st['load_2_endpoints_seconds']:.2f}"),
-        ("bytes read: all / 2 endpoints",
-         f"{st['load_all_snapshots_bytes_read']:,} / {st['load_2_endpoints_bytes_read']:,}"),
-    ]
-    w = max(len(r[0]) for r in rows)
-    for k, v in rows:
-        print(f"{k:<{w}}  {v}")
-    print(f"-> {f.out}")
+    logging.set_verbosity(logging.WARNING)
+    result = bench_experts.run(
+        model=_MODEL.value, num_examples=_N.value, resolution=_RES.value, channels=_CH.value,
+        num_classes=_NC.value, num_experts=_E.value, batch_size=_BS.value,
+        dsa_strategy=_DSA.value, augment_loop=_LOOP.value, repeats=_REPEATS.value,
+        snapshots=_SNAP.value, command="python " + " ".join(shlex.quote(a) for a in sys.argv))
+    os.makedirs(os.path.dirname(os.path.abspath(_OUT.value)), exist_ok=True)
+    with open(_OUT.value, "w") as f:
+        json.dump(result, f, indent=2)
+    print(bench_experts.table(result))
+    print(f"-> {_OUT.value}")
 
 
 if __name__ == "__main__":

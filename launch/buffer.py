@@ -9,15 +9,10 @@ Re-running the same command resumes: complete experts are skipped.
 """
 from __future__ import annotations
 
-import os
-import sys
-
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from jaxdd import experts  # noqa: E402
+from jaxdd import experts
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/buffer.py", "Buffer config (configs/buffer.py:<variant>).",

@@ -13,7 +13,6 @@ Flags:
   --workdir  where the run lives (default workdirs/cfm-<variant>).
 """
 import os
-import sys
 import time
 
 # Small LAPACK calls (the (Psi + beta I) solves on CPU) run ~1000x slower when OpenBLAS
@@ -24,9 +23,6 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from absl import app, flags
 from ml_collections import config_flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/cfm.py", "CFM config file")
 _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumable)")
 _MODE = flags.DEFINE_enum("mode", "all", ["squeeze", "recover", "evaluate", "all"],
@@ -34,16 +30,10 @@ _MODE = flags.DEFINE_enum("mode", "all", ["squeeze", "recover", "evaluate", "all
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
 
 
-def default_workdir(config_flag_value: str) -> str:
-    path, _, variant = config_flag_value.partition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    tag = variant.replace(",", "_").replace("=", "") if variant else "default"
-    return os.path.join("workdirs", f"{name}-{tag}")
-
-
 def main(argv):
     del argv
     from jaxdd import cfm
+    from jaxdd.config import default_workdir
 
     cfg = _CONFIG.value
     workdir = _WORKDIR.value or default_workdir(
@@ -60,8 +50,8 @@ def main(argv):
     if mode in ("evaluate", "all"):
         p.evaluate()
     if mode == "all" and cfg.diagnostic.get("enabled", True):
-        from spectral_diagnostic import write_report
-        png, js = write_report(p.diagnostic(), os.path.join(workdir, "spectral"))
+        from jaxdd.viz import write_spectral_report
+        png, js = write_spectral_report(p.diagnostic(), os.path.join(workdir, "spectral"))
         print(f"[cfm] spectral diagnostic: {png}")
     print(f"[cfm] done ({mode}) in {time.time() - t0:.1f} s")
 

@@ -8,12 +8,9 @@ Flags:
              the same command on the same workdir resumes.
 """
 import os
-import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_pixel.py",
                                           "distillation config file")
@@ -23,13 +20,6 @@ _MULTIHOST = flags.DEFINE_bool("distributed", False,
                                "call jax.distributed.initialize() (multi-host runs)")
 
 
-def default_workdir(config_flag_value: str) -> str:
-    path, _, variant = config_flag_value.partition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
-    tag = variant.replace(",", "_").replace("=", "") if variant else "default"
-    return os.path.join("workdirs", f"{name}-{tag}")
-
-
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
@@ -37,6 +27,7 @@ def main(argv):
         import jax
         jax.distributed.initialize()
     from jaxdd import distill
+    from jaxdd.config import default_workdir
 
     cfg = _CONFIG.value
     workdir = _WORKDIR.value or default_workdir(

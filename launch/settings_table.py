@@ -13,8 +13,7 @@ import sys
 
 from absl import app, flags
 
-ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
-sys.path.insert(0, ROOT)
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")  # configs/ lives here
 
 _OUT = flags.DEFINE_string("out", None, "write the markdown here instead of stdout")
 _CONFIGS = flags.DEFINE_list(

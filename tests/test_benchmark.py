@@ -4,7 +4,6 @@ im2col patch layouts of the fast CPU convolution path."""
 import importlib.util
 import json
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -14,18 +13,10 @@ import pytest
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _load(name):
-    path = os.path.join(ROOT, "launch", f"{name}.py")
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def bench():
-    return _load("benchmark")
+    from jaxdd.bench import suite
+    return suite
 
 
 def _tiny_cfg():
@@ -106,7 +97,7 @@ def test_targets_report_met_and_missed(bench):
 def test_torch_reference_computes_the_same_tm_step():
     """The PyTorch peer (flat parameters, create_graph unroll) = jaxdd's TM, value and grads."""
     pytest.importorskip("torch")
-    tr = _load("torch_reference")
+    from jaxdd.bench import torch_reference as tr
     from jaxdd.models import get_model
     from jaxdd.objective import tm
 
