@@ -51,7 +51,6 @@ by evaluate.py), kept here so the core owns the whole recipe.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Optional
 
 import flax.linen as nn

@@ -3,18 +3,18 @@
     python launch/evaluate.py --synthetic=workdirs/tm_vanilla-default/synthetic.msgpack
     python launch/evaluate.py --synthetic=... --resolution=32 --model=ConvNetD3W32
     python launch/evaluate.py --random_real --dataset=digits --resolution=16 --ipc=1
+    python launch/evaluate.py --synthetic=... --model=ResNet18BN   # any registry model
 
-Protocol (REFERENCE.md): fresh networks, SGD momentum 0.9, wd 5e-4, lr x0.1 at half,
+Protocol (REFERENCE.md): fresh networks, SGD momentum 0.9, wd 5e-4, E + 1 passes with lr x0.1
+(and the momentum reset) after pass E // 2 + 1,
 batch 256, DSA; the FINAL test accuracy, mean +- std over --num_nets networks trained
-together. The learning rate defaults to the set's learned syn_lr.
+together. The learning rate defaults to the set's learned syn_lr. Every model of the
+registry (jaxdd.models.get_model) works, BatchNorm ones included (statistics carried in
+training by jaxdd.train, running statistics at test time).
 """
 import json
-import os
-import sys
 
 from absl import app, flags, logging
-
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 _SYN = flags.DEFINE_string("synthetic", None, "synthetic.msgpack written by distill.py")
 _RANDOM = flags.DEFINE_bool("random_real", False, "evaluate K random real images per class")

@@ -40,6 +40,17 @@ def test_soft_one_hot_labels_equal_hard_labels(digits):
     np.testing.assert_allclose(hard.accs, soft.accs)
 
 
+def test_random_real_with_a_batchnorm_model(digits):
+    """BN models train with batch statistics (one set per network) and test in eval mode."""
+    train, test = digits
+    model = get_model("ConvNetD1W4BN", train.num_classes)
+    res = evaluate_random_real(jax.random.PRNGKey(3), model, train, test, 3, lr=0.01,
+                               num_nets=2, epochs=4, batch_size=16, dsa_strategy="flip",
+                               progress=False)
+    assert res.accs.shape == (2,) and res.passes == 5
+    assert res.mean > 0.15, res  # chance is 0.1
+
+
 @pytest.mark.parametrize("name", ["tm_pixel", "tm_ddif", "tm_fred", "tm_nsd"])
 @pytest.mark.parametrize("arg", [None, "cifar10,ipc=10", "cifar100,ipc=50", "digits,iterations=7"])
 def test_configs_load(name, arg):
