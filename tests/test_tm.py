@@ -151,3 +151,41 @@ def test_explicit_schedule_equals_drawn_schedule(problem):
         loss.with_schedule(idx[:2], w[:2], jnp.asarray(images), jnp.asarray(labels), ctx)
     with pytest.raises(ValueError, match="schedule"):
         tm.make_loss(linear_apply, syn_steps=3, schedule="random")
+
+
+def _ocfg(**kw):
+    import ml_collections
+    d = dict(syn_steps=2, expert_epochs=1, max_start_epoch=2, batch_syn=0, remat=False,
+             gamma=0.0, real_batch=4)
+    d.update(kw)
+    return ml_collections.ConfigDict(d)
+
+
+def test_objective_from_trajectories_is_the_loss_on_the_sampled_slice(problem):
+    """TM receives trajectories (no Run, no experts module): sample_ctx has the one
+    signature (key, syn_lr, data, obj_state) and picks expert e, epochs s and s + ee."""
+    images, labels, w0, b0, wt, bt = problem
+    # 2 experts x 3 epochs of the linear model
+    traj = {"w": np.stack([np.stack([w0, (w0 + wt) / 2, wt])] * 2),
+            "b": np.stack([np.stack([b0, (b0 + bt) / 2, bt])] * 2)}
+    obj = tm.make_objective(linear_apply, traj, _ocfg(), dsa_strategy="none")
+    assert obj.learn_lr and obj.init_state is None
+    ctx = obj.sample_ctx(jax.random.PRNGKey(0), jnp.float32(0.1), obj.data, ())
+    s = [i for i in range(2) if np.allclose(ctx.start["w"], traj["w"][0, i])]
+    assert len(s) == 1
+    np.testing.assert_allclose(ctx.target["w"], traj["w"][0, s[0] + 1])
+    val = obj.loss(jax.random.PRNGKey(1), jnp.asarray(images), jnp.asarray(labels), ctx)
+    assert np.isfinite(float(val))
+    # the loop's jit sees sample_ctx with the carried state () like every objective
+    jax.jit(obj.sample_ctx)(jax.random.PRNGKey(0), jnp.float32(0.1), obj.data, ())
+
+
+def test_objective_refuses_too_short_trajectories_and_missing_ones(problem):
+    from jaxdd.objective import Setup
+    _, _, w0, b0, _, _ = problem
+    traj = {"w": np.stack([np.stack([w0, w0])]), "b": np.stack([np.stack([b0, b0])])}
+    with pytest.raises(ValueError, match="max_start_epoch"):
+        tm.make_objective(linear_apply, traj, _ocfg(max_start_epoch=2, expert_epochs=1))
+    with pytest.raises(ValueError, match="trajectories"):
+        tm.build(Setup(cfg=None, model=None, apply_fn=linear_apply, train_ds=None))
+    assert tm.trajectory_epochs(_ocfg(max_start_epoch=5, expert_epochs=2)) == 7
