@@ -1,8 +1,8 @@
 """The house rules of DESIGN.md, checked on the source (ast) of every module under jaxdd/:
 
 * parameterizations (jaxdd/param/) and objectives (jaxdd/objective/) never import each other;
-* objectives and parameterizations never import the loop (distill, evaluate, experts, the
-  CFM pipeline);
+* objectives and parameterizations never import the loop (distill, evaluate, experts) nor
+  the benchmarks;
 * nothing under jaxdd/ imports launch/ or configs/, runs a file by path, or edits sys.path;
 * no torch in the library except inside functions (the benchmark's PyTorch peer).
 """
@@ -13,7 +13,8 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PKG = os.path.join(ROOT, "jaxdd")
-LOOP = ("jaxdd.distill", "jaxdd.evaluate", "jaxdd.experts", "jaxdd.cfm", "jaxdd.bench")
+# the loop side (DESIGN.md): what prepares an objective's inputs and drives it
+LOOP = ("jaxdd.distill", "jaxdd.evaluate", "jaxdd.experts", "jaxdd.bench")
 
 
 def _modules():
