@@ -1,7 +1,15 @@
-"""Shared pieces of the ml_collections configs in configs/.
+"""The config builders behind configs/ (importable: a normal install needs no configs/ dir).
 
 A config string selects a variant: `configs/tm_pixel.py:cifar10,ipc=10` -> dataset
-'cifar10', overrides {'ipc': 10}. Values are parsed as Python literals when possible.
+'cifar10', overrides {'ipc': 10}; `parse_config_string` is the one parser (values are Python
+literals when they parse, else strings).
+
+  base_config(dataset, ipc)         the fields every distillation config has
+  apply_mtt / digits_tm             MTT's published rows / the digits TM setting (tm_*.py)
+  matching_config(obj, param, arg)  every DM / DC config (configs/{dm,dc}_*.py)
+  buffer_config(arg)                the expert-buffer recipe (configs/buffer.py, build hints)
+  buffer_for(cfg)                   the buffer a distillation config reads
+  default_workdir(--config value)   workdirs/<config>-<variant>
 """
 from __future__ import annotations
 
