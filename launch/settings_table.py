@@ -2,6 +2,7 @@
 
     python launch/settings_table.py                      # markdown on stdout
     python launch/settings_table.py --out=settings.md
+    python launch/settings_table.py --readme=README.md   # rewrite README's generated block
 
 Loads configs/<objective>_<param>.py by path, builds each entry of its VARIANTS list (the
 convention is in jaxdd/published/__init__.py) and renders the rows with
@@ -16,6 +17,7 @@ from absl import app, flags
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")  # configs/ lives here
 
 _OUT = flags.DEFINE_string("out", None, "write the markdown here instead of stdout")
+_README = flags.DEFINE_string("readme", None, "replace the generated block of this README")
 _CONFIGS = flags.DEFINE_list(
     "configs", [f"{o}_{p}" for o in ("tm", "dm", "dc")
                 for p in ("pixel", "fred", "ddif", "nsd")],
@@ -48,7 +50,13 @@ def main(argv):
                 failed += 1
                 print(f"[settings_table] {name}:{v} failed: {e}", file=sys.stderr)
     text = table.markdown(table.rows(pairs))
-    if _OUT.value:
+    if _README.value:
+        with open(_README.value) as f:
+            old = f.read()
+        with open(_README.value, "w") as f:
+            f.write(table.replace_block(old, text))
+        print(f"updated the settings table in {_README.value} ({len(pairs)} rows)")
+    elif _OUT.value:
         with open(_OUT.value, "w") as f:
             f.write(text)
         print(f"wrote {_OUT.value} ({len(pairs)} rows)")

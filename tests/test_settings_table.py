@@ -45,3 +45,16 @@ def test_tm_pixel_rows_read_the_config():
     assert "| tm_pixel | cifar100 | 50 | ConvNetD3 | 80 | 2 | 40 |" in line
     (d,) = table.rows([("dm_pixel", _mod("dm_pixel").get_config("cifar10,ipc=10"))])
     assert d["syn_steps"] is None and "| - |" in table.markdown([d])
+
+
+def test_readme_table_is_the_generated_one():
+    """README's settings table is generated from the configs, never typed: it must equal what
+    `python launch/settings_table.py --readme=README.md` writes today."""
+    pairs = []
+    for name in NAMES:
+        mod = _mod(name)
+        pairs += [(name, mod.get_config(v)) for v in getattr(mod, "VARIANTS", [])]
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    assert table.read_block(readme) == table.markdown(table.rows(pairs)), (
+        "README's settings table is stale: run python launch/settings_table.py --readme=README.md")
