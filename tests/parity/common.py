@@ -33,6 +33,23 @@ def add_reference_path(ref: str, subdir: str = "") -> str:
     return path
 
 
+def stub_torchvision() -> None:
+    """Import-time stand-ins for torchvision (not installed next to the CPU torch here): the
+    authors' utils.py imports it at module level but the functions the fixtures call never
+    use it. A real torchvision, when importable, is left alone."""
+    import types
+
+    try:
+        import torchvision  # noqa: F401
+        return
+    except ImportError:
+        pass
+    for mod in ("torchvision", "torchvision.datasets", "torchvision.transforms"):
+        sys.modules.setdefault(mod, types.ModuleType(mod))
+    sys.modules["torchvision"].datasets = sys.modules["torchvision.datasets"]
+    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+
+
 def repo_commit(ref: str) -> str:
     try:
         return subprocess.check_output(["git", "-C", ref, "rev-parse", "HEAD"], text=True).strip()

@@ -33,7 +33,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_reference_path, save_fixture, stub_torchvision  # noqa: E402
 
 R = 16
 TRAIN = [((37, 50), 0), ((20, 20), 5), ((50, 37), 217), ((9, 7), 482), ((30, 41), 999),
@@ -61,11 +61,7 @@ def main():
     add_reference_path(args.ref)
     import torch
     import torch.nn.functional as F
-    import types
-    for mod in ("torchvision", "torchvision.datasets", "torchvision.transforms"):
-        sys.modules.setdefault(mod, types.ModuleType(mod))  # import-time stubs only
-    sys.modules["torchvision"].datasets = sys.modules["torchvision.datasets"]
-    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+    stub_torchvision()
     from utils import config  # the authors' class lists (utils.py:17-44)
 
     ids = list(config.dict["imagenette"])

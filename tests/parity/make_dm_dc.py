@@ -37,17 +37,6 @@ NUM_CLASSES, SIDE, CH, WIDTH, DEPTH = 3, 8, 3, 4, 2
 N_REAL, N_SYN = 5, 2  # real images per class (batch_real), synthetic images per class
 
 
-def stub_torchvision():
-    if "torchvision" in sys.modules:
-        return
-    tv = types.ModuleType("torchvision")
-    tv.datasets = types.ModuleType("torchvision.datasets")
-    tv.transforms = types.ModuleType("torchvision.transforms")
-    sys.modules["torchvision"] = tv
-    sys.modules["torchvision.datasets"] = tv.datasets
-    sys.modules["torchvision.transforms"] = tv.transforms
-
-
 def net_arrays(net, prefix):
     return {f"{prefix}{k}": v.detach().numpy().copy() for k, v in net.state_dict().items()}
 
@@ -56,7 +45,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/FreD")
     args = ap.parse_args()
-    stub_torchvision()
+    common.stub_torchvision()
     import torch
     # DC/utils.py and DM/utils.py both do `from networks import ...`; networks.py is the same
     # file in DM/ and DC/ (diff: whitespace only). DC/ first: match_loss / epoch live there.

@@ -39,26 +39,10 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, repo_commit, save_fixture  # noqa: E402
+from parity.common import (add_reference_path, repo_commit, save_fixture,  # noqa: E402
+                           stub_torchvision)
 
 STRATEGY = "color_crop_cutout_flip_scale_rotate"
-
-
-def _stub_torchvision():
-    """DSA does not use torchvision; the authors' utils.py imports it at module level."""
-    if "torchvision" in sys.modules:
-        return
-    try:
-        import torchvision  # noqa: F401
-        return
-    except ImportError:
-        pass
-    tv = types.ModuleType("torchvision")
-    tv.datasets = types.ModuleType("torchvision.datasets")
-    tv.transforms = types.ModuleType("torchvision.transforms")
-    sys.modules["torchvision"] = tv
-    sys.modules["torchvision.datasets"] = tv.datasets
-    sys.modules["torchvision.transforms"] = tv.transforms
 
 
 def _load_utils(code_dir: str, name: str):
@@ -137,7 +121,7 @@ def main():
     import torch
 
     torch.set_num_threads(1)
-    _stub_torchvision()
+    stub_torchvision()
     add_reference_path(args.ref)
     U = _load_utils(os.path.abspath(args.ref), "mtt_utils")
 

@@ -25,7 +25,7 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_reference_path, save_fixture, stub_torchvision  # noqa: E402
 
 N, NT, C, S, K, BATCH, EPOCHS, LR = 10, 12, 3, 8, 4, 4, 4, 0.05
 
@@ -53,11 +53,7 @@ def main():
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)
-    import types
-    for mod in ("torchvision", "torchvision.datasets", "torchvision.transforms"):
-        sys.modules.setdefault(mod, types.ModuleType(mod))  # import-time stubs: not executed
-    sys.modules["torchvision"].datasets = sys.modules["torchvision.datasets"]
-    sys.modules["torchvision"].transforms = sys.modules["torchvision.transforms"]
+    stub_torchvision()
     import torch
     import torch.utils.data
     import utils  # the authors' utils.py
