@@ -86,115 +86,15 @@ from tqdm.auto import tqdm
 from jaxdd import io as _io
 from jaxdd.losses import cross_entropy, kl_divergence
 from jaxdd.objective import spectral
+# the pure pieces (recover augmentation, conv-input capture, statistics, the recover loss)
+# live in the CFM objective; the pipeline imports them (never the reverse)
+from jaxdd.objective.cfm import (  # noqa: F401
+    conv_inputs, crop_resize, feature_losses, random_flip, random_resized_crop, random_roll,
+    real_targets, recover_augment, recover_terms, rrc_params, synthetic_statistics,
+    zero_cache)
 from jaxdd.train import make_trainer, random_orders
 
 # ============================================================================ augmentation
-
-
-def rrc_params(key, n, height, width, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
-               attempts=10):
-    """torchvision RandomResizedCrop.get_params, vectorized over n draws.
-
-    Returns int32 arrays (i, j, h, w), each (n,): crop top, left, height, width.
-    Up to `attempts` proposals per draw (area ~ U(scale) * H * W, log-aspect uniform in
-    log(ratio)); the first valid one is taken, else the central fallback crop.
-    """
-    ka, kr, ki, kj = jax.random.split(key, 4)
-    area = float(height * width)
-    t_area = area * jax.random.uniform(ka, (n, attempts), minval=scale[0], maxval=scale[1])
-    logr = jax.random.uniform(kr, (n, attempts), minval=math.log(ratio[0]),
-                              maxval=math.log(ratio[1]))
-    ar = jnp.exp(logr)
-    w = jnp.round(jnp.sqrt(t_area * ar)).astype(jnp.int32)
-    h = jnp.round(jnp.sqrt(t_area / ar)).astype(jnp.int32)
-    valid = (w > 0) & (w <= width) & (h > 0) & (h <= height)
-    first = jnp.argmax(valid, axis=1)
-    anyv = valid.any(axis=1)
-    pick = lambda a: jnp.take_along_axis(a, first[:, None], axis=1)[:, 0]
-    w, h = pick(w), pick(h)
-    ui = pick(jax.random.uniform(ki, (n, attempts)))
-    uj = pick(jax.random.uniform(kj, (n, attempts)))
-    i = jnp.floor(ui * (height - h + 1)).astype(jnp.int32)
-    j = jnp.floor(uj * (width - w + 1)).astype(jnp.int32)
-    # fallback: whole image if its aspect is within `ratio`, else the central crop
-    in_ratio = width / height
-    if in_ratio < min(ratio):
-        fw, fh = width, int(round(width / min(ratio)))
-    elif in_ratio > max(ratio):
-        fh, fw = height, int(round(height * max(ratio)))
-    else:
-        fw, fh = width, height
-    fi, fj = (height - fh) // 2, (width - fw) // 2
-    i = jnp.where(anyv, i, fi)
-    j = jnp.where(anyv, j, fj)
-    h = jnp.where(anyv, h, fh)
-    w = jnp.where(anyv, w, fw)
-    return i, j, h, w
-
-
-def _interp_matrix(start, length, in_size, out_size):
-    """Bilinear resize (align_corners=False, PyTorch) of a crop as a matrix.
-
-    start, length: int arrays (n,) -> (n, out_size, in_size) with out = R @ in resampling
-    rows [start, start + length) of the input to out_size rows.
-    """
-    u = jnp.arange(out_size, dtype=jnp.float32)
-    lf = length.astype(jnp.float32)[:, None]
-    src = (u[None, :] + 0.5) * lf / out_size - 0.5
-    src = jnp.maximum(src, 0.0)
-    y0 = jnp.minimum(jnp.floor(src), lf - 1.0)
-    lam = src - y0
-    y1 = jnp.minimum(y0 + 1.0, lf - 1.0)
-    s = start.astype(jnp.float32)[:, None]
-    a0 = jax.nn.one_hot((s + y0).astype(jnp.int32), in_size)
-    a1 = jax.nn.one_hot((s + y1).astype(jnp.int32), in_size)
-    return (1.0 - lam)[..., None] * a0 + lam[..., None] * a1
-
-
-def crop_resize(x, i, j, h, w):
-    """Crop (i, j, h, w) of every image (params (n,) or (1,) broadcast) resized back to the
-    input size with bilinear interpolation. x (n, H, W, C) -> (n, H, W, C); linear in x."""
-    n, hh, ww, _ = x.shape
-    ry = _interp_matrix(i, h, hh, hh)
-    rx = _interp_matrix(j, w, ww, ww)
-    ry = jnp.broadcast_to(ry, (n,) + ry.shape[1:])
-    rx = jnp.broadcast_to(rx, (n,) + rx.shape[1:])
-    return jnp.einsum("nuh,nhwc,nvw->nuvc", ry, x, rx, precision=jax.lax.Precision.HIGHEST)
-
-
-def random_resized_crop(key, x, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0),
-                        per_sample=True):
-    """RandomResizedCrop to the input size (differentiable w.r.t. x).
-
-    per_sample=False: one crop for the whole batch (torchvision on a 4-D tensor)."""
-    n, hh, ww, _ = x.shape
-    i, j, h, w = rrc_params(key, n if per_sample else 1, hh, ww, tuple(scale), tuple(ratio))
-    return crop_resize(x, i, j, h, w)
-
-
-def random_flip(key, x, per_sample=True, p=0.5):
-    """Horizontal flip with probability p (per image, or one coin for the batch)."""
-    shape = (x.shape[0], 1, 1, 1) if per_sample else ()
-    flip = jax.random.uniform(key, shape) < p
-    return jnp.where(flip, x[:, :, ::-1, :], x)
-
-
-def random_roll(key, x, max_shift):
-    """torch.roll by (s1, s2) on (H, W), s ~ U{0..max_shift}, one draw for the batch."""
-    if max_shift <= 0:
-        return x
-    s = jax.random.randint(key, (2,), 0, int(max_shift) + 1)
-    return jnp.roll(x, (s[0], s[1]), axis=(1, 2))
-
-
-def recover_augment(key, x, *, scale=(0.08, 1.0), ratio=(3.0 / 4.0, 4.0 / 3.0), flip=True,
-                    jitter=4, per_sample=False):
-    """The recover augmentation: RandomResizedCrop -> flip -> random roll (differentiable)."""
-    k1, k2, k3 = jax.random.split(key, 3)
-    x = random_resized_crop(k1, x, scale, ratio, per_sample)
-    if flip:
-        x = random_flip(k2, x, per_sample)
-    return random_roll(k3, x, jitter)
 
 
 def random_crop_flip(key, x, pad, fill=None, flip=True):
@@ -236,39 +136,6 @@ def cutmix(key, x, alpha=1.0):
     cols = jnp.arange(ww)[None, :]
     box = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
     return jnp.where(box[None, :, :, None], x[perm], x)
-
-
-# ============================================================================ feature capture
-
-def _is_conv(module) -> bool:
-    from jaxdd.models.conv import Conv
-    return isinstance(module, (Conv, nn.Conv))
-
-
-def conv_inputs(model, variables, x, *, exclude: Sequence[str] = ("shortcut",), train=False):
-    """Run `model` and record the INPUT of every conv layer, in call order.
-
-    Uses `flax.linen.intercept_methods` (the network code is untouched): every `__call__` of
-    a conv module (jaxdd.models.conv.Conv or flax.linen.Conv) whose path contains none of
-    the `exclude` substrings records its first argument.
-
-    Returns (logits, names: tuple of '/'-joined module paths, feats: list of (N, h, w, d)).
-    Pure from the outside (the recording list lives inside the call); jit/grad-able.
-    """
-    names, feats = [], []
-
-    def interceptor(next_fun, args, kwargs, context):
-        mod = context.module
-        if context.method_name == "__call__" and _is_conv(mod):
-            name = "/".join(str(p) for p in mod.path)
-            if not any(e and e in name for e in exclude):
-                names.append(name)
-                feats.append(args[0])
-        return next_fun(*args, **kwargs)
-
-    with nn.intercept_methods(interceptor):
-        logits = model.apply(variables, x, train=train)
-    return logits, tuple(names), feats
 
 
 # ============================================================================ serialization
@@ -511,40 +378,164 @@ def real_statistics(model, variables, images, labels, num_classes, *, batch_size
     return {"names": list(names), "psi": psi, "phi": phi, "mean": mean, "count": int(n)}
 
 
-def synthetic_statistics(feats, labels, num_classes, signal="class"):
-    """Per-layer (Psi_s, Phi_s) of one synthetic batch (lists of jnp arrays)."""
-    psi = [spectral.ffc(f) for f in feats]
-    phi = [spectral.signal(f, labels, num_classes, signal) for f in feats]
-    return psi, phi
+def prepare_teacher(ocfg, train_ds, test_ds, directory, *, progress=True, log=None):
+    """The squeeze and statistics stages for the CFM objective of the generic loop.
+
+    ocfg: cfg.objective of a configs/cfm_*.py run (teacher, squeeze, statistics, signal);
+    directory: where teacher.msgpack / stats.msgpack are cached (ocfg.squeeze.dir, or the
+    run's workdir); a cached file made with another config raises. Returns
+    dict(model, variables, stats, test_acc) for `jaxdd.objective.Setup.teacher`.
+    """
+    from jaxdd.models import get_model
+    os.makedirs(directory, exist_ok=True)
+    nc = int(train_ds.num_classes)
+    model = get_model(ocfg.teacher.name, nc, **dict(ocfg.teacher.get("overrides", {}) or {}))
+    s = ocfg.squeeze
+    meta = json.loads(json.dumps(
+        {"dataset": list(train_ds.images.shape), "teacher": ocfg.teacher.to_dict(),
+         "squeeze": {k: v for k, v in s.to_dict().items() if k != "dir"}}, default=str))
+
+    def check(path, stored):
+        if json.dumps(stored, sort_keys=True) != json.dumps(cur, sort_keys=True):
+            raise ValueError(f"{path} was made with another teacher / statistics config:\n"
+                             f"  stored {stored}\n  current {cur}\nUse another workdir (or "
+                             "objective.squeeze.dir), or delete the file.")
+
+    tpath = os.path.join(directory, "teacher.msgpack")
+    cur = meta
+    if os.path.exists(tpath):
+        d = load_msgpack(tpath)
+        check(tpath, json.loads(d["meta"]))
+        variables, acc = jax.tree.map(jnp.asarray, d["variables"]), float(d["test_acc"])
+    else:
+        t0 = time.time()
+        fill = train_ds.normalize(np.zeros((1, 1, 1, train_ds.image_shape[-1])))
+        variables = train_teacher(
+            jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), model,
+            train_ds.images, train_ds.labels, epochs=int(s.epochs),
+            batch_size=int(s.batch_size), lr=float(s.lr), momentum=float(s.momentum),
+            weight_decay=float(s.weight_decay), crop_pad=int(s.crop_pad), fill=fill.ravel(),
+            flip=bool(s.flip), ckpt_path=os.path.join(directory, "teacher_ckpt.msgpack"),
+            checkpoint_every=int(s.get("checkpoint_every", 10)), progress=progress, log=log)
+        acc = accuracy_of(model, variables, test_ds.images, test_ds.labels)
+        save_msgpack(tpath, {"variables": variables, "test_acc": acc,
+                             "seconds": time.time() - t0, "meta": json.dumps(meta)})
+        ck = os.path.join(directory, "teacher_ckpt.msgpack")
+        if os.path.exists(ck):
+            os.remove(ck)
+        print(f"[cfm] teacher trained in {time.time() - t0:.1f} s: test accuracy {acc:.4f}")
+        variables = jax.tree.map(jnp.asarray, variables)
+    st = ocfg.statistics
+    exclude = tuple(st.get("exclude", ("shortcut",)))
+    cur = json.loads(json.dumps({**meta, "exclude": list(exclude), "psi": str(st.psi),
+                                 "batch_size": int(st.batch_size)}))
+    spath = os.path.join(directory, "stats.msgpack")
+    if os.path.exists(spath):
+        stats = load_msgpack(spath)
+        check(spath, json.loads(stats["meta"]))
+    else:
+        stats = real_statistics(model, variables, train_ds.images, train_ds.labels, nc,
+                                batch_size=int(st.batch_size), exclude=exclude,
+                                progress=progress, merge=str(st.psi))
+        stats["meta"] = json.dumps(cur)
+        save_msgpack(spath, stats)
+    return {"model": model, "variables": variables, "stats": stats, "test_acc": acc}
+
+
+# ============================================================================ distill configs
+
+# UniDD relabel batch sizes (the public code's commands); digits uses CIFAR-10's
+_EVAL_BATCH = {("cifar10", 1): 10, ("cifar10", 10): 50, ("cifar10", 50): 100,
+               ("cifar100", 1): 20, ("cifar100", 10): 100, ("cifar100", 50): 200}
+# the synthetic optimizer per parameterization: UniDD's Adam(0.25, (0.5, 0.9)) with a cosine
+# per class-batch on per-instance parameters (pixels; FreD's orthonormal DCT coefficients);
+# smaller constant-lr Adam for DDiF's fields and NSD's shared kernels (jaxdd choices: no
+# published CFM setting for them)
+_CFM_PARAMS = {
+    "pixel": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={}),
+    "fred": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"norm": "ortho"}),
+    "ddif": dict(opt=dict(lr=1e-3, cosine=False, per_instance=True), param={}),
+    "nsd": dict(opt=dict(lr=1e-2, cosine=False, per_instance=False), param={}),
+}
+
+
+def distill_config(param: str, arg=None):
+    """The config of CFM through the generic loop for parameterization `param`
+    (configs/cfm_{pixel,fred,ddif,nsd}.py; the config string as every config's).
+
+    digits (default): teacher = student = ConvNetD2W32BN, 30 squeeze epochs, IPC 10,
+    200 recover iterations per class-batch, 5 students x 300 relabel epochs; cifar10 /
+    cifar100: UniDD's published recover / squeeze / relabel settings (ConvNetD3BN; arch=resnet18
+    for ResNet18BN). cfg.iterations = IPC x recover iterations (the class-batch curriculum:
+    `jaxdd.objective.cfm`). Shortcuts: ipc, arch, filter, curriculum, beta, signal,
+    recover_iterations, epochs (relabel).
+    """
+    import ml_collections as mlc
+    from jaxdd import config as C
+    from jaxdd import param as param_lib
+    from jaxdd.objective import cfm as obj
+
+    if param not in _CFM_PARAMS:
+        raise ValueError(f"CFM configs exist for {sorted(_CFM_PARAMS)}, got {param!r}")
+    dataset, ov = C.parse_arg(arg)
+    if dataset not in ("digits", "cifar10", "cifar100"):
+        raise ValueError(f"CFM configs have variants digits, cifar10, cifar100; got "
+                         f"{dataset!r}")
+    ipc = int(ov.pop("ipc", 10))
+    arch = str(ov.pop("arch", "convnet")).lower()
+    per_batch = int(ov.pop("recover_iterations", 200 if dataset == "digits" else 1000))
+    short = {"filter": "objective.filter", "curriculum": "objective.curriculum",
+             "beta": "objective.beta", "signal": "objective.signal", "epochs": "eval.epochs"}
+    ov = {short.get(k, k): v for k, v in ov.items()}
+    digits = dataset == "digits"
+
+    cfg = C.base_config(dataset, ipc)
+    cfg.source = (C.EMBEDDED if digits else
+                  "UniDD (bdy9527/UniDD @ 4afb992) synthesis_small.py / README commands")
+    cfg.param = param_lib.get(param).default_config()
+    cfg.param.name, cfg.param.ipc = param, ipc
+    spec = C._MATCHING_PARAMS[param]
+    for k, v in {**spec["param"], **_CFM_PARAMS[param]["param"]}.items():
+        cfg.param[k] = v
+    if digits and spec["digits"] is not None:
+        spec["digits"](cfg, "dm")  # the parameterization's digits shape (k, width, t3/t4)
+    o = cfg.objective = obj.default_config()
+    if digits:
+        o.teacher.name = "ConvNetD2W32BN"
+    elif arch in ("convnet", "resnet18"):
+        o.teacher.name = "ConvNetD3BN" if arch == "convnet" else "ResNet18BN"
+    else:
+        raise ValueError(f"arch must be convnet or resnet18, got {arch!r}")
+    o.squeeze.epochs = {"digits": 30, "cifar10": 200, "cifar100": 100}[dataset]
+    o.squeeze.crop_pad = 2 if digits else 4
+    o.squeeze.flip = o.flip = not digits  # flipped digits are other digits
+    o.jitter = 2 if digits else 4
+    cfg.model.name = o.teacher.name  # the relabel students have the teacher's architecture
+    cfg.dsa_strategy = "none"  # CFM's own recover augmentation (objective.rrc_*, jitter)
+    cfg.iterations = ipc * per_batch
+    cfg.checkpoint_every = per_batch
+    cfg.log_every = 50
+    so = _CFM_PARAMS[param]["opt"]
+    cfg.opt.syn = mlc.ConfigDict(dict(name="adam", lr=so["lr"], b1=0.5, b2=0.9,
+                                      per_instance=so["per_instance"],
+                                      schedule="cosine" if so["cosine"] else "constant",
+                                      decay_steps=per_batch))
+    cfg.opt.lr.init = 0.0  # no learned student lr (soft-label relabel has its own)
+    e = cfg.eval
+    e.every = 0
+    e.num_nets = e.final_nets = 5
+    e.epochs = 300 if digits else 1000
+    e.batch_size = _EVAL_BATCH.get(("cifar10" if digits else dataset, ipc), 100)
+    e.lr, e.weight_decay, e.temperature, e.cutmix_alpha = 1e-3, 1e-2, 20.0, 1.0
+    e.rrc_scale = (0.08, 1.0)
+    e.flip = not digits
+    e.schedule = "half_cosine"
+    e.t2_scale = False
+    e.random_real_baseline = False
+    return C.apply_overrides(cfg, ov)
 
 
 # ============================================================================ recover
-
-def feature_losses(real, cache, feats, labels, beta, b, *, num_classes, filter="hfm",
-                   signal="class", ema=True):
-    """CFM's feature term of one synthetic batch, summed over layers (pure, differentiable).
-
-    Follows the authors' hook.py `post_hook_fn` per hooked layer: Psi_s = biased covariance
-    of the batch's conv input over B*h*w positions; signal 'mean' (channel mean, (d,)) or
-    'class' (1/B X'^T onehot(Y), (d, classes)); with `ema` the EMU mix
-    (1 - 1/b) cache + (1/b) batch (b 1-based) of both; then
-    L_filter = ||F(Psi) - F(Psi_s)||_F and L_signal = ||F(Psi) Phi - F(Psi_s) Phi_s||_F
-    (norms, not squared; F = solve(Psi + beta I, I) for 'hfm', Psi for 'lfm').
-
-    real / cache: {'psi': [...], 'phi': [...]} per layer; feats: list of (B, h, w, d).
-    Returns (L_filter summed over layers, L_signal summed, this batch's statistics
-    {'psi', 'phi'} (what the authors' `ema_update` folds into the cache)).
-    """
-    psi_b, phi_b = synthetic_statistics(feats, labels, num_classes, signal)
-    batch = {"psi": psi_b, "phi": phi_b}
-    cur = spectral.emu(cache, batch, b) if ema else batch
-    lf = ls = 0.0
-    for pr, fr, ps, fs in zip(real["psi"], real["phi"], cur["psi"], cur["phi"]):
-        a, c = spectral.cfm_losses(pr, fr, ps, fs, kind=filter, beta=beta)
-        lf, ls = lf + a, ls + c
-    return lf, ls, batch
-
-
 
 def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.1,
                      iterations=1000, lr=0.25, b1=0.5, b2=0.9, eps=1e-8, ema=True,
@@ -563,14 +554,9 @@ def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.
     hi = None if clip_hi is None else jnp.asarray(clip_hi, jnp.float32)
 
     def loss_fn(x, key, variables, labels, real, cache, beta, b):
-        xa = recover_augment(key, x, **aug)
-        logits, _, feats = conv_inputs(model, variables, xa, exclude=exclude)
-        ce = cross_entropy(logits, labels)
-        lf, ls, batch = feature_losses(real, cache, feats, labels, beta, b,
-                                       num_classes=num_classes, filter=filter,
-                                       signal=signal, ema=ema)
-        loss = ce + eta * (lf + ls)
-        return loss, (ce, lf, ls, jax.lax.stop_gradient(batch))
+        return recover_terms(model, variables, key, x, labels, real, cache, beta, b,
+                             num_classes=num_classes, filter=filter, signal=signal, eta=eta,
+                             ema=ema, aug=aug, exclude=exclude)
 
     @jax.jit
     def run_chunk(x, opt_state, keys, variables, real, cache, beta, b):
@@ -647,19 +633,6 @@ def _recover_fns_cached(model, num_classes, iterations, kwargs):
         _RECOVER_CACHE[key] = make_recover_fns(model, num_classes=num_classes,
                                                iterations=iterations, **kw)
     return _RECOVER_CACHE[key]
-
-
-def zero_cache(real):
-    """An all-zero EMU cache shaped like the real statistics {'psi': [...], 'phi': [...]}."""
-    return {"psi": [jnp.zeros_like(jnp.asarray(p)) for p in real["psi"]],
-            "phi": [jnp.zeros_like(jnp.asarray(p)) for p in real["phi"]]}
-
-
-def real_targets(stats, signal="class"):
-    """The real {'psi', 'phi'} used by recover from `real_statistics` output."""
-    return {"psi": [jnp.asarray(p) for p in stats["psi"]],
-            "phi": [jnp.asarray(p) for p in (stats["phi"] if signal == "class"
-                                              else stats["mean"])]}
 
 
 # ============================================================================ relabel / evaluate

@@ -1,8 +1,11 @@
 """The generic distillation loop: any parameterization x any objective.
 
     state = init (or resume from the workdir)
+    before the loop, the objective's inputs: TM the expert trajectories (loaded or built),
+        CFM the teacher and the real statistics (squeeze + statistics, `jaxdd.cfm`, cached)
     repeat:
-        key -> objective context (TM: expert + start epoch; DM/DC: fresh network, real batch)
+        key -> objective context (TM: expert + start epoch; DM/DC: fresh network, real batch;
+               CFM: teacher, real statistics, EMU cache, curriculum beta)
         images = decode(syn_params, aux, indices=subset or all)
         loss = objective(key, images, labels, ctx);  grads w.r.t. (syn_params, syn_lr)
         optax updates, one optimizer per group (synthetic params; syn_lr)
@@ -17,7 +20,10 @@ The whole iteration is ONE `jax.jit`-compiled function. The run lives in one wor
     workdir/metrics.jsonl      one JSON object per logged iteration / evaluation
     workdir/grids/*.png        decoded synthetic set, one row per class
     workdir/synthetic.msgpack  the final artifact: load with `load_synthetic`
-    workdir/result.json        final evaluation (mean +- std over networks; the headline)
+    workdir/teacher.msgpack,   CFM only: the squeezed teacher and the real statistics
+    workdir/stats.msgpack      (or in cfg.objective.squeeze.dir, shared between runs)
+    workdir/result.json        final evaluation (mean +- std over networks; the headline;
+                               CFM: the soft-label relabel protocol, `jaxdd.cfm.evaluate_soft`)
                                and best_over_evaluations (the authors' statistic: best mean
                                over the evaluation points, selected on the test set)
 
@@ -65,12 +71,20 @@ class TrainState(NamedTuple):
 # ----------------------------------------------------------------------------- optimizers
 
 def make_optimizer(ocfg) -> optax.GradientTransformation:
-    """optax optimizer from a ConfigDict(name in {sgd, adam}, lr, momentum, b1, b2)."""
+    """optax optimizer from a ConfigDict(name in {sgd, adam}, lr, momentum, b1, b2;
+    optional schedule 'constant' (default) or 'cosine' with decay_steps: the lr decays over
+    the optimizer's update count, per instance under `per_instance`)."""
     name = ocfg.get("name", "sgd").lower()
+    lr = ocfg.lr
+    sched = ocfg.get("schedule", "constant") or "constant"
+    if sched == "cosine":  # cosine decay to 0 over decay_steps updates (then 0)
+        lr = optax.cosine_decay_schedule(float(ocfg.lr), int(ocfg.decay_steps))
+    elif sched != "constant":
+        raise ValueError(f"unknown opt schedule {sched!r} (constant, cosine)")
     if name == "sgd":
-        return optax.sgd(ocfg.lr, momentum=ocfg.get("momentum", 0.5) or None)
+        return optax.sgd(lr, momentum=ocfg.get("momentum", 0.5) or None)
     if name == "adam":
-        return optax.adam(ocfg.lr, b1=ocfg.get("b1", 0.9), b2=ocfg.get("b2", 0.999))
+        return optax.adam(lr, b1=ocfg.get("b1", 0.9), b2=ocfg.get("b2", 0.999))
     raise ValueError(f"unknown optimizer {name!r} (sgd, adam)")
 
 
@@ -167,20 +181,23 @@ def make_step(pm, aux, objective: Objective, cfg):
 
     subset = 0 < decode_n < num_instances
 
-    def decoded_indices(k_idx):
-        """The instances decoded this iteration (None: all of them)."""
+    def decoded_indices(k_idx, step):
+        """The instances decoded this iteration (None: all of them): the objective's
+        `select(step)` when it has one, else a random `decode_subset`."""
+        if objective.select is not None:
+            return objective.select(step)
         if subset:
             return jax.random.choice(k_idx, num_instances, (decode_n,), replace=False)
         return None
 
-    def decode(syn_params, k_idx):
-        idx = decoded_indices(k_idx)
+    def decode(syn_params, k_idx, step):
+        idx = decoded_indices(k_idx, step)
         if idx is not None:
             return pm.decode(syn_params, aux, indices=idx), labels_all[idx]
         return pm.decode(syn_params, aux), labels_all
 
-    def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx):
-        images, labels = decode(syn_params, k_idx)
+    def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx, step):
+        images, labels = decode(syn_params, k_idx, step)
         if hasattr(ctx, "_replace") and hasattr(ctx, "syn_lr"):
             ctx = ctx._replace(syn_lr=syn_lr)
         return objective.loss(k_loss, images, labels, ctx)
@@ -191,9 +208,9 @@ def make_step(pm, aux, objective: Objective, cfg):
         rng, k_ctx, k_idx, k_loss, k_post = jax.random.split(rng, 5)
         ctx = objective.sample_ctx(k_ctx, state.syn_lr, data, state.obj_state)
         loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
-            state.syn_params, state.syn_lr, k_idx, k_loss, ctx)
+            state.syn_params, state.syn_lr, k_idx, k_loss, ctx, state.step)
         # only the decoded instances move (per-instance optimizers, e.g. DDiF fields)
-        mask = instance_mask(decoded_indices(k_idx), num_instances)
+        mask = instance_mask(decoded_indices(k_idx, state.step), num_instances)
         syn_params, opt_syn = apply_syn_update(tx_syn, g_syn, state.opt_syn,
                                                state.syn_params, mask)
         if objective.learn_lr:
@@ -205,7 +222,7 @@ def make_step(pm, aux, objective: Objective, cfg):
             opt_lr, syn_lr = state.opt_lr, state.syn_lr
         obj_state = state.obj_state
         if objective.post_step is not None:
-            images, labels = decode(jax.lax.stop_gradient(syn_params), k_idx)
+            images, labels = decode(jax.lax.stop_gradient(syn_params), k_idx, state.step)
             obj_state = objective.post_step(k_post, obj_state, images, labels, data,
                                             state.step)
         new = TrainState(step=state.step + 1, rng=jax.random.key_data(rng),
@@ -260,12 +277,30 @@ def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None
     return jax.tree.map(jnp.asarray, trajs)
 
 
+def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
+    """CFM's squeeze + statistics stages (`jaxdd.cfm.prepare_teacher`), cached in
+    cfg.objective.squeeze.dir or, when that is empty, the run's workdir."""
+    from jaxdd import cfm
+
+    directory = cfg.objective.squeeze.get("dir", "") or workdir
+    if not directory:
+        raise ValueError("the CFM objective caches its teacher in a directory: set "
+                         "cfg.objective.squeeze.dir or pass the run's workdir")
+    return cfm.prepare_teacher(cfg.objective, train_ds, test_ds, directory, progress=progress)
+
+
 def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progress=True,
-                        builder: Callable | None = None) -> Objective:
+                        builder: Callable | None = None, syn_labels=None, workdir=None,
+                        teacher=None) -> Objective:
     """The Objective of `cfg.objective.name` (or of `builder(setup)`): loads or builds the
-    expert trajectories when the objective reads them, then hands it a complete `Setup`."""
+    expert trajectories when the objective reads them, trains or loads the teacher and the
+    real statistics when it needs them (CFM; `teacher` given: used as is), then hands it a
+    complete `Setup`."""
     from jaxdd.config import buffer_for
 
+    if (teacher is None and builder is None
+            and objective_lib.needs_teacher(cfg.objective.name, cfg.objective)):
+        teacher = prepare_teacher(cfg, train_ds, test_ds, workdir, progress=progress)
     trajs = None
     epochs = (None if builder is not None else
               objective_lib.trajectory_epochs(cfg.objective.name, cfg.objective))
@@ -273,7 +308,8 @@ def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progres
         trajs = load_or_build_trajectories(buffer_for(cfg), epochs, train_ds=train_ds,
                                            test_ds=test_ds, progress=progress)
     setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=train_ds,
-                  test_ds=test_ds, trajectories=trajs, progress=progress)
+                  test_ds=test_ds, trajectories=trajs, progress=progress, teacher=teacher,
+                  syn_labels=None if syn_labels is None else np.asarray(syn_labels))
     return (builder or objective_lib.get_builder(cfg.objective.name))(setup)
 
 
@@ -324,10 +360,6 @@ class Run:
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
         self.pm = param_lib.get(cfg.param.name)
 
-        self.objective = build_objective_for(
-            cfg, self.model, self.apply_fn, self.train_ds, self.test_ds,
-            progress=progress, builder=build_objective)
-
         self.aux_path = os.path.join(workdir, "aux.msgpack")
         self.ckpt = _checkpoint_manager(os.path.join(workdir, "checkpoints"),
                                         cfg.get("keep_checkpoints", 2))
@@ -344,6 +376,14 @@ class Run:
             self.init_seconds = time.time() - t0
             save_tree(self.aux_path, self.aux)
             params_template = syn_params
+        self.teacher = (prepare_teacher(cfg, self.train_ds, self.test_ds, workdir,
+                                        progress=progress)
+                        if build_objective is None and objective_lib.needs_teacher(
+                            cfg.objective.name, cfg.objective) else None)
+        self.objective = build_objective_for(
+            cfg, self.model, self.apply_fn, self.train_ds, self.test_ds,
+            progress=progress, builder=build_objective, syn_labels=self.aux["labels"],
+            workdir=workdir, teacher=self.teacher)
         self.step, init_state = make_step(self.pm, self.aux, self.objective, cfg)
         self._init_state = init_state
         if latest is None:
@@ -423,6 +463,10 @@ class Run:
         e = self.cfg.eval
         images = self.decode_all()
         labels = np.asarray(self.aux["labels"])
+        if self.teacher is not None:
+            return self._evaluate_soft(jax.random.fold_in(self.k_eval, step), images,
+                                       num_nets or e.num_nets, epochs or e.epochs,
+                                       desc=f"relabel@{step}")
         return evaluate_synthetic(
             jax.random.fold_in(self.k_eval, step), self.model, images, labels,
             self.test_ds.images, self.test_ds.labels, lr=float(self.state.syn_lr),
@@ -430,6 +474,21 @@ class Run:
             batch_size=e.get("batch_size", 256), dsa_strategy=self.cfg.dsa_strategy,
             share_dsa_ops=bool(e.get("share_dsa_ops", False)),
             progress=self.progress, desc=f"eval@{step}")
+
+    def _evaluate_soft(self, key, images, num_nets, epochs, desc="relabel"):
+        """CFM's relabel stage: students on the teacher's soft labels (`jaxdd.cfm`)."""
+        from jaxdd.cfm import evaluate_soft
+        e = self.cfg.eval
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(key)  # evaluate_soft splits typed keys
+        return evaluate_soft(
+            key, self.model, self.teacher["model"], self.teacher["variables"], images,
+            self.test_ds.images, self.test_ds.labels, num_nets=int(num_nets),
+            epochs=int(epochs), batch_size=int(e.batch_size), lr=float(e.lr),
+            weight_decay=float(e.weight_decay), temperature=float(e.temperature),
+            cutmix_alpha=float(e.cutmix_alpha), rrc_scale=tuple(e.rrc_scale),
+            flip=bool(e.flip), schedule=e.schedule, t2_scale=bool(e.get("t2_scale", False)),
+            progress=self.progress, desc=desc)
 
     def evaluations(self):
         """[(step, mean, std)] of every evaluation logged in metrics.jsonl, in order."""
@@ -522,7 +581,21 @@ class Run:
                       "final": True})
             result["best_over_evaluations"] = best_over_evaluations(
                 [e for e in self.evaluations() if e[0] <= step])
-            if self.cfg.eval.get("random_real_baseline", False):
+            if self.teacher is not None:
+                result["protocol"] = ("CFM soft labels (teacher KL, T=%g, CutMix, AdamW); NOT "
+                                      "comparable with the hard-label protocol"
+                                      % float(self.cfg.eval.temperature))
+                result["teacher_test_acc"] = float(self.teacher["test_acc"])
+            if self.cfg.eval.get("random_real_baseline", False) and self.teacher is not None:
+                from jaxdd.data import random_real
+                xr, _ = random_real(jax.random.fold_in(self.k_eval, 2**31 - 2), self.train_ds,
+                                    int(self.cfg.param.ipc))
+                base = self._evaluate_soft(jax.random.fold_in(self.k_eval, 2**31 - 1), xr,
+                                           len(res.accs), self.cfg.eval.epochs,
+                                           desc="random real")
+                result["random_real"] = base.to_dict()
+                tqdm.write(f"[jaxdd] random real, same IPC, same soft labels: {base}")
+            elif self.cfg.eval.get("random_real_baseline", False):
                 from jaxdd.evaluate import evaluate_random_real
                 base = evaluate_random_real(
                     jax.random.fold_in(self.k_eval, 2**31 - 1), self.model, self.train_ds,

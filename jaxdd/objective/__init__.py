@@ -1,4 +1,4 @@
-"""Objectives: what the synthetic set must match (TM, DM, DC; CFM has its own pipeline).
+"""Objectives: what the synthetic set must match (TM, DM, DC, CFM).
 
 Each objective module exposes
   * `make_loss(...)` -> a pure `loss(key, syn_images, syn_labels, ctx) -> scalar`, and
@@ -9,6 +9,9 @@ Each objective module exposes
   * optionally `trajectory_epochs(objective_cfg) -> int`: the objective consumes expert
     trajectories, epochs 0..N-1 of them; the loop loads (or builds) them into
     `setup.trajectories`.
+  * optionally `needs_teacher(objective_cfg) -> bool`: the objective reads a trained
+    teacher and the real statistics through it (CFM); the loop prepares them
+    (`jaxdd.cfm.prepare_teacher`: squeeze + statistics, cached) into `setup.teacher`.
 """
 from __future__ import annotations
 
@@ -31,6 +34,10 @@ class Objective(NamedTuple):
     init_state(key) -> obj_state (a pytree, checkpointed with the run) and
     post_step(key, obj_state, syn_images, syn_labels, data, step) -> obj_state, run inside
     the same jitted step after the synthetic update (images are stop-gradient'ed).
+
+    select(step) -> int indices (k,) (optional, jit-able): the instances the loop decodes
+    (and updates) at iteration `step`; it replaces the loop's random `decode_subset`
+    (CFM: the class-batch of its curriculum).
     """
     loss: Callable
     sample_ctx: Callable
@@ -38,6 +45,7 @@ class Objective(NamedTuple):
     learn_lr: bool = True
     init_state: Callable | None = None
     post_step: Callable | None = None
+    select: Callable | None = None
 
 
 class Setup(NamedTuple):
@@ -48,7 +56,10 @@ class Setup(NamedTuple):
     train_ds / test_ds: the datasets (`.images`, `.labels`, `.num_classes`, `.image_shape`);
     trajectories: expert trajectories, a params pytree with leaves (experts, epochs, ...),
       loaded by the loop when the objective has `trajectory_epochs` (else None);
-    progress: whether long work may show progress bars.
+    progress: whether long work may show progress bars;
+    teacher: dict(model, variables, stats, test_acc) prepared by the loop when the objective
+      has `needs_teacher` (CFM), else None;
+    syn_labels: the labels of the synthetic instances (numpy, `aux['labels']`).
     """
     cfg: Any
     model: Any
@@ -57,9 +68,12 @@ class Setup(NamedTuple):
     test_ds: Any = None
     trajectories: Any = None
     progress: bool = True
+    teacher: Any = None
+    syn_labels: Any = None
 
 
-_MODULES = {"tm": "jaxdd.objective.tm", "dm": "jaxdd.objective.dm", "dc": "jaxdd.objective.dc"}
+_MODULES = {"tm": "jaxdd.objective.tm", "dm": "jaxdd.objective.dm", "dc": "jaxdd.objective.dc",
+            "cfm": "jaxdd.objective.cfm"}
 
 
 def available():
@@ -82,3 +96,9 @@ def trajectory_epochs(name: str, objective_cfg) -> int | None:
     """Expert epochs 0..N-1 the objective reads (None: it needs no trajectories)."""
     fn = getattr(get_module(name), "trajectory_epochs", None)
     return None if fn is None else int(fn(objective_cfg))
+
+
+def needs_teacher(name: str, objective_cfg) -> bool:
+    """Whether the loop must prepare `Setup.teacher` (a trained teacher + real statistics)."""
+    fn = getattr(get_module(name), "needs_teacher", None)
+    return False if fn is None else bool(fn(objective_cfg))
