@@ -1,5 +1,10 @@
 """CFM pipeline: `python launch/cfm.py --config=configs/cfm.py --mode=all --workdir=/tmp/cfm`.
 
+The standalone UniDD pipeline (pixels only, staged, with the spectral diagnostic). CFM as an
+objective of the generic loop, for every parameterization, is
+`python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py` (same teacher
+training, recover loss and relabel protocol; jaxdd/objective/cfm.py).
+
 Modes:
   squeeze   train the teacher (cached: <squeeze dir>/teacher.msgpack; resumes mid-training)
   recover   statistics of the real data (cached) + recover the IPC batches (each cached)
