@@ -378,68 +378,103 @@ def real_statistics(model, variables, images, labels, num_classes, *, batch_size
     return {"names": list(names), "psi": psi, "phi": phi, "mean": mean, "count": int(n)}
 
 
-def prepare_teacher(ocfg, train_ds, test_ds, directory, *, progress=True, log=None):
-    """The squeeze and statistics stages for the CFM objective of the generic loop.
+def _check_meta(path, stored, current, what):
+    if json.dumps(stored, sort_keys=True, default=str) != json.dumps(
+            current, sort_keys=True, default=str):
+        raise ValueError(f"{path} was made with a different {what} config:\n  stored "
+                         f"{stored}\n  current {current}\nUse another workdir (or the "
+                         "squeeze dir), or delete the file.")
 
-    ocfg: cfg.objective of a configs/cfm_*.py run (teacher, squeeze, statistics, signal);
-    directory: where teacher.msgpack / stats.msgpack are cached (ocfg.squeeze.dir, or the
-    run's workdir); a cached file made with another config raises. Returns
-    dict(model, variables, stats, test_acc) for `jaxdd.objective.Setup.teacher`.
-    """
+
+def squeeze_meta(ocfg, dataset_meta):
+    """The config a cached teacher is checked against (dataset, teacher, squeeze)."""
+    return json.loads(json.dumps(
+        {"dataset": dataset_meta, "teacher": ocfg.teacher.to_dict(),
+         "squeeze": {k: v for k, v in ocfg.squeeze.to_dict().items() if k != "dir"}},
+        default=str))
+
+
+def squeeze_stage(ocfg, train_ds, test_ds, directory, *, dataset_meta, progress=True,
+                  log=None):
+    """Train (or load from <directory>/teacher.msgpack) the teacher of ocfg.teacher with
+    ocfg.squeeze. Returns (model, variables, {'test_acc', 'seconds'})."""
     from jaxdd.models import get_model
     os.makedirs(directory, exist_ok=True)
-    nc = int(train_ds.num_classes)
-    model = get_model(ocfg.teacher.name, nc, **dict(ocfg.teacher.get("overrides", {}) or {}))
+    model = get_model(ocfg.teacher.name, int(train_ds.num_classes),
+                      **dict(ocfg.teacher.get("overrides", {}) or {}))
+    meta = squeeze_meta(ocfg, dataset_meta)
+    path = os.path.join(directory, "teacher.msgpack")
+    if os.path.exists(path):
+        d = load_msgpack(path)
+        _check_meta(path, json.loads(d["meta"]), meta, "teacher")
+        print(f"[cfm] teacher loaded from {path} (test accuracy {float(d['test_acc']):.4f})")
+        return (model, jax.tree.map(jnp.asarray, d["variables"]),
+                {"test_acc": float(d["test_acc"]), "seconds": float(d["seconds"])})
     s = ocfg.squeeze
-    meta = json.loads(json.dumps(
-        {"dataset": list(train_ds.images.shape), "teacher": ocfg.teacher.to_dict(),
-         "squeeze": {k: v for k, v in s.to_dict().items() if k != "dir"}}, default=str))
+    t0 = time.time()
+    ck = os.path.join(directory, "teacher_ckpt.msgpack")
+    fill = train_ds.normalize(np.zeros((1, 1, 1, train_ds.image_shape[-1])))
+    variables = train_teacher(
+        jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), model,
+        train_ds.images, train_ds.labels, epochs=int(s.epochs), batch_size=int(s.batch_size),
+        lr=float(s.lr), momentum=float(s.momentum), weight_decay=float(s.weight_decay),
+        crop_pad=int(s.crop_pad), fill=fill.ravel(), flip=bool(s.flip), ckpt_path=ck,
+        checkpoint_every=int(s.get("checkpoint_every", 10)), progress=progress, log=log)
+    acc = accuracy_of(model, variables, test_ds.images, test_ds.labels)
+    secs = time.time() - t0
+    save_msgpack(path, {"variables": variables, "test_acc": acc, "seconds": secs,
+                        "meta": json.dumps(meta)})
+    if os.path.exists(ck):
+        os.remove(ck)
+    print(f"[cfm] teacher trained in {secs:.1f} s: test accuracy {acc:.4f}")
+    if log is not None:
+        log({"stage": "squeeze", "test_acc": acc, "seconds": secs})
+    return model, jax.tree.map(jnp.asarray, variables), {"test_acc": acc, "seconds": secs}
 
-    def check(path, stored):
-        if json.dumps(stored, sort_keys=True) != json.dumps(cur, sort_keys=True):
-            raise ValueError(f"{path} was made with another teacher / statistics config:\n"
-                             f"  stored {stored}\n  current {cur}\nUse another workdir (or "
-                             "objective.squeeze.dir), or delete the file.")
 
-    tpath = os.path.join(directory, "teacher.msgpack")
-    cur = meta
-    if os.path.exists(tpath):
-        d = load_msgpack(tpath)
-        check(tpath, json.loads(d["meta"]))
-        variables, acc = jax.tree.map(jnp.asarray, d["variables"]), float(d["test_acc"])
-    else:
-        t0 = time.time()
-        fill = train_ds.normalize(np.zeros((1, 1, 1, train_ds.image_shape[-1])))
-        variables = train_teacher(
-            jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), model,
-            train_ds.images, train_ds.labels, epochs=int(s.epochs),
-            batch_size=int(s.batch_size), lr=float(s.lr), momentum=float(s.momentum),
-            weight_decay=float(s.weight_decay), crop_pad=int(s.crop_pad), fill=fill.ravel(),
-            flip=bool(s.flip), ckpt_path=os.path.join(directory, "teacher_ckpt.msgpack"),
-            checkpoint_every=int(s.get("checkpoint_every", 10)), progress=progress, log=log)
-        acc = accuracy_of(model, variables, test_ds.images, test_ds.labels)
-        save_msgpack(tpath, {"variables": variables, "test_acc": acc,
-                             "seconds": time.time() - t0, "meta": json.dumps(meta)})
-        ck = os.path.join(directory, "teacher_ckpt.msgpack")
-        if os.path.exists(ck):
-            os.remove(ck)
-        print(f"[cfm] teacher trained in {time.time() - t0:.1f} s: test accuracy {acc:.4f}")
-        variables = jax.tree.map(jnp.asarray, variables)
+def statistics_stage(ocfg, model, variables, train_ds, directory, *, dataset_meta,
+                     progress=True):
+    """Real per-layer statistics through the teacher (ocfg.statistics), cached in
+    <directory>/stats.msgpack. Returns `real_statistics`' dict (+ 'meta', 'seconds')."""
     st = ocfg.statistics
     exclude = tuple(st.get("exclude", ("shortcut",)))
-    cur = json.loads(json.dumps({**meta, "exclude": list(exclude), "psi": str(st.psi),
-                                 "batch_size": int(st.batch_size)}))
-    spath = os.path.join(directory, "stats.msgpack")
-    if os.path.exists(spath):
-        stats = load_msgpack(spath)
-        check(spath, json.loads(stats["meta"]))
-    else:
-        stats = real_statistics(model, variables, train_ds.images, train_ds.labels, nc,
-                                batch_size=int(st.batch_size), exclude=exclude,
-                                progress=progress, merge=str(st.psi))
-        stats["meta"] = json.dumps(cur)
-        save_msgpack(spath, stats)
-    return {"model": model, "variables": variables, "stats": stats, "test_acc": acc}
+    merge = str(st.get("psi", "exact"))
+    meta = json.loads(json.dumps({**squeeze_meta(ocfg, dataset_meta), "exclude": list(exclude),
+                                  "psi": merge, "batch_size": int(st.batch_size)}))
+    path = os.path.join(directory, "stats.msgpack")
+    if os.path.exists(path):
+        d = load_msgpack(path)
+        _check_meta(path, json.loads(d["meta"]), meta, "statistics")
+        return d
+    t0 = time.time()
+    out = real_statistics(model, variables, train_ds.images, train_ds.labels,
+                          int(train_ds.num_classes), batch_size=int(st.batch_size),
+                          exclude=exclude, progress=progress, merge=merge)
+    out["seconds"] = time.time() - t0
+    out["meta"] = json.dumps(meta)
+    save_msgpack(path, out)
+    print(f"[cfm] statistics of {len(out['names'])} conv inputs "
+          f"({', '.join(out['names'])}) in {out['seconds']:.1f} s")
+    return out
+
+
+def prepare_teacher(ocfg, train_ds, test_ds, directory, *, dataset_meta=None, progress=True,
+                    log=None):
+    """The squeeze and statistics stages for the CFM objective of the generic loop.
+
+    ocfg: cfg.objective of a configs/cfm_*.py run (teacher, squeeze, statistics);
+    directory: where teacher.msgpack / stats.msgpack are cached (ocfg.squeeze.dir, or the
+    run's workdir); a cached file made with another config raises. dataset_meta: what
+    identifies the dataset in that check (default: the training images' shape). Returns
+    dict(model, variables, stats, test_acc) for `jaxdd.objective.Setup.teacher`.
+    """
+    dm = list(np.shape(train_ds.images)) if dataset_meta is None else dataset_meta
+    model, variables, info = squeeze_stage(ocfg, train_ds, test_ds, directory,
+                                           dataset_meta=dm, progress=progress, log=log)
+    stats = statistics_stage(ocfg, model, variables, train_ds, directory, dataset_meta=dm,
+                             progress=progress)
+    return {"model": model, "variables": variables, "stats": stats,
+            "test_acc": info["test_acc"]}
 
 
 # ============================================================================ distill configs
@@ -835,16 +870,10 @@ class Pipeline:
             f.write(json.dumps({"time": time.time(), **record}) + "\n")
 
     def _squeeze_meta(self):
-        c = self.cfg
-        return {"dataset": c.dataset.to_dict(), "teacher": c.teacher.to_dict(),
-                "squeeze": {k: v for k, v in c.squeeze.to_dict().items() if k != "dir"}}
+        return squeeze_meta(self.cfg, self.cfg.dataset.to_dict())
 
     def _check(self, path, stored, current, what):
-        if json.dumps(stored, sort_keys=True, default=str) != json.dumps(
-                current, sort_keys=True, default=str):
-            raise ValueError(f"{path} was made with a different {what} config:\n  stored "
-                             f"{stored}\n  current {current}\nUse another workdir (or "
-                             f"squeeze.dir), or delete the file.")
+        _check_meta(path, stored, current, what)
 
     # -- stages
     @property
@@ -853,39 +882,11 @@ class Pipeline:
 
     def squeeze(self):
         """Train (or load) the teacher. Returns its variables."""
-        if self._teacher_vars is not None:
-            return self._teacher_vars
-        meta = self._squeeze_meta()
-        if os.path.exists(self.teacher_path):
-            d = load_msgpack(self.teacher_path)
-            self._check(self.teacher_path, json.loads(d["meta"]), json.loads(json.dumps(meta)),
-                        "teacher")
-            self._teacher_vars = jax.tree.map(jnp.asarray, d["variables"])
-            print(f"[cfm] teacher loaded from {self.teacher_path} "
-                  f"(test accuracy {d['test_acc']:.4f})")
-            return self._teacher_vars
-        s = self.cfg.squeeze
-        t0 = time.time()
-        fill = self.train_ds.normalize(np.zeros((1, 1, 1, self.train_ds.image_shape[-1])))
-        variables = train_teacher(
-            jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), self.teacher,
-            self.train_ds.images, self.train_ds.labels, epochs=int(s.epochs),
-            batch_size=int(s.batch_size), lr=float(s.lr), momentum=float(s.momentum),
-            weight_decay=float(s.weight_decay),
-            crop_pad=int(s.crop_pad), fill=fill.ravel(), flip=bool(s.flip),
-            ckpt_path=os.path.join(self.sq_dir, "teacher_ckpt.msgpack"),
-            checkpoint_every=int(s.get("checkpoint_every", 10)), progress=self.progress,
-            log=self.log)
-        acc = accuracy_of(self.teacher, variables, self.test_ds.images, self.test_ds.labels)
-        secs = time.time() - t0
-        save_msgpack(self.teacher_path, {"variables": variables, "test_acc": acc,
-                                         "seconds": secs, "meta": json.dumps(meta)})
-        ck = os.path.join(self.sq_dir, "teacher_ckpt.msgpack")
-        if os.path.exists(ck):
-            os.remove(ck)
-        print(f"[cfm] teacher trained in {secs:.1f} s: test accuracy {acc:.4f}")
-        self.log({"stage": "squeeze", "test_acc": acc, "seconds": secs})
-        self._teacher_vars = jax.tree.map(jnp.asarray, variables)
+        if self._teacher_vars is None:
+            _, self._teacher_vars, _ = squeeze_stage(
+                self.cfg, self.train_ds, self.test_ds, self.sq_dir,
+                dataset_meta=self.cfg.dataset.to_dict(), progress=self.progress,
+                log=self.log)
         return self._teacher_vars
 
     def teacher_info(self):
@@ -898,30 +899,12 @@ class Pipeline:
 
     def statistics(self):
         """Real per-layer statistics through the teacher (computed once, cached)."""
-        if self._stats is not None:
-            return self._stats
-        variables = self.squeeze()
-        merge = str(self.cfg.statistics.get("psi", "exact"))
-        meta = json.loads(json.dumps({**self._squeeze_meta(), "exclude": list(self.exclude),
-                                      "psi": merge,
-                                      "batch_size": int(self.cfg.statistics.batch_size)}))
-        if os.path.exists(self.stats_path):
-            d = load_msgpack(self.stats_path)
-            self._check(self.stats_path, json.loads(d["meta"]), meta, "statistics")
-            self._stats = d
-            return d
-        t0 = time.time()
-        st = real_statistics(self.teacher, variables, self.train_ds.images,
-                             self.train_ds.labels, self.num_classes,
-                             batch_size=int(self.cfg.statistics.batch_size),
-                             exclude=self.exclude, progress=self.progress, merge=merge)
-        st["seconds"] = time.time() - t0
-        st["meta"] = json.dumps(meta)
-        save_msgpack(self.stats_path, st)
-        print(f"[cfm] statistics of {len(st['names'])} conv inputs "
-              f"({', '.join(st['names'])}) in {st['seconds']:.1f} s")
-        self._stats = st
-        return st
+        if self._stats is None:
+            self._stats = statistics_stage(self.cfg, self.teacher, self.squeeze(),
+                                           self.train_ds, self.sq_dir,
+                                           dataset_meta=self.cfg.dataset.to_dict(),
+                                           progress=self.progress)
+        return self._stats
 
     def _recover_meta(self):
         c = self.cfg
