@@ -1,5 +1,15 @@
 """CFM (curriculum frequency matching, UniDD): squeeze -> statistics -> recover -> relabel.
 
+Two routes share these stages. (a) The generic loop, any parameterization:
+`python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py` (configs built by
+`distill_config`): the loop runs `prepare_teacher` (= `squeeze_stage` + `statistics_stage`,
+cached), optimizes the parameterization with the pure recover loss of
+`jaxdd.objective.cfm` (class-batch curriculum, EMU as objective state) and relabels with
+`evaluate_soft` at the end. (b) The standalone pixel pipeline below (`Pipeline`,
+launch/cfm.py, configs/cfm.py), with per-batch caching and the spectral diagnostic. The pure
+pieces (recover augmentation, conv-input capture, statistics, the recover loss) live in
+`jaxdd.objective.cfm` and are re-exported here.
+
 A different pipeline from trajectory matching (SRe2L-style, see REFERENCE.md "UniDD / CFM"):
 
 1. squeeze (`train_teacher`): train one teacher on the full training set (SGD 0.1,
@@ -73,9 +83,7 @@ import json
 import math
 import os
 import time
-from typing import Any, Sequence
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
