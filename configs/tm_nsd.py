@@ -48,6 +48,7 @@ def get_config(arg=None):
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.9))
     if dataset == "digits":
         C.digits_tm(cfg)
+        cfg.opt.syn.lr = 10.0  # digits_tm sets the pixel lr (100); NSD's tensors use 10
         cfg.param.t3 = cfg.param.t4 = 4
         cfg.param.u1 = 6  # 6 images per class (u1 = 8 gave 8/class and a 2x slower evaluation)
         # CPU budget: 20 of the decoded images per student step (MTT's batch_syn)
