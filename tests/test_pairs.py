@@ -90,15 +90,14 @@ def _config(param, objective):
         o.remat = False
         cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.5))
     elif objective in ("dm", "dc"):
-        cfg.objective = C._objective_module(objective).default_config()
+        cfg.objective = objective_lib.get_module(objective).default_config()
         cfg.objective.batch_real = 4
         if objective == "dc":
             cfg.objective.outer_loop = cfg.objective.inner_loop = 1
             cfg.objective.batch_train = 16
         cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
     else:
-        from jaxdd.objective import cfm as cfm_obj
-        cfg.objective = cfm_obj.default_config()
+        cfg.objective = objective_lib.get_module("cfm").default_config()
         cfg.objective.teacher.name = TEACHER
         cfg.objective.jitter = 1
         cfg.dsa_strategy = "none"
