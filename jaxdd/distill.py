@@ -48,6 +48,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxdd import param as param_lib
+from jaxdd import sharding
 # the run's files are written by jaxdd.io (re-exported here for older imports)
 from jaxdd.io import decode_synthetic, load_synthetic, load_tree, save_synthetic, save_tree  # noqa: F401
 from jaxdd import objective as objective_lib
@@ -170,8 +171,75 @@ def _global_norm(tree):
     return optax.global_norm(tree)
 
 
-def make_step(pm, aux, objective: Objective, cfg):
-    """The jitted outer step: state -> (state, metrics)."""
+def _split_step_key(rng):
+    """The outer step's keys from its PRNG state (typed key): (next, ctx, idx, loss, post).
+    The jitted step and the host-side feeding (`jaxdd.sharding.Prefetcher`) both use it, so
+    a host-drawn context (TM's expert and start epoch) is the one the key selects."""
+    return jax.random.split(rng, 5)
+
+
+@jax.jit
+def _host_keys(rng_data):
+    """(next PRNG state data, context key data) of a step, for the host side."""
+    ks = _split_step_key(jax.random.wrap_key_data(rng_data))
+    return jax.random.key_data(ks[0]), jax.random.key_data(ks[1])
+
+
+class Step:
+    """The outer step: ``step(state, data) -> (state, metrics)``, one jitted function.
+
+    For an objective with a host-side ``feed`` (TM: the expert snapshots of the iteration),
+    the call draws this iteration's inputs on the host from the state's PRNG state (the
+    same key the jitted step splits), places them on the devices, runs the jitted step and
+    starts copying the NEXT iteration's inputs in a background thread (the next PRNG state
+    is known before the step finishes). ``step.jitted(state, data, fed)`` is the jitted
+    function itself; ``step.lower(state, data)`` lowers it (benchmarks)."""
+
+    def __init__(self, jitted, feed_load=None, place_state=None):
+        self.jitted = jitted
+        self._place = place_state
+        self._prefetch = None if feed_load is None else sharding.Prefetcher(feed_load)
+        self._predicted = None  # (the rng array we returned, its host value)
+
+    def _fed(self, state):
+        if self._prefetch is None:
+            return None, None
+        if self._predicted is not None and self._predicted[0] is state.rng:
+            rng = self._predicted[1]  # no device sync
+        else:
+            rng = sharding.to_host(state.rng)
+        return rng, self._prefetch.get(rng)
+
+    def __call__(self, state, data):
+        if self._place is not None:
+            state = self._place(state)
+        rng, fed = self._fed(state)
+        new, metrics = (self.jitted(state, data) if fed is None
+                        else self.jitted(state, data, fed))
+        if self._prefetch is not None:
+            nxt = np.asarray(_host_keys(rng)[0])
+            self._predicted = (new.rng, nxt)
+            self._prefetch.prefetch(nxt)
+        return new, metrics
+
+    def lower(self, state, data):
+        if self._place is not None:
+            state = self._place(state)
+        fed = self._fed(state)[1]
+        return (self.jitted.lower(state, data) if fed is None
+                else self.jitted.lower(state, data, fed))
+
+
+def make_step(pm, aux, objective: Objective, cfg, mesh="config"):
+    """The outer step (a `Step`: state -> (state, metrics), one jit) and init_state.
+
+    mesh: a `jax.sharding.Mesh`, None (one device, nothing sharded) or "config" (default:
+    `jaxdd.sharding.mesh_from_config(cfg)`, every device unless cfg.mesh.data says
+    otherwise). With a mesh, the decoded images and the synthetic parameters and optimizer
+    state are split along the instance axis (`jaxdd.sharding`), the state is placed that
+    way by init_state and by every call."""
+    if isinstance(mesh, str):
+        mesh = sharding.mesh_from_config(cfg)
     tx_syn = make_syn_optimizer(cfg.opt.syn, pm)
     tx_lr = optax.sgd(cfg.opt.lr.lr, momentum=cfg.opt.lr.get("momentum", 0.5) or None)
     min_lr = cfg.opt.lr.get("min_syn_lr", None)
@@ -180,6 +248,10 @@ def make_step(pm, aux, objective: Objective, cfg):
     decode_n = int(cfg.get("decode_subset", 0) or 0)
 
     subset = 0 < decode_n < num_instances
+
+    def inst(tree):  # instance-axis constraint (no-op without a mesh)
+        return jax.tree.map(lambda a: sharding.constrain(a, sharding.leading(mesh, a.shape)),
+                            tree)
 
     def decoded_indices(k_idx, step):
         """The instances decoded this iteration (None: all of them): the objective's
@@ -193,8 +265,8 @@ def make_step(pm, aux, objective: Objective, cfg):
     def decode(syn_params, k_idx, step):
         idx = decoded_indices(k_idx, step)
         if idx is not None:
-            return pm.decode(syn_params, aux, indices=idx), labels_all[idx]
-        return pm.decode(syn_params, aux), labels_all
+            return inst(pm.decode(syn_params, aux, indices=idx)), labels_all[idx]
+        return inst(pm.decode(syn_params, aux)), labels_all
 
     def objective_value(syn_params, syn_lr, k_idx, k_loss, ctx, step):
         images, labels = decode(syn_params, k_idx, step)
@@ -202,17 +274,19 @@ def make_step(pm, aux, objective: Objective, cfg):
             ctx = ctx._replace(syn_lr=syn_lr)
         return objective.loss(k_loss, images, labels, ctx)
 
-    @jax.jit
-    def step(state: TrainState, data):
+    def step(state: TrainState, data, fed=None):
         rng = jax.random.wrap_key_data(state.rng)
-        rng, k_ctx, k_idx, k_loss, k_post = jax.random.split(rng, 5)
+        rng, k_ctx, k_idx, k_loss, k_post = _split_step_key(rng)
+        if fed is not None:  # host-drawn inputs of this iteration (objective.feed)
+            data = {**data, **fed}
         ctx = objective.sample_ctx(k_ctx, state.syn_lr, data, state.obj_state)
+        syn_in = inst(state.syn_params)
         loss, (g_syn, g_lr) = jax.value_and_grad(objective_value, argnums=(0, 1))(
-            state.syn_params, state.syn_lr, k_idx, k_loss, ctx, state.step)
+            syn_in, state.syn_lr, k_idx, k_loss, ctx, state.step)
         # only the decoded instances move (per-instance optimizers, e.g. DDiF fields)
         mask = instance_mask(decoded_indices(k_idx, state.step), num_instances)
-        syn_params, opt_syn = apply_syn_update(tx_syn, g_syn, state.opt_syn,
-                                               state.syn_params, mask)
+        syn_params, opt_syn = apply_syn_update(tx_syn, inst(g_syn), inst(state.opt_syn),
+                                               syn_in, mask)
         if objective.learn_lr:
             upd_lr, opt_lr = tx_lr.update(g_lr, state.opt_lr, state.syn_lr)
             syn_lr = state.syn_lr + upd_lr
@@ -235,18 +309,50 @@ def make_step(pm, aux, objective: Objective, cfg):
             "grad_norm_lr": jnp.abs(g_lr),
             "param_norm_syn": _global_norm(syn_params),
         }
+        sh = shardings_of(new)
+        if sh is not None:  # the storage layout between iterations (`sharding.state_storage`)
+            new = jax.tree.map(sharding.constrain, new, sh)
+            metrics = jax.tree.map(
+                lambda m: sharding.constrain(m, sharding.replicated(mesh)), metrics)
         return new, metrics
+
+    def shardings_of(state):
+        if sharding.size(mesh) <= 1:
+            return None
+        rep = sharding.replicated(mesh)
+        return state._replace(
+            step=rep, rng=rep, syn_lr=rep, opt_lr=jax.tree.map(lambda a: rep, state.opt_lr),
+            obj_state=jax.tree.map(lambda a: rep, state.obj_state),
+            syn_params=sharding.state_storage(mesh, state.syn_params),
+            opt_syn=sharding.state_storage(mesh, state.opt_syn))
+
+    def place(state):
+        sh = shardings_of(state)
+        return state if sh is None else sharding.put_tree(state, sh)
+
+    jitted = jax.jit(step)
+
+    feed_load = None
+    if objective.feed is not None:
+        rep = sharding.replicated(mesh)
+
+        def feed_load(rng_data):
+            k_ctx = jax.random.wrap_key_data(_host_keys(rng_data)[1])
+            fed = objective.feed(k_ctx)
+            return jax.tree.map(lambda a: sharding.put(a, rep) if rep is not None
+                                else jax.device_put(a), fed)
 
     def init_state(key, syn_params, syn_lr):
         syn_lr = jnp.asarray(syn_lr, jnp.float32)
         k_loop, k_obj = jax.random.split(key)
         obj_state = objective.init_state(k_obj) if objective.init_state is not None else ()
-        return TrainState(step=jnp.int32(0), rng=jax.random.key_data(k_loop),
-                          syn_params=syn_params, syn_lr=syn_lr,
-                          opt_syn=tx_syn.init(syn_params), opt_lr=tx_lr.init(syn_lr),
-                          obj_state=obj_state)
+        state = TrainState(step=jnp.int32(0), rng=jax.random.key_data(k_loop),
+                           syn_params=syn_params, syn_lr=syn_lr,
+                           opt_syn=tx_syn.init(syn_params), opt_lr=tx_lr.init(syn_lr),
+                           obj_state=obj_state)
+        return place(state)
 
-    return step, init_state
+    return Step(jitted, feed_load, place if sharding.size(mesh) > 1 else None), init_state
 
 
 # ----------------------------------------------------------------------------- wiring
@@ -256,8 +362,9 @@ def make_step(pm, aux, objective: Objective, cfg):
 def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None,
                                progress=True):
     """Expert trajectories of the buffer `bcfg` (jaxdd.config.buffer_for), snapshots
-    0..epochs, as device arrays (experts, epochs + 1, ...); missing experts are built first
-    (the distill command builds its own buffer)."""
+    0..epochs, as HOST numpy arrays (experts, epochs + 1, ...): they stay in host memory,
+    TM brings only the two snapshots of an iteration to the devices (`Objective.feed`);
+    missing experts are built first (the distill command builds its own buffer)."""
     from jaxdd import experts
 
     if epochs > int(bcfg.epochs):
@@ -274,7 +381,7 @@ def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None
         experts.build_buffer(bcfg.buffer_dir, bcfg, train=train_ds, test=test_ds,
                              progress=progress)
         trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw)
-    return jax.tree.map(jnp.asarray, trajs)
+    return jax.tree.map(np.asarray, trajs)
 
 
 def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
@@ -307,10 +414,31 @@ def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progres
     if epochs is not None:
         trajs = load_or_build_trajectories(buffer_for(cfg), epochs, train_ds=train_ds,
                                            test_ds=test_ds, progress=progress)
+    mesh = sharding.mesh_from_config(cfg)
     setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=train_ds,
                   test_ds=test_ds, trajectories=trajs, progress=progress, teacher=teacher,
-                  syn_labels=None if syn_labels is None else np.asarray(syn_labels))
-    return (builder or objective_lib.get_builder(cfg.objective.name))(setup)
+                  syn_labels=None if syn_labels is None else np.asarray(syn_labels),
+                  mesh=mesh)
+    objective = (builder or objective_lib.get_builder(cfg.objective.name))(setup)
+    if progress or trajs is not None:
+        print(memory_plan(objective, trajs, cfg, mesh))
+    return objective
+
+
+def memory_plan(objective, trajectories, cfg, mesh=None) -> str:
+    """One line: the memory the run will hold (printed before the loop starts): expert
+    trajectories on the host, the objective's device data, and the per-iteration snapshots
+    TM copies to the devices (two iterations in flight: current + prefetched)."""
+    mb = lambda b: f"{b / 2**20:,.1f} MiB"  # noqa: E731
+    parts = [f"[jaxdd] memory: {sharding.describe(mesh)}"]
+    if trajectories is not None:
+        from jaxdd.objective import tm
+        hb = tm.host_bytes(trajectories, cfg.objective)
+        parts.append(f"expert trajectories {mb(hb['trajectories_host'])} on the host")
+        parts.append(f"start+target snapshots {mb(hb['per_iteration_device'])} per iteration "
+                     f"on the devices (x2: prefetched)")
+    parts.append(f"objective data {mb(sharding.tree_bytes(objective.data))} on the devices")
+    return "; ".join(parts)
 
 
 # Names of the metrics checked for NaN/inf, in the order a message reports them.

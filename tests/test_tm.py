@@ -170,14 +170,28 @@ def test_objective_from_trajectories_is_the_loss_on_the_sampled_slice(problem):
             "b": np.stack([np.stack([b0, (b0 + bt) / 2, bt])] * 2)}
     obj = tm.make_objective(linear_apply, traj, _ocfg(), dsa_strategy="none")
     assert obj.learn_lr and obj.init_state is None
-    ctx = obj.sample_ctx(jax.random.PRNGKey(0), jnp.float32(0.1), obj.data, ())
+    # the trajectories stay on the host: the loop merges feed(key) (the two snapshots the
+    # key selects) into the data sample_ctx sees
+    assert "trajs" not in obj.data and obj.feed is not None
+    key = jax.random.PRNGKey(0)
+    data = {**obj.data, **obj.feed(key)}
+    ctx = obj.sample_ctx(key, jnp.float32(0.1), data, ())
     s = [i for i in range(2) if np.allclose(ctx.start["w"], traj["w"][0, i])]
     assert len(s) == 1
     np.testing.assert_allclose(ctx.target["w"], traj["w"][0, s[0] + 1])
     val = obj.loss(jax.random.PRNGKey(1), jnp.asarray(images), jnp.asarray(labels), ctx)
     assert np.isfinite(float(val))
     # the loop's jit sees sample_ctx with the carried state () like every objective
-    jax.jit(obj.sample_ctx)(jax.random.PRNGKey(0), jnp.float32(0.1), obj.data, ())
+    jax.jit(obj.sample_ctx)(key, jnp.float32(0.1), data, ())
+    # on-device trajectories (host=False) select the same expert and epochs from the key
+    dev = tm.make_objective(linear_apply, traj, _ocfg(), dsa_strategy="none", host=False)
+    assert dev.feed is None and "trajs" in dev.data
+    for k in jax.random.split(jax.random.PRNGKey(5), 6):
+        a = obj.sample_ctx(k, 0.1, {**obj.data, **obj.feed(k)}, ())
+        b = jax.jit(dev.sample_ctx)(k, jnp.float32(0.1), dev.data, ())
+        for x, y in zip(jax.tree.leaves((a.start, a.target)),
+                        jax.tree.leaves((b.start, b.target))):
+            np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
 
 
 def test_objective_refuses_too_short_trajectories_and_missing_ones(problem):

@@ -38,6 +38,13 @@ class Objective(NamedTuple):
     select(step) -> int indices (k,) (optional, jit-able): the instances the loop decodes
     (and updates) at iteration `step`; it replaces the loop's random `decode_subset`
     (CFM: the class-batch of its curriculum).
+
+    feed(key) -> pytree of numpy arrays (optional, host side, NOT jitted): per-iteration
+    inputs too large to keep on the devices (TM: the start and target snapshots of the
+    expert trajectories, which stay in host memory). `key` is the same context key
+    sample_ctx receives; the loop calls feed outside the jitted step (one iteration ahead,
+    copying to the devices in the background: `jaxdd.sharding.Prefetcher`) and hands
+    sample_ctx `{**data, **feed(key)}` as its data.
     """
     loss: Callable
     sample_ctx: Callable
@@ -46,6 +53,7 @@ class Objective(NamedTuple):
     init_state: Callable | None = None
     post_step: Callable | None = None
     select: Callable | None = None
+    feed: Callable | None = None
 
 
 class Setup(NamedTuple):
@@ -59,7 +67,9 @@ class Setup(NamedTuple):
     progress: whether long work may show progress bars;
     teacher: dict(model, variables, stats, test_acc) prepared by the loop when the objective
       has `needs_teacher` (CFM), else None;
-    syn_labels: the labels of the synthetic instances (numpy, `aux['labels']`).
+    syn_labels: the labels of the synthetic instances (numpy, `aux['labels']`);
+    mesh: the run's `jax.sharding.Mesh` (`jaxdd.sharding`), None on one device: objectives
+      split their real batches and the student minibatch over it.
     """
     cfg: Any
     model: Any
@@ -70,6 +80,7 @@ class Setup(NamedTuple):
     progress: bool = True
     teacher: Any = None
     syn_labels: Any = None
+    mesh: Any = None
 
 
 _MODULES = {"tm": "jaxdd.objective.tm", "dm": "jaxdd.objective.dm", "dc": "jaxdd.objective.dc",

@@ -57,8 +57,8 @@ import numpy as np
 import optax
 
 from jaxdd.losses import cross_entropy
-from jaxdd.objective.dm import (hard_labels, make_class_augment, make_init_fn, map_classes,
-                                real_data, sample_real)
+from jaxdd.objective.dm import (constrain_real, hard_labels, make_class_augment, make_init_fn,
+                                map_classes, max_class_size, real_data, sample_real)
 from jaxdd.train import TrainState, make_trainer, random_orders
 
 # DC's get_loops (FreD / DDiF DC/utils.py get_loops at the pinned commits); IPC 2 / 11 / 51
@@ -294,7 +294,9 @@ def build(run) -> "Objective":
     if outer <= 0 or inner <= 0:
         outer, inner = get_loops(int(cfg.param.ipc))
     data = real_data(run)
-    batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
+    mesh = getattr(run, "mesh", None)
+    max_n = max_class_size(data)
+    batch = min(int(o.get("batch_real", 256)), max_n)
     strategy = cfg.dsa_strategy
     augment = make_class_augment(strategy)
     train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy))
@@ -309,7 +311,8 @@ def build(run) -> "Objective":
 
     def sample_ctx(key, syn_lr, data, obj_state):
         del syn_lr
-        images, mask = sample_real(key, data["real"], data["counts"], batch)
+        images, mask = sample_real(key, data["real"], data["counts"], batch, max_n)
+        images, mask = constrain_real(mesh, images, mask)
         return DCContext(params=obj_state["params"], real_images=images, real_mask=mask)
 
     return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=False,

@@ -87,17 +87,22 @@ def real_by_class(images, labels, num_classes: int):
     return real, counts
 
 
-def sample_real(key, real, counts, batch: int):
+def sample_real(key, real, counts, batch: int, max_n: int | None = None):
     """Per-class random real batch without replacement (jit-able).
 
     real: (classes, max_n, H, W, C); counts: int (classes,); batch: static int <= max_n.
+    max_n: the largest class (static) when `real` is padded beyond it (to split its axis
+    over devices, `real_data`): the draws depend on max_n only, so padding changes nothing.
     Returns images (classes, batch, H, W, C) and mask float32 (classes, batch): entry j of
     class c is a distinct random image of class c when j < min(batch, n_c), padding (mask 0)
     otherwise.
     """
-    num_classes, max_n = real.shape[:2]
+    num_classes, stored = real.shape[:2]
+    max_n = stored if max_n is None else int(max_n)
     valid = jnp.arange(max_n)[None, :] < counts[:, None]
     scores = jnp.where(valid, jax.random.uniform(key, (num_classes, max_n)), -1.0)
+    if stored > max_n:  # storage padding: never drawn
+        scores = jnp.pad(scores, ((0, 0), (0, stored - max_n)), constant_values=-2.0)
     _, idx = jax.lax.top_k(scores, batch)  # valid entries first, in random order
     images = jnp.take_along_axis(real, idx.reshape(idx.shape + (1,) * (real.ndim - 2)), 1)
     mask = (jnp.arange(batch)[None, :] < counts[:, None]).astype(jnp.float32)
@@ -282,10 +287,37 @@ def default_config():
 
 
 def real_data(run):
-    """{'real': (classes, max_n, H, W, C), 'counts': (classes,)} on device, from run.train_ds."""
+    """{'real': (classes, max_n', H, W, C), 'counts': (classes,)} on device, from
+    run.train_ds (`run`: the loop's Setup). With a mesh (`run.mesh`), max_n is padded to a
+    multiple of the device count and the images are split over the devices along that
+    axis (each process places only its part: `jaxdd.sharding.put`); without one, max_n' =
+    max_n. The largest class size is `max_class_size(data)`."""
+    from jaxdd import sharding
+
     ds = run.train_ds
     real, counts = real_by_class(ds.images, ds.labels, ds.num_classes)
-    return {"real": jnp.asarray(real), "counts": jnp.asarray(counts)}
+    mesh = getattr(run, "mesh", None)
+    if sharding.size(mesh) <= 1:
+        return {"real": jnp.asarray(real), "counts": jnp.asarray(counts)}
+    padded = sharding.pad_to_devices(real.shape[1], mesh)
+    if padded > real.shape[1]:
+        real = np.concatenate([real, np.zeros((real.shape[0], padded - real.shape[1])
+                                              + real.shape[2:], real.dtype)], axis=1)
+    return {"real": sharding.put(real, sharding.real_batch(mesh, real.shape)),
+            "counts": sharding.put(counts, sharding.replicated(mesh))}
+
+
+def max_class_size(data) -> int:
+    """The largest class of `real_data` (static, from the counts on the host)."""
+    from jaxdd import sharding
+    return int(sharding.to_host(data["counts"]).max())
+
+
+def constrain_real(mesh, images, mask):
+    """The sampled real batch (classes, B, ...) split over the mesh (`sharding.real_batch`)."""
+    from jaxdd import sharding
+    return (sharding.constrain(images, sharding.real_batch(mesh, images.shape)),
+            sharding.constrain(mask, sharding.real_batch(mesh, mask.shape)))
 
 
 def build(run) -> "Objective":
@@ -300,7 +332,9 @@ def build(run) -> "Objective":
     o = cfg.objective
     nc = run.train_ds.num_classes
     data = real_data(run)
-    batch = min(int(o.get("batch_real", 256)), int(data["real"].shape[1]))
+    mesh = getattr(run, "mesh", None)
+    max_n = max_class_size(data)
+    batch = min(int(o.get("batch_real", 256)), max_n)
     augment = make_class_augment(cfg.dsa_strategy)
     init_net = make_init_fn(run.model, run.train_ds.image_shape)
     loss = make_loss(make_embed_fn(run.model), nc, augment=augment,
@@ -309,7 +343,8 @@ def build(run) -> "Objective":
     def sample_ctx(key, syn_lr, data, obj_state=()):
         del syn_lr, obj_state  # stateless
         k_net, k_real = jax.random.split(key)
-        images, mask = sample_real(k_real, data["real"], data["counts"], batch)
+        images, mask = sample_real(k_real, data["real"], data["counts"], batch, max_n)
+        images, mask = constrain_real(mesh, images, mask)
         return DMContext(params=init_net(k_net), real_images=images, real_mask=mask)
 
     return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=False)

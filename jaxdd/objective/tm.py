@@ -37,6 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxdd import sharding
 from jaxdd.losses import cross_entropy
 
 
@@ -126,7 +127,7 @@ def param_distance(a, b):
 
 def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = None,
               augment: Callable | None = None, remat: bool = True, gamma: float = 0.0,
-              schedule: str = "mtt"):
+              schedule: str = "mtt", mesh=None):
     """Build the TM loss.
 
     Args:
@@ -139,6 +140,8 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
       gamma: weight of the real-guided cross-entropy (NSD); needs ctx.real_images.
       schedule: 'mtt' (the authors' minibatch order, :func:`mtt_schedule`) or 'wrap'
         (:func:`minibatch_schedule`).
+      mesh: a `jax.sharding.Mesh` (`jaxdd.sharding`): every student step's minibatch is
+        split over its devices (data parallel; the student parameters replicated), or None.
 
     Returns:
       loss(key, syn_images, syn_labels, ctx: TMContext) -> scalar, with attributes
@@ -164,6 +167,7 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
             x = syn_images[i]
             if augment is not None:
                 x = augment(k, x)
+            x = sharding.constrain(x, sharding.batch(mesh, x.shape))  # data parallel
             y = syn_labels[i]
             g = jax.grad(lambda p: ce_loss(apply_fn(p, x), y, w))(theta)
             theta = jax.tree.map(lambda p, gi: p - syn_lr * gi, theta, g)
@@ -221,7 +225,8 @@ def trajectory_epochs(ocfg) -> int:
 
 
 def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
-                   real_images=None, real_labels=None) -> "Objective":
+                   real_images=None, real_labels=None, host: bool = True,
+                   mesh=None) -> "Objective":
     """TM from expert trajectories: a random expert and start epoch per iteration.
 
     trajectories: a params pytree whose leaves are (experts, epochs, ...) with at least
@@ -229,6 +234,14 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
     ocfg: cfg.objective (syn_steps, expert_epochs, max_start_epoch, batch_syn, remat,
       gamma, real_batch). real_images / real_labels: the real data of the real-guided term
       (needed when gamma > 0).
+    host: True (default): the trajectories stay in host memory (numpy or memory-mapped,
+      never copied whole to a device); ``Objective.feed(key)`` draws the expert and the
+      start epoch on the host and returns only the two snapshots of the iteration, which
+      the loop copies to the devices one iteration ahead. False: the trajectories are put
+      on the device in ``data['trajs']`` and indexed inside the jitted step (device memory
+      grows with experts x epochs). Both draw the same (expert, start) from the same key
+      (:func:`draw_expert_start`), so they compute the same loss.
+    mesh: `jax.sharding.Mesh` or None (student minibatches data-parallel over it).
     """
     from jaxdd.augment import dsa
     from jaxdd.objective import Objective
@@ -246,11 +259,16 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
     gamma = float(o.get("gamma", 0.0))
     loss = make_loss(apply_fn, syn_steps=int(o.syn_steps),
                      batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
-                     remat=bool(o.get("remat", True)), gamma=gamma)
-    num_experts = jax.tree.leaves(trajectories)[0].shape[0]
+                     remat=bool(o.get("remat", True)), gamma=gamma, mesh=mesh)
+    num_experts = int(jax.tree.leaves(trajectories)[0].shape[0])
     max_start = int(o.max_start_epoch)
     ee = int(o.expert_epochs)
-    data = {"trajs": jax.tree.map(jnp.asarray, trajectories)}
+    if host:
+        trajs = jax.tree.map(lambda t: t if isinstance(t, np.ndarray) else np.asarray(t),
+                             trajectories)
+        data = {}
+    else:
+        data = {"trajs": jax.tree.map(jnp.asarray, trajectories)}
     real_bs = int(o.get("real_batch", 256))
     if gamma > 0:
         if real_images is None:
@@ -259,13 +277,23 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
         data["real_images"] = jnp.asarray(real_images)
         data["real_labels"] = jnp.asarray(real_labels)
 
+    pick = jax.jit(lambda key: draw_expert_start(key, num_experts, max_start))
+
+    def feed(key):
+        """Host side: the (start, target) snapshots the key selects (numpy copies)."""
+        e, s = (int(v) for v in jax.device_get(pick(key)))
+        return {"start": jax.tree.map(lambda t: np.array(t[e, s]), trajs),
+                "target": jax.tree.map(lambda t: np.array(t[e, s + ee]), trajs)}
+
     def sample_ctx(key, syn_lr, data, obj_state=()):
         del obj_state  # stateless
-        ke, ks, kr = jax.random.split(key, 3)
-        e = jax.random.randint(ke, (), 0, num_experts)
-        s = jax.random.randint(ks, (), 0, max_start)
-        start = jax.tree.map(lambda t: t[e, s], data["trajs"])
-        target = jax.tree.map(lambda t: t[e, s + ee], data["trajs"])
+        kr = jax.random.split(key, 3)[2]
+        if "start" in data:  # fed by the loop from the host (host=True)
+            start, target = data["start"], data["target"]
+        else:
+            e, s = draw_expert_start(key, num_experts, max_start)
+            start = jax.tree.map(lambda t: t[e, s], data["trajs"])
+            target = jax.tree.map(lambda t: t[e, s + ee], data["trajs"])
         ri = rl = None
         if gamma > 0:
             n = data["real_images"].shape[0]
@@ -274,7 +302,26 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
         return TMContext(start=start, target=target, syn_lr=syn_lr, real_images=ri,
                          real_labels=rl)
 
-    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True)
+    return Objective(loss=loss, sample_ctx=sample_ctx, data=data, learn_lr=True,
+                     feed=feed if host else None)
+
+
+def draw_expert_start(key, num_experts: int, max_start: int):
+    """(expert, start epoch) of an iteration from its context key (jit-able): the key is
+    split in 3 (expert, start, real batch), expert ~ U{0..num_experts-1}, start ~
+    U{0..max_start-1}."""
+    ke, ks, _ = jax.random.split(key, 3)
+    return (jax.random.randint(ke, (), 0, num_experts),
+            jax.random.randint(ks, (), 0, max_start))
+
+
+def host_bytes(trajectories, ocfg) -> dict:
+    """Memory of TM's expert data: the trajectories held on the host and the two snapshots
+    (start, target) a step brings to the device."""
+    leaves = jax.tree.leaves(trajectories)
+    snap = sum(int(np.prod(t.shape[2:])) * np.dtype(t.dtype).itemsize for t in leaves)
+    total = sum(int(np.prod(t.shape)) * np.dtype(t.dtype).itemsize for t in leaves)
+    return {"trajectories_host": total, "snapshot": snap, "per_iteration_device": 2 * snap}
 
 
 def build(setup) -> "Objective":
@@ -288,4 +335,5 @@ def build(setup) -> "Objective":
     return make_objective(setup.apply_fn, setup.trajectories, o,
                           dsa_strategy=setup.cfg.dsa_strategy,
                           real_images=setup.train_ds.images if real else None,
-                          real_labels=setup.train_ds.labels if real else None)
+                          real_labels=setup.train_ds.labels if real else None,
+                          mesh=getattr(setup, "mesh", None))
