@@ -1,0 +1,153 @@
+"""Cross-architecture evaluation: distilled sets x evaluation networks.
+
+Every (set, network) pair is evaluated with the standard protocol (`jaxdd.evaluate.
+evaluate_synthetic`: K fresh networks trained together, the set's learned syn_lr, DSA, the
+FINAL test accuracy, mean +- std over the K networks), as `launch/evaluate.py --model=X`
+does for one pair. A network that cannot run at the set's resolution (VGG11's five 2x2
+poolings need 32 px) is evaluated at the smallest multiple of it where it runs
+(`fitting_resolution`; FreD/DDiF decode natively there, pixels and NSD are resized) and the
+table says so. Results are written after every pair (JSON) and a re-run skips the pairs
+already in it.
+
+    rows = cross_arch({"pixel": "a/synthetic.msgpack"}, ["ConvNetD2W32", "ViT"], out=...)
+    print(markdown_table(rows))
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+DEFAULT_MODELS = ("ConvNetD2W32", "AlexNet", "VGG11", "ResNet18", "ViT")
+
+
+def runs_at(model, image_shape) -> bool:
+    """Whether `model` can init and apply on (1, *image_shape) inputs (shapes only)."""
+    x = jax.ShapeDtypeStruct((1,) + tuple(image_shape), jnp.float32)
+    try:
+        v = jax.eval_shape(lambda z: model.init(jax.random.key(0), z, train=False), x)
+        jax.eval_shape(lambda vv, z: model.apply(vv, z, train=False), v, x)
+    except Exception:  # noqa: BLE001 -- any shape error means "not at this size"
+        return False
+    return True
+
+
+def fitting_resolution(model, resolution, channels, factors=(1, 2, 4, 8)) -> int:
+    """The smallest resolution * f (f in factors) at which `model` runs."""
+    for f in factors:
+        if runs_at(model, (resolution * f, resolution * f, channels)):
+            return resolution * f
+    raise ValueError(f"{type(model).__name__} runs at none of the resolutions "
+                     f"{[resolution * f for f in factors]}")
+
+
+def _dataset_of(meta, resolution):
+    from jaxdd.data import load_dataset
+    d = dict(meta.get("dataset", {}) or {})
+    if not d.get("name"):
+        raise ValueError("the synthetic set has no dataset metadata (meta.dataset.name)")
+    return load_dataset(d["name"], resolution=resolution, zca=d.get("zca", False),
+                        zca_eps=d.get("zca_eps", 0.1), data_dir=d.get("data_dir"),
+                        resize=d.get("resize"), normalize=d.get("normalize"),
+                        stats=d.get("stats"))
+
+
+def evaluate_pair(key, synthetic, model_name, *, resolution=None, num_nets=5, epochs=1000,
+                  lr=None, progress=False, **eval_kwargs) -> dict:
+    """One cell: the set at `synthetic` (path) evaluated with `model_name` (key: a raw
+    uint32 PRNGKey, as `evaluate_synthetic` takes).
+
+    resolution None: the set's own, or the smallest multiple where the network runs.
+    Returns a JSON-able dict (mean, std, accs, resolution, seconds, ...)."""
+    from jaxdd.evaluate import evaluate_synthetic
+    from jaxdd.io import decode_synthetic, load_synthetic
+    from jaxdd.models import get_model
+
+    d = load_synthetic(synthetic)
+    meta = d.get("meta", {}) or {}
+    native = int((meta.get("dataset", {}) or {}).get("resolution") or
+                 d["aux"]["image_shape"][0])
+    channels = int(d["aux"]["image_shape"][-1])
+    _, test = _dataset_of(meta, native)
+    model = get_model(model_name, test.num_classes)
+    res = int(resolution or fitting_resolution(model, native, channels))
+    if res != native:
+        _, test = _dataset_of(meta, res)
+    images, labels, syn_lr = decode_synthetic(d, resolution=None if res == native else res)
+    r = evaluate_synthetic(key, model, images, labels, test.images, test.labels,
+                           lr=float(lr or syn_lr), num_nets=int(num_nets), epochs=int(epochs),
+                           progress=progress, desc=model_name, **eval_kwargs)
+    return {"model": model_name, "resolution": res, "native_resolution": native,
+            "lr": float(lr or syn_lr), "param": d["param"], **r.to_dict()}
+
+
+def cross_arch(synthetics, models=DEFAULT_MODELS, *, seed=0, num_nets=5, epochs=1000,
+               resolutions=None, out=None, progress=False, log=print, **eval_kwargs):
+    """Evaluate every set of `synthetics` ({label: path}) with every network of `models`.
+
+    resolutions: {model name: side length} to force one (default: `fitting_resolution`).
+    out: JSON path, rewritten after every pair; pairs already in it are skipped (resume).
+    Returns the list of row dicts (label, synthetic, model, mean, std, ...)."""
+    rows = []
+    if out and os.path.exists(out):
+        with open(out) as f:
+            rows = json.load(f)["rows"]
+    done = {(r["label"], r["model"]) for r in rows}
+    resolutions = dict(resolutions or {})
+    for i, (label, path) in enumerate(synthetics.items()):
+        for j, m in enumerate(models):
+            if (label, m) in done:
+                continue
+            t0 = time.time()
+            key = jax.random.fold_in(jax.random.fold_in(jax.random.PRNGKey(seed), i), j)
+            r = evaluate_pair(key, path, m, resolution=resolutions.get(m), num_nets=num_nets,
+                              epochs=epochs, progress=progress, **eval_kwargs)
+            rows.append({"label": label, "synthetic": os.fspath(path), **r,
+                         "wall_seconds": time.time() - t0})
+            if log:
+                log(f"[cross_arch] {label} x {m} @ {r['resolution']} px: "
+                    f"{100 * r['mean']:.2f} +- {100 * r['std']:.2f} ({time.time() - t0:.0f} s)")
+            if out:
+                _write(out, rows, models, num_nets, epochs)
+    return rows
+
+
+def _write(out, rows, models, num_nets, epochs):
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    tmp = out + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"models": list(models), "num_nets": int(num_nets), "epochs": int(epochs),
+                   "rows": rows}, f, indent=2, default=_jsonable)
+    os.replace(tmp, out)
+
+
+def _jsonable(o):
+    if isinstance(o, (np.ndarray, np.generic)):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def markdown_table(rows, models=None) -> str:
+    """Rows = sets, columns = networks; cells 'mean ± std' in %, '(@32 px)' where the network
+    ran at another resolution than the set's."""
+    labels = list(dict.fromkeys(r["label"] for r in rows))
+    models = list(models or dict.fromkeys(r["model"] for r in rows))
+    cell = {(r["label"], r["model"]): r for r in rows}
+    lines = ["| set | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
+    for lab in labels:
+        out = []
+        for m in models:
+            r = cell.get((lab, m))
+            if r is None:
+                out.append("–")
+                continue
+            s = f"{100 * r['mean']:.1f} ± {100 * r['std']:.1f}"
+            if r["resolution"] != r["native_resolution"]:
+                s += f" (@{r['resolution']} px)"
+            out.append(s)
+        lines.append(f"| {lab} | " + " | ".join(out) + " |")
+    return "\n".join(lines) + "\n"
