@@ -46,6 +46,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxdd import losses as L
+from jaxdd import sharding
 from jaxdd import train as T
 from jaxdd.augment import dsa
 from jaxdd.train import authors_schedule  # noqa: F401  (re-exported: the schedule)
@@ -188,8 +189,8 @@ def accuracy(correct_fn, state, images, labels, batch_size=1024):
     n = images.shape[0]
     total = 0
     for i in range(0, n, batch_size):
-        total = total + np.asarray(correct_fn(state, images[i:i + batch_size],
-                                              labels[i:i + batch_size]))
+        total = total + sharding.to_host(correct_fn(state, images[i:i + batch_size],
+                                                    labels[i:i + batch_size]))
     return total / n
 
 
@@ -229,7 +230,7 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
                        num_nets=5, epochs=1000, batch_size=256, momentum=0.9,
                        weight_decay=5e-4, dsa_strategy="color_crop_cutout_flip_scale_rotate",
                        temperature=None, chunk_epochs=None, progress=True,
-                       desc="evaluate", share_dsa_ops=False) -> EvalResult:
+                       desc="evaluate", share_dsa_ops=False, mesh="auto") -> EvalResult:
     """Train `num_nets` fresh networks together on (images, labels); final test accuracy.
 
     Args:
@@ -244,6 +245,10 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
         with the momentum reset (module docstring).
       share_dsa_ops: one DSA op group per step for all K networks (faster; not the
         authors'), instead of one per network.
+      mesh: the devices the K networks are split over (`jaxdd.sharding`): "auto" (default:
+        every device), a `jax.sharding.Mesh`, or None (one device). K is padded to a
+        multiple of the device count with networks that are trained and dropped; network
+        k gets the same keys as on one device, so the accuracies are the same.
     """
     t0 = time.time()
     images = jnp.asarray(images, jnp.float32)
@@ -255,20 +260,44 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     fns = make_eval_trainer(model, batch_size=batch_size, momentum=momentum,
                             weight_decay=weight_decay, dsa_strategy=dsa_strategy,
                             temperature=temperature, share_dsa_ops=bool(share_dsa_ops))
+    if isinstance(mesh, str):
+        mesh = sharding.mesh_from_config(None)
+    total = sharding.pad_to_devices(num_nets, mesh)  # K padded to the device count
+    pad = np.arange(total) % num_nets  # extra networks: copies of the first ones, dropped
     kinit, ktrain = jax.random.split(key)
     x0 = images[0, :1] if per_net_data else images[:1]
-    state = fns.init(jax.random.split(kinit, num_nets), x0)
+    init_keys = jax.random.split(kinit, num_nets)
     passes = int(epochs) + 1
     ktrain, kop = jax.random.split(ktrain)
     keys = jax.random.split(ktrain, num_nets * passes).reshape(num_nets, passes, -1)
     op_keys = jax.random.split(kop, passes)
+    if total != num_nets:
+        init_keys, keys = init_keys[pad], keys[pad]
+        if per_net_data:
+            images, labels = images[pad], labels[pad]
+    if sharding.size(mesh) > 1:  # the network axis over the devices
+        nets = sharding.leading(mesh, (total,))
+        rep = sharding.replicated(mesh)
+        init_keys, keys = sharding.put(init_keys, nets), sharding.put(keys, nets)
+        op_keys = sharding.put(op_keys, rep)
+        on = nets if per_net_data else rep
+        images, labels = sharding.put(images, on), sharding.put(labels, on)
+        x0 = sharding.put(x0, rep)
+    state = fns.init(init_keys, x0)
     bar = tqdm(total=passes, desc=desc, disable=not progress, leave=False)
     state = _schedule(
         lambda st, plr, start, k: fns.run(st, keys, op_keys, images, labels, plr, start, k,
                                           per_net_data=per_net_data),
         fns.reset, state, lr=lr, epochs=epochs, chunk_epochs=chunk_epochs, bar=bar)
     bar.close()
+    if sharding.size(mesh) > 1:
+        rep = sharding.replicated(mesh)
+        test_images = sharding.put(np.asarray(test_images, np.float32), rep)
+        test_labels = sharding.put(np.asarray(test_labels), rep)
+        state = jax.tree.map(lambda a: sharding.put(a, rep) if jax.process_count() > 1 else a,
+                             state)
     accs = accuracy(fns.correct, state, jnp.asarray(test_images), jnp.asarray(test_labels))
+    accs = accs[:num_nets]
     return EvalResult(accs=accs, mean=float(accs.mean()), std=float(accs.std()),
                       seconds=time.time() - t0, epochs=int(epochs), num_train=n,
                       passes=passes)

@@ -1,0 +1,149 @@
+"""Multi-host for real, on one machine: two JAX processes (jax.distributed with a localhost
+coordinator, CPU collectives), 4 virtual CPU devices each, one mesh over the 8 devices.
+
+A tiny pixel TM run (3 classes x IPC 8 = 24 instances, split over the 8 devices inside the
+step; the expert buffer built by the single-process reference run) is started in two
+processes, "killed" after 2 of 4 iterations (both processes exit after a collective Orbax
+checkpoint), restarted in two new processes, which resume from the checkpoint and finish.
+Its synthetic set equals the single-process, single-device run's (float tolerance: the
+sharded step sums in another order, see tests/test_sharding.py). Checked too: one set of
+checkpoint files, the resumed processes started at iteration 2, and both processes hold
+the same synthetic set.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+
+def tiny_cfg(npz_path, buffer_dir):
+    from jaxdd import config as C
+    from jaxdd.param import pixel
+
+    cfg = C.base_config("digits", 8)
+    cfg.dataset.name = npz_path
+    cfg.dataset.resolution = None
+    cfg.model.name = "ConvNetD1W4"
+    cfg.param = pixel.default_config()
+    cfg.param.name, cfg.param.ipc = "pixel", 8
+    cfg.iterations = 4
+    cfg.checkpoint_every = 1
+    cfg.log_every = 1
+    cfg.dsa_strategy = "none"
+    cfg.buffer.num_experts = 2
+    cfg.buffer.epochs = 2
+    cfg.buffer.experts_per_group = 2
+    cfg.buffer.buffer_dir = buffer_dir
+    cfg.objective.syn_steps = 2
+    cfg.objective.batch_syn = 8
+    cfg.objective.max_start_epoch = 1
+    cfg.objective.expert_epochs = 1
+    cfg.opt.syn.lr = 10.0
+    cfg.eval.final = False
+    cfg.eval.random_real_baseline = False
+    return cfg
+
+
+def worker(pid, port, workdir, npz_path, buffer_dir, stop_after, out):
+    from jaxdd import sharding
+
+    sharding.initialize_distributed(f"localhost:{port}", num_processes=2, process_id=pid)
+    import jax
+
+    from jaxdd import distill
+
+    assert jax.process_count() == 2 and jax.device_count() == 8, jax.devices()
+    run = distill.Run(tiny_cfg(npz_path, buffer_dir), workdir, progress=False)
+    start = int(run.state.step)
+    run.train(stop_after=stop_after or None)
+    params = run.state.syn_params
+    split = not params["images"].sharding.is_fully_replicated  # storage: replicated
+    np.savez(out, start=start, step=int(run.state.step), devices=jax.device_count(),
+             images=np.asarray(params["images"]), syn_lr=float(run.state.syn_lr),
+             replicated_between_steps=not split)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def _launch(tmp, workdir, npz, buffer_dir, stop_after, tag):
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        " --xla_force_host_platform_device_count=4"
+                        " --xla_backend_optimization_level=0"
+                        " --xla_llvm_disable_expensive_passes=true").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    port = _free_port()
+    outs = [str(tmp / f"{tag}_{i}.npz") for i in range(2)]
+    procs = [subprocess.Popen(
+        [sys.executable, os.path.abspath(__file__), "worker", str(i), str(port), workdir,
+         npz, buffer_dir, str(stop_after), outs[i]], env=env, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
+    logs = []
+    for p in procs:
+        try:
+            logs.append(p.communicate(timeout=400)[0])
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail(f"{tag}: the two processes did not finish")
+    for p, log in zip(procs, logs):
+        assert p.returncode == 0, f"{tag} failed:\n" + log[-6000:]
+    return [dict(np.load(o)) for o in outs]
+
+
+@pytest.fixture(scope="module")
+def npz_path(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n, k = 60, 3
+    labels = np.repeat(np.arange(k), n // k)
+    base = rng.uniform(size=(k, 8, 8, 1))
+    images = np.clip(base[labels] + 0.2 * rng.normal(size=(n, 8, 8, 1)), 0, 1)
+    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
+    np.savez(path, images=images.astype(np.float32), labels=labels.astype(np.int32))
+    return path
+
+
+def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz_path):
+    from jaxdd import distill
+
+    buffer_dir = str(tmp_path / "buffer")
+    ref = distill.Run(tiny_cfg(npz_path, buffer_dir), str(tmp_path / "single"),
+                      progress=False)
+    ref.train()  # also builds the expert buffer the two processes load
+    ref_images = np.asarray(ref.state.syn_params["images"])
+
+    workdir = str(tmp_path / "multi")
+    first = _launch(tmp_path, workdir, npz_path, buffer_dir, 2, "first")
+    assert [int(r["step"]) for r in first] == [2, 2]
+    steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))
+                   if d.isdigit())
+    assert steps[-1] == 2  # one set of checkpoint files, written collectively
+    second = _launch(tmp_path, workdir, npz_path, buffer_dir, 0, "second")
+    for r in second:
+        assert int(r["start"]) == 2 and int(r["step"]) == 4 and int(r["devices"]) == 8
+        assert bool(r["replicated_between_steps"])
+    np.testing.assert_array_equal(second[0]["images"], second[1]["images"])
+    np.testing.assert_allclose(second[0]["images"], ref_images, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(float(second[0]["syn_lr"]), float(ref.state.syn_lr),
+                               rtol=1e-4)
+    metrics = os.path.join(workdir, "metrics.jsonl")
+    assert os.path.exists(metrics)
+    with open(metrics) as f:
+        assert [json.loads(x)["step"] for x in f if '"loss"' in x][-1] == 4
+
+
+if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "worker":
+    a = sys.argv[2:]
+    worker(int(a[0]), int(a[1]), a[2], a[3], a[4], int(a[5]), a[6])

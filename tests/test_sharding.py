@@ -1,0 +1,203 @@
+"""Scale-out on 8 virtual CPU devices (jaxdd.sharding): the same numbers as on one device.
+
+One subprocess (XLA_FLAGS=--xla_force_host_platform_device_count=8, so the rest of the
+suite keeps its single device) runs every check and prints one JSON line:
+
+* TM, DM and DC with pixel, FreD and DDiF (`PAIRS`): one outer step (`distill.make_step`) with the mesh
+  over 8 devices (instances split along their axis, the student minibatch / the real
+  batches data-parallel) against the same step without a mesh: the loss and the updated
+  synthetic parameters agree to float tolerance. Why a tolerance: the sharded step sums
+  partial results in another order (the per-step gradient of the student is an all-reduce
+  over 8 shards; per-class means likewise), float32 addition is not associative, so the
+  results differ by a few ulps per reduction (observed ~1e-7 relative); the bound 2e-4 of
+  the update's size is far below any change a wrong sharding (a dropped shard, a
+  misplaced instance) makes, which moves the update by O(1) of its size.
+* the instances really are split: the decoded images / parameters of the 8-device state
+  carry a sharding over 8 devices when their count divides by 8;
+* evaluation (`evaluate_synthetic`, 3 networks padded to 8 and split over the devices)
+  gives the same accuracies as on one device.
+
+The two-process (multi-host) check is tests/test_multihost.py.
+"""
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+PARAMS = ("pixel", "fred", "ddif")
+OBJECTIVES = ("tm", "dm", "dc")
+# every objective with two or three parameterizations and every parameterization with two or
+# three objectives (the full 3 x 3 matrix passed too, see the issue-15 report; 7 of the 9
+# keep the subprocess near a minute on 2 CI cores)
+PAIRS = (("tm", "pixel"), ("tm", "fred"), ("tm", "ddif"), ("dm", "pixel"), ("dm", "ddif"),
+         ("dc", "pixel"), ("dc", "fred"))
+RES, NC, PER_CLASS = 8, 10, 16
+
+
+# ----------------------------------------------------------------------------- worker
+
+def _dataset():
+    import types
+
+    import numpy as np
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(NC), PER_CLASS).astype(np.int32)
+    base = rng.normal(size=(NC, RES, RES, 1))
+    images = (base[labels] + 0.3 * rng.normal(size=(len(labels), RES, RES, 1))).astype(
+        np.float32)
+    return types.SimpleNamespace(images=images, labels=labels, num_classes=NC,
+                                 image_shape=(RES, RES, 1))
+
+
+def _config(param, objective):
+    import ml_collections
+
+    from jaxdd import config as C
+    from jaxdd import objective as objective_lib
+    from jaxdd import param as param_lib
+
+    cfg = C.base_config("digits", 4)
+    cfg.dataset.resolution = RES
+    cfg.model.name = "ConvNetD1W4"
+    cfg.dsa_strategy = "none"
+    pm = param_lib.get(param)
+    cfg.param = pm.default_config()
+    cfg.param.name, cfg.param.ipc = param, 4
+    if param == "fred":
+        cfg.param.k = 16
+    elif param == "ddif":  # 8 fields per class: 80 (divisible by 8)
+        cfg.param.ipc = 8
+        cfg.param.fields_per_class = 8
+        cfg.param.width, cfg.param.warmup_steps = 4, 0
+    if objective == "tm":
+        o = cfg.objective
+        o.syn_steps, o.expert_epochs, o.max_start_epoch = 2, 1, 2
+        o.batch_syn = 16
+        o.remat = False
+        cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.5))
+    else:
+        cfg.objective = objective_lib.get_module(objective).default_config()
+        cfg.objective.batch_real = 8
+        if objective == "dc":
+            cfg.objective.outer_loop, cfg.objective.inner_loop = 2, 1
+            cfg.objective.batch_train = 16
+        cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=1.0, momentum=0.5))
+    if param == "ddif" and objective != "tm":  # DM/DC's large gradients: a small step
+        cfg.opt.syn.lr = 1e-3
+    return cfg
+
+
+def _one_run(param, objective, mesh, ds, model, trajs, steps=1):
+    import jax
+    import numpy as np
+
+    from jaxdd import distill
+    from jaxdd import objective as objective_lib
+    from jaxdd import param as param_lib
+    from jaxdd.objective import Setup
+
+    cfg = _config(param, objective)
+    pm = param_lib.get(param)
+    by_class = [ds.images[ds.labels == c] for c in range(NC)]
+    params, aux = pm.init(jax.random.PRNGKey(3), by_class, cfg.param)
+    apply_fn = lambda p, x: model.apply({"params": p}, x, train=True)  # noqa: E731
+    setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=ds, test_ds=None,
+                  trajectories=trajs if objective == "tm" else None, progress=False,
+                  syn_labels=np.asarray(aux["labels"]), mesh=mesh)
+    obj = objective_lib.get_builder(objective)(setup)
+    step, init_state = distill.make_step(pm, aux, obj, cfg, mesh=mesh)
+    state = init_state(jax.random.PRNGKey(4), params, cfg.opt.lr.init)
+    losses = []
+    for _ in range(steps):
+        state, m = step(state, obj.data)
+        losses.append(float(m["loss"]))
+    split = [not a.sharding.is_fully_replicated for a in jax.tree.leaves(state.syn_params)]
+    return losses, jax.tree.map(np.asarray, state.syn_params), params, any(split)
+
+
+def worker():
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    from jaxdd import evaluate, sharding
+    from jaxdd.models import get_model
+
+    assert jax.device_count() == 8, jax.devices()
+    out = {"devices": jax.device_count()}
+    mesh = sharding.make_mesh(0)
+    ds = _dataset()
+    model = get_model("ConvNetD1W4", NC)
+    p0 = model.init(jax.random.PRNGKey(0), jnp.zeros((1, RES, RES, 1)))["params"]
+    leaves, tdef = jax.tree.flatten(p0)
+    ks = jax.random.split(jax.random.PRNGKey(1), len(leaves))
+    trajs = jax.tree.unflatten(tdef, [np.asarray(
+        a[None, None] + jnp.cumsum(0.01 * jax.random.normal(k, (2, 4) + a.shape), axis=1))
+        for a, k in zip(leaves, ks)])
+    for objective, param in PAIRS:
+        t0 = time.time()
+        l1, s1, p0s, _ = _one_run(param, objective, None, ds, model, trajs)
+        l8, s8, _, split = _one_run(param, objective, mesh, ds, model, trajs)
+        upd = max(float(np.max(np.abs(a - np.asarray(b))))
+                  for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(p0s)))
+        diff = max(float(np.max(np.abs(a - b)))
+                   for a, b in zip(jax.tree.leaves(s1), jax.tree.leaves(s8)))
+        out[f"{objective}_{param}"] = {
+            "loss_1": l1, "loss_8": l8, "update": upd, "param_diff": diff,
+            "split": split, "seconds": time.time() - t0}
+    # evaluation: 3 networks padded to 8, split over the devices, vs one device
+    x, y = ds.images[::4], ds.labels[::4]
+    kw = dict(lr=0.01, num_nets=3, epochs=2, batch_size=16, dsa_strategy="none",
+              progress=False)
+    r1 = evaluate.evaluate_synthetic(jax.random.PRNGKey(7), model, x, y, ds.images,
+                                     ds.labels, mesh=None, **kw)
+    r8 = evaluate.evaluate_synthetic(jax.random.PRNGKey(7), model, x, y, ds.images,
+                                     ds.labels, mesh=mesh, **kw)
+    out["eval"] = {"accs_1": [float(a) for a in r1.accs],
+                   "accs_8": [float(a) for a in r8.accs]}
+    print("RESULT " + json.dumps(out))
+
+
+# ----------------------------------------------------------------------------- the test
+
+@pytest.fixture(scope="module")
+def result():
+    env = dict(os.environ)
+    # the same compile options for the 1- and 8-device runs; cheap LLVM passes (compile time)
+    env["XLA_FLAGS"] = (env.get("XLA_FLAGS", "") +
+                        " --xla_force_host_platform_device_count=8"
+                        " --xla_backend_optimization_level=0"
+                        " --xla_llvm_disable_expensive_passes=true").strip()
+    env["JAX_PLATFORMS"] = "cpu"
+    env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run([sys.executable, os.path.abspath(__file__), "worker"], env=env,
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return json.loads(lines[-1][len("RESULT "):])
+
+
+@pytest.mark.parametrize("objective,param", PAIRS)
+def test_step_on_8_devices_equals_one_device(result, objective, param):
+    import numpy as np
+    r = result[f"{objective}_{param}"]
+    np.testing.assert_allclose(r["loss_8"], r["loss_1"], rtol=2e-4, atol=1e-6)
+    assert r["update"] > 0
+    assert r["param_diff"] <= 2e-4 * r["update"] + 1e-7, r
+    # the synthetic parameters are split over the 8 devices (not only replicated)
+    assert r["split"], r
+
+
+def test_evaluation_on_8_devices_equals_one_device(result):
+    assert result["devices"] == 8
+    assert result["eval"]["accs_8"] == pytest.approx(result["eval"]["accs_1"], abs=1e-6)
+    assert len(result["eval"]["accs_8"]) == 3
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["worker"]:
+    worker()
