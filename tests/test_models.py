@@ -193,7 +193,7 @@ def _np_conv(x, k, stride, pad):
     return y
 
 
-@pytest.mark.parametrize("impl", ["native", "im2col"])
+@pytest.mark.parametrize("impl", ["native", "im2col", "hybrid"])
 @pytest.mark.parametrize("case", [
     # (input shape, kernel size, stride, padding)
     ((2, 6, 7, 3), (3, 3), 1, 1),
@@ -228,7 +228,8 @@ def test_conv_module_params_like_flax_conv():
     @jax.jit
     def run(xr):
         ref = nn.Conv(6, (3, 3)).apply(p, xr)
-        return ref, [models.Conv3x3(6, conv_impl=i).apply(p, xr) for i in ("native", "im2col")]
+        return ref, [models.Conv3x3(6, conv_impl=i).apply(p, xr)
+                     for i in ("native", "im2col", "hybrid")]
 
     ref, ys = run(xr)
     for y in ys:
@@ -270,7 +271,7 @@ def test_im2col_equals_native_forward_and_gradients():
     @jax.jit
     def run(params, x):
         res = {}
-        for impl in ("native", "im2col"):
+        for impl in ("native", "im2col", "hybrid"):
             f = _tiny_convnet(impl).apply({"params": params}, x)
             gp, gx = jax.grad(loss, argnums=(1, 2))(impl, params, x)
             mp, mx = jax.grad(meta, argnums=(1, 2))(impl, params, x)
@@ -281,9 +282,12 @@ def test_im2col_equals_native_forward_and_gradients():
     # the im2col path really is a different computation
     jaxpr = str(jax.make_jaxpr(lambda x: _tiny_convnet("im2col").apply({"params": params}, x))(x))
     assert "conv_general_dilated" not in jaxpr
-    for a, b in zip(jax.tree_util.tree_leaves(out["native"]), jax.tree_util.tree_leaves(out["im2col"])):
-        scale = float(jnp.abs(a).max()) + 1e-6
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-5 * max(scale, 1))
+    for impl in ("im2col", "hybrid"):
+        for a, b in zip(jax.tree_util.tree_leaves(out["native"]),
+                        jax.tree_util.tree_leaves(out[impl])):
+            scale = float(jnp.abs(a).max()) + 1e-6
+            np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4,
+                                       atol=1e-5 * max(scale, 1))
     # the gradients are not trivially zero
     assert float(jnp.abs(out["native"][4]).max()) > 1e-6
 
@@ -310,17 +314,69 @@ def test_conv_second_order_kernel_and_input():
     for a, b in zip(res["native"], res["im2col"]):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-4)
 
+    # 'hybrid' (custom VJP): reverse-over-reverse to any order; the Hessian-vector product
+    # as a gradient of <grad, v> (forward mode is not available through a custom VJP)
+    @jax.jit
+    def run_rev(x, k, v):
+        res = {}
+        for impl in ("native", "hybrid"):
+            gx = lambda x, k: jax.grad(f, argnums=1)(impl, x, k)
+            gg = jax.grad(lambda k: jnp.sum(gx(x, k) ** 2))(k)
+            hvp = jax.grad(lambda x: jnp.vdot(gx(x, k), v))(x)
+            g3 = jax.grad(lambda k: jnp.sum(jax.grad(lambda k: jnp.sum(gx(x, k) ** 2))(k)
+                                            ** 2))(k)
+            res[impl] = (gg, hvp, g3)
+        return res
 
-def test_auto_picks_im2col_on_cpu(monkeypatch):
+    res = run_rev(x, k, v)
+    for a, b in zip(res["native"], res["hybrid"]):
+        scale = float(jnp.abs(a).max()) + 1e-6
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4,
+                                   atol=1e-5 * max(scale, 1))
+
+
+@pytest.mark.parametrize("case", [
+    # (input shape, kernel shape, padding): gray padding 3 (negative input-gradient
+    # padding), asymmetric, wide -> narrow, 3-D
+    ((2, 6, 6, 4), (3, 3, 4, 4), 3),
+    ((2, 7, 6, 4), (3, 2, 4, 5), ((2, 0), (1, 3))),
+    ((1, 6, 6, 8), (3, 3, 8, 2), 1),
+    ((1, 4, 5, 4, 3), (3, 3, 3, 3, 3), 1),
+])
+def test_hybrid_conv_second_order_matches_native(case):
+    xs, ks, pad = case
+    rng = np.random.default_rng(1)
+    x = jnp.asarray(rng.normal(size=xs).astype(np.float32))
+    k = jnp.asarray(rng.normal(size=ks).astype(np.float32))
+
+    def g(impl, x, k):
+        gw = jax.grad(lambda k: jnp.sum(jnp.sin(convolve(x, k, padding=pad, impl=impl))))(k)
+        return jnp.sum(convolve(x, k, padding=pad, impl=impl) ** 2) + jnp.sum(jnp.cos(gw))
+
+    @jax.jit
+    def run(x, k):
+        return {i: jax.value_and_grad(g, argnums=(1, 2))(i, x, k) for i in ("native", "hybrid")}
+
+    out = run(x, k)
+    for a, b in zip(jax.tree_util.tree_leaves(out["native"]),
+                    jax.tree_util.tree_leaves(out["hybrid"])):
+        scale = float(jnp.abs(a).max()) + 1e-6
+        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4,
+                                   atol=1e-5 * max(scale, 1))
+
+
+def test_auto_picks_hybrid_on_cpu(monkeypatch):
     if jax.default_backend() != "cpu":
         assert resolve_conv_impl("auto") == "native"
     monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
-    assert resolve_conv_impl("auto") == "im2col"
+    assert resolve_conv_impl("auto") == "hybrid"
     assert resolve_conv_impl("native") == "native"
     x = jnp.ones((1, 4, 4, 2))
     m = ConvNet(num_classes=2, depth=1, width=4)          # conv_impl defaults to 'auto'
     p = jax.eval_shape(m.init, jax.random.key(0), x)
-    assert "conv_general_dilated" not in str(jax.make_jaxpr(m.apply)(p, x))
+    assert "custom_vjp_call" in str(jax.make_jaxpr(m.apply)(p, x))
+    m_i2c = ConvNet(num_classes=2, depth=1, width=4, conv_impl="im2col")
+    assert "conv_general_dilated" not in str(jax.make_jaxpr(m_i2c.apply)(p, x))
     m_nat = ConvNet(num_classes=2, depth=1, width=4, conv_impl="native")
     assert "conv_general_dilated" in str(jax.make_jaxpr(m_nat.apply)(p, x))
     monkeypatch.setattr(jax, "default_backend", lambda: "gpu")

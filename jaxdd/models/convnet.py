@@ -47,7 +47,7 @@ class ConvNet(nn.Module):
       norm: 'instance' | 'batch' | 'layer' | 'group' | 'none'.
       act: 'relu' | 'sigmoid' | 'leakyrelu' | 'gelu'.
       pooling: 'avg' | 'max' | 'none'.
-      conv_impl: 'auto' (im2col on CPU, native otherwise) | 'native' | 'im2col'.
+      conv_impl: 'auto' (hybrid on CPU, native otherwise) | 'native' | 'im2col' | 'hybrid'.
       gray_padding: the authors' first-conv padding 3 for 1-channel inputs (default on).
 
     ``__call__(x, train=False)``: x (N, H, W, C) float32 -> logits (N, num_classes).
