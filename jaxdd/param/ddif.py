@@ -171,6 +171,15 @@ def _apply_fn(aux):
     raise ValueError(f"unknown DDiF field {aux['field']!r}")
 
 
+def _stacked_apply_fn(aux):
+    """fn(stacked params (K, ...), coords (P, dim_in)) -> (K, P, dim_out): every field at
+    once (SIREN: one batched contraction per layer, ``siren_apply_stacked``; FFN: vmap)."""
+    if aux["field"] == "siren":
+        w0, w0i = float(aux["w0"]), float(aux["w0_initial"])
+        return lambda p, c: _nf.siren_apply_stacked(p, c, w0, w0i)
+    return jax.vmap(_apply_fn(aux), in_axes=(0, None))
+
+
 def _num_fields(params) -> int:
     return int(jax.tree.leaves(params)[0].shape[0])
 
@@ -201,7 +210,7 @@ def decode(params, aux, *, indices=None, resolution=None):
         params = jax.tree.map(lambda p: jnp.take(p, indices, axis=0), params)
     grid = _out_grid(aux, resolution)
     coords = jnp.asarray(_nf.make_grid(grid))
-    out = jax.vmap(_apply_fn(aux), in_axes=(0, None))(params, coords)   # (n, P, C)
+    out = _stacked_apply_fn(aux)(params, coords)   # (n, P, C)
     return out.reshape((out.shape[0],) + grid + (out.shape[-1],))
 
 
@@ -249,7 +258,7 @@ def warmup(key, params, aux, targets, steps: int, lr: float = 5e-4, progress: bo
     steps = int(steps)
     if steps <= 0:
         return params, np.zeros((0,), np.float32)
-    fn = _apply_fn(aux)
+    fn = _stacked_apply_fn(aux)
     coords = jnp.asarray(_nf.make_grid(tuple(aux["grid_shape"])))
     K = _num_fields(params)
     targets = jnp.asarray(targets, jnp.float32).reshape(K, coords.shape[0], -1)
@@ -259,7 +268,7 @@ def warmup(key, params, aux, targets, steps: int, lr: float = 5e-4, progress: bo
     num_groups = -(-K // G)
 
     def total(p, t, mask):
-        per = jax.vmap(lambda pi, ti: jnp.mean((fn(pi, coords) - ti) ** 2))(p, t)
+        per = jnp.mean((fn(p, coords) - t) ** 2, axis=(1, 2))
         # sum (not mean) over fields: each field gets exactly its own gradient
         return jnp.sum(per * mask), per
 

@@ -134,6 +134,27 @@ def siren_apply(params, coords, w0: float = 30.0, w0_initial: float = 30.0):
     return h  # pragma: no cover
 
 
+def siren_apply_stacked(params, coords, w0: float = 30.0, w0_initial: float = 30.0):
+    """Evaluate K stacked SIRENs on shared coords: params leaves (K, ...), coords
+    (P, dim_in) -> (K, P, dim_out).
+
+    The same function as ``jax.vmap(siren_apply, in_axes=(0, None, None, None))``, written
+    as one batched contraction per layer (``einsum('pi,kio->kpo')`` for the first layer,
+    ``'kpi,kio->kpo'`` after it).  Measured (issue 17, 110 fields of 2-6-6-1 on 28x28, Adam
+    warm-up step, 2 shared cores): 1.5x faster than the vmapped form on XLA:CPU.
+    """
+    layers = params["layers"]
+    h = coords
+    n = len(layers)
+    for l, layer in enumerate(layers):
+        spec = "pi,kio->kpo" if l == 0 else "kpi,kio->kpo"
+        z = jnp.einsum(spec, h, layer["w"]) + layer["b"][:, None, :]
+        if l == n - 1:
+            return z
+        h = jnp.sin((w0_initial if l == 0 else w0) * z)
+    return h  # pragma: no cover
+
+
 # ---------------------------------------------------------------------------------------
 # Fourier features + ReLU MLP (FFN)
 # ---------------------------------------------------------------------------------------
