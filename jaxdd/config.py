@@ -108,6 +108,12 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     cfg.log_every = 10
     cfg.decode_subset = 0  # >0: decode only this many random instances per iteration
     cfg.grid_max_per_class = 10
+    # devices of the run's mesh (jaxdd.sharding): 0 = every device (all processes' after
+    # --distributed); n = the first n; 1 = no sharding
+    cfg.mesh = ml_collections.ConfigDict(dict(data=0))
+    # divergence guard: stop (keeping the last good checkpoint) when the decoded synthetic
+    # images' RMS exceeds this many times the real images' RMS (jaxdd.distill)
+    cfg.max_image_rms_ratio = 100.0
 
     cfg.dataset = ml_collections.ConfigDict()
     cfg.dataset.name = info.get("data", dataset)  # the load_dataset name
@@ -118,6 +124,7 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     # variable-size sources (imagenette, imagenet2012:<subset>): None = 'squash' (the
     # authors' Resize((R, R))) or 'crop' (jaxdd.data.load_dataset)
     cfg.dataset.resize = None
+    cfg.dataset.download = False  # let tfds download and prepare an absent dataset
 
     cfg.model = ml_collections.ConfigDict()
     cfg.model.name = info["model"]
@@ -201,9 +208,50 @@ def apply_overrides(cfg, overrides: dict):
         node, parts = cfg, k.split(".")
         for p in parts[:-1]:
             node = node[p]
+        if k.startswith("model.overrides.") and len(parts) == 3:
+            with node.unlocked():  # any keyword of the network (jaxdd.models.get_model)
+                node[parts[-1]] = v
+            continue
         if parts[-1] not in node:
             raise ValueError(f"config has no field {k!r}")
         node[parts[-1]] = v
+    return cfg
+
+
+_MODEL_OVERRIDE_FLAG = "--config.model.overrides."
+
+
+def pop_model_override_flags(argv):
+    """Split ``--config.model.overrides.<name>=<value>`` flags off a command line.
+
+    absl's config flags only override fields that exist, and ``model.overrides`` starts
+    empty, so launch/ scripts take these flags out before absl parses the rest and apply
+    them with `apply_model_overrides`. -> (remaining argv, {name: value}) (values are Python
+    literals when they parse, else strings, as in config strings)."""
+    rest, found = [], {}
+    i = 0
+    while i < len(argv):
+        a = argv[i]
+        if a.startswith(_MODEL_OVERRIDE_FLAG):
+            name, eq, value = a[len(_MODEL_OVERRIDE_FLAG):].partition("=")
+            if not eq:  # --flag value
+                if i + 1 >= len(argv):
+                    raise ValueError(f"{a} needs a value")
+                value = argv[i + 1]
+                i += 1
+            found[name] = _literal(value)
+        else:
+            rest.append(a)
+        i += 1
+    return rest, found
+
+
+def apply_model_overrides(cfg, overrides: dict):
+    """Set cfg.model.overrides.<name> = value for every item (see pop_model_override_flags)."""
+    if overrides:
+        with cfg.model.overrides.unlocked():
+            for k, v in overrides.items():
+                cfg.model.overrides[k] = v
     return cfg
 
 
@@ -244,6 +292,7 @@ def _buffer_base() -> ml_collections.ConfigDict:
     # authors' Resize((R, R))) or 'crop'; see jaxdd.data.load_dataset
     c.dataset.resize = config_dict.placeholder(str)
     c.dataset.data_dir = config_dict.placeholder(str)
+    c.dataset.download = False  # let tfds download and prepare an absent dataset
     c.model = ml_collections.ConfigDict()
     c.model.name = "ConvNetD3"
     c.model.overrides = ml_collections.ConfigDict()
@@ -327,9 +376,7 @@ def buffer_for(cfg) -> ml_collections.ConfigDict:
     if "dsa_strategy" not in b:
         b.dsa_strategy = cfg.dsa_strategy
     if not b.get("buffer_dir"):
-        d = cfg.dataset
-        tag = f"{d.name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
-        b.buffer_dir = os.path.join("buffers", f"{tag}-{cfg.model.name}")
+        b.buffer_dir = default_buffer_dir(cfg.dataset, cfg.model.name)
     b.buffer_dir = os.path.abspath(os.path.expanduser(b.buffer_dir))  # Orbax needs absolute
     return b
 
@@ -497,6 +544,29 @@ def matching_config(objective: str, param: str, arg: str | None = None):
     else:
         spec["published"](cfg, objective, dataset, ipc)
     return apply_overrides(cfg, overrides)
+
+
+def dataset_tag(d) -> str:
+    """A file-name-safe tag of a dataset block: '<name>-r<resolution|native>-<zca|nozca>'.
+    An npz file given by path becomes 'npz-<stem>-<hash of its absolute path>' (so its
+    buffer goes under buffers/, never next to the file)."""
+    import hashlib
+    import os
+
+    name = str(d.get("name"))
+    if name.lower().endswith(".npz"):
+        full = os.path.abspath(os.path.expanduser(name))
+        stem = os.path.splitext(os.path.basename(full))[0]
+        name = f"npz-{stem}-{hashlib.sha1(full.encode()).hexdigest()[:8]}"
+    name = name.replace(os.sep, "_").replace(":", "_")
+    return f"{name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
+
+
+def default_buffer_dir(dataset, model_name) -> str:
+    """buffers/<dataset_tag>-<model> (relative to the working directory)."""
+    import os
+
+    return os.path.join("buffers", f"{dataset_tag(dataset)}-{model_name}")
 
 
 def default_workdir(config_flag_value: str) -> str:

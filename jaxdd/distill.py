@@ -446,6 +446,11 @@ _FINITE_CHECK = ("loss", "grad_norm_syn", "grad_norm_lr", "syn_lr", "param_norm_
 _QUANTITY = {"loss": "the objective loss", "grad_norm_syn": "the gradient of the synthetic "
              "parameters", "grad_norm_lr": "the gradient of syn_lr", "syn_lr": "syn_lr (the "
              "learned student learning rate)", "param_norm_syn": "the synthetic parameters"}
+_KEPT = "The run stopped; the last good checkpoint is kept in the workdir."
+
+
+class DivergenceError(NonFiniteError):
+    """A quantity diverged without becoming NaN/inf: syn_lr <= 0, exploding images."""
 
 
 def check_finite(metrics, step):
@@ -454,8 +459,78 @@ def check_finite(metrics, step):
         if name in metrics and not np.isfinite(metrics[name]):
             raise NonFiniteError(
                 f"iteration {step}: {_QUANTITY.get(name, name)} is {metrics[name]} "
-                f"(metric '{name}'). The run stopped; the last good checkpoint is kept in "
-                "the workdir. Lower the learning rates (opt.syn.lr, opt.lr.lr) or syn_steps.")
+                f"(metric '{name}'). {_KEPT} Lower the learning rates (opt.syn.lr, opt.lr.lr) "
+                "or syn_steps.")
+
+
+def check_divergence(metrics, step, *, learn_lr=True):
+    """Raise DivergenceError when the learned syn_lr is no longer positive (MTT has no
+    floor on it; `opt.lr.min_syn_lr` sets one)."""
+    if learn_lr and "syn_lr" in metrics and not metrics["syn_lr"] > 0:
+        raise DivergenceError(
+            f"iteration {step}: {_QUANTITY['syn_lr']} is {metrics['syn_lr']:.4g}, not "
+            f"positive (metric 'syn_lr'): the students would train backwards. {_KEPT} Lower "
+            f"opt.lr.lr (the learning rate of syn_lr) or opt.syn.lr, or set a floor with "
+            f"opt.lr.min_syn_lr (not in the authors' code).")
+
+
+def check_image_scale(rms, real_rms, ratio, step):
+    """Raise DivergenceError when the decoded synthetic images' RMS exceeds `ratio` times
+    the real training images' RMS (same preprocessed space)."""
+    if not np.isfinite(rms):
+        raise NonFiniteError(f"iteration {step}: the decoded synthetic images are {rms} "
+                             f"(RMS). {_KEPT} Lower the learning rates (opt.syn.lr, "
+                             "opt.lr.lr) or syn_steps.")
+    if rms > ratio * real_rms:
+        raise DivergenceError(
+            f"iteration {step}: the decoded synthetic images exploded: RMS {rms:.4g}, "
+            f"{rms / max(real_rms, 1e-30):.3g} x the real images' {real_rms:.3g} (limit "
+            f"max_image_rms_ratio = {ratio:g}). {_KEPT} Lower opt.syn.lr (the learning rate "
+            f"of the synthetic parameters).")
+
+
+def load_data(cfg):
+    """The run's (train, test) Datasets from cfg.dataset (jaxdd.data.load_dataset)."""
+    from jaxdd.data import load_dataset
+
+    d = cfg.dataset
+    stats = d.get("stats")
+    return load_dataset(
+        d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
+        zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
+        normalize=d.get("normalize"), stats=stats.to_dict() if hasattr(stats, "to_dict")
+        else stats, resize=d.get("resize"), download=bool(d.get("download", False)))
+
+
+def validate_and_load(cfg, *, what="distill config"):
+    """One validation pass (jaxdd.validate) over the config and its data, reporting every
+    problem at once (ConfigError); returns (train, test). Nothing is written."""
+    from jaxdd import validate
+
+    rep = validate.distill_config(cfg)
+    p = validate.npz_path(cfg.dataset.get("name", ""))
+    if p is not None:
+        rep += validate.npz_file(p)
+    train = test = None
+    res = cfg.dataset.get("resolution")
+    loadable = not (isinstance(res, (int, float)) and res <= 0) and not (
+        p is not None and rep.errors)
+    if loadable:
+        try:
+            train, test = load_data(cfg)
+        except Exception as e:  # noqa: BLE001 -- reported with the other problems
+            rep.error(f"dataset {cfg.dataset.get('name')!r}: {e}")
+    if train is not None:
+        rep += validate.data(train, test, ipc=cfg.param.get("ipc"),
+                             model_name=cfg.model.get("name"),
+                             overrides=cfg.model.get("overrides"))
+    rep.raise_if_errors(what)
+    return train, test
+
+
+def _fault(point):
+    from jaxdd.workdir import fault_point
+    fault_point(point)
 
 
 # ----------------------------------------------------------------------------- the run
@@ -465,45 +540,79 @@ class Run:
 
     Pieces are public so a researcher can drive the loop from a notebook:
     `run.step(state, run.objective.data)` is the jitted outer step.
+
+    Order (a failed start never poisons the workdir): validate the config and the data
+    (every problem at once, nothing written); check the workdir read-only (the recorded
+    config.json must match on every result-changing field, `jaxdd.workdir.RESUMABLE`;
+    aux.msgpack must be readable when checkpoints exist); build the objective (experts,
+    teacher); then, on a fresh start, write config.json, aux.msgpack and checkpoint 0. A
+    damaged latest checkpoint is set aside (workdir/damaged/) and the previous one used.
     """
 
     def __init__(self, cfg: ml_collections.ConfigDict, workdir: str, *, progress=True,
                  build_objective: Callable | None = None):
-        from jaxdd.data import images_by_class, load_dataset
+        from jaxdd import workdir as wd
+        from jaxdd.data import images_by_class
         from jaxdd.models import get_model
 
         self.cfg = cfg
         self.workdir = workdir
         self.progress = progress
-        os.makedirs(workdir, exist_ok=True)
-        self._check_config_compatible()
+        # metrics, grids, config/aux and the final artifacts: process 0 only (multi-host)
+        self.is_writer = jax.process_index() == 0
+        # 1. validation (config + data), before anything is written or trained
+        self.train_ds, self.test_ds = validate_and_load(cfg)
 
-        d = cfg.dataset
-        self.train_ds, self.test_ds = load_dataset(
-            d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
-            zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
-            normalize=d.get("normalize"), stats=d.get("stats"), resize=d.get("resize"))
-        nc = self.train_ds.num_classes
-        self.model = get_model(cfg.model.name, nc, **dict(cfg.model.get("overrides", {})))
+        # 2. the workdir, read-only: identity, checkpoints, aux
+        ckpt_dir = os.path.join(workdir, "checkpoints")
+        self.aux_path = os.path.join(workdir, "aux.msgpack")
+        self.metrics_path = os.path.join(workdir, "metrics.jsonl")
+        recorded = wd.read_identity(workdir)
+        has_ckpts = _has_checkpoints(ckpt_dir)
+        if has_ckpts and recorded is None:
+            raise wd.WorkdirError(
+                f"{workdir} holds checkpoints but no config.json (the record of the run's "
+                f"config, needed to check a resume): restore {wd.config_path(workdir)}, or "
+                f"start over by deleting {ckpt_dir} (or use another --workdir).")
+        self.resume_changes = (wd.check_resume(workdir, cfg, recorded)
+                               if recorded is not None else [])
+        aux = None
+        if has_ckpts:
+            if not os.path.exists(self.aux_path):
+                raise wd.WorkdirError(
+                    f"{self.aux_path} is missing but {ckpt_dir} holds checkpoints: aux.msgpack "
+                    f"is the parameterization's static data (labels, masks, grids) the "
+                    f"checkpoints need, so the run cannot resume, and it will not silently "
+                    f"restart from iteration 0. Restore aux.msgpack, or restart from "
+                    f"iteration 0 by deleting {ckpt_dir} (or the whole workdir).")
+            try:
+                aux = load_tree(self.aux_path)
+                if not isinstance(aux, dict) or "labels" not in aux:
+                    raise ValueError("no 'labels' entry")
+            except Exception as e:  # noqa: BLE001
+                raise wd.WorkdirError(wd.damaged_message(
+                    self.aux_path, e, "the parameterization's static data the checkpoints "
+                    "need", f"Restore it from a backup, or restart from iteration 0 by "
+                    f"deleting {ckpt_dir} and {self.aux_path} (or the whole workdir).")) from e
+
+        d_nc = self.train_ds.num_classes
+        self.model = get_model(cfg.model.name, d_nc, **dict(cfg.model.get("overrides", {})))
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
         self.pm = param_lib.get(cfg.param.name)
-
-        self.aux_path = os.path.join(workdir, "aux.msgpack")
-        self.ckpt = _checkpoint_manager(os.path.join(workdir, "checkpoints"),
-                                        cfg.get("keep_checkpoints", 2))
+        x = np.asarray(self.train_ds.images[:4096], np.float64)
+        self.real_rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
         key = jax.random.PRNGKey(cfg.seed)
         k_init, self.k_loop, self.k_eval = jax.random.split(key, 3)
-        latest = self.ckpt.latest_step()
-        if latest is not None and os.path.exists(self.aux_path):
-            self.aux = load_tree(self.aux_path)
+
+        # 3. the objective's inputs and the initial state (nothing written yet)
+        if aux is not None:
+            self.aux = aux
             params_template = None  # from the checkpoint itself
         else:
-            latest = None
             t0 = time.time()
-            syn_params, self.aux = self.pm.init(k_init, images_by_class(self.train_ds), cfg.param)
+            params_template, self.aux = self.pm.init(
+                k_init, images_by_class(self.train_ds), self._param_cfg())
             self.init_seconds = time.time() - t0
-            save_tree(self.aux_path, self.aux)
-            params_template = syn_params
         self.teacher = (prepare_teacher(cfg, self.train_ds, self.test_ds, workdir,
                                         progress=progress)
                         if build_objective is None and objective_lib.needs_teacher(
@@ -514,39 +623,56 @@ class Run:
             workdir=workdir, teacher=self.teacher)
         self.step, init_state = make_step(self.pm, self.aux, self.objective, cfg)
         self._init_state = init_state
-        if latest is None:
-            self.state = init_state(self.k_loop, params_template, cfg.opt.lr.init)
+        self.pixel_budget = int(np.prod(self.train_ds.image_shape)) * int(cfg.param.ipc) * d_nc
+
+        # 4. start (write the run's identity + checkpoint 0) or resume
+        os.makedirs(workdir, exist_ok=True)
+        self.ckpt = _checkpoint_manager(ckpt_dir, cfg.get("keep_checkpoints", 2))
+        if params_template is not None:
+            state = init_state(self.k_loop, params_template, cfg.opt.lr.init)
+            self._check_budget(state)
+            self.state = state
+            if self.is_writer:
+                wd.write_identity(workdir, cfg)
+                save_tree(self.aux_path, self.aux)
+                wd.truncate_metrics(self.metrics_path, 0)  # leftovers of a failed start
             self._save(self.state, force=True)  # caches init (e.g. the DDiF warm-up)
         else:
-            self.state = self._restore(latest)
-        b = self.pm.budget(self.state.syn_params, self.aux)
-        h, w, c = self.train_ds.image_shape
-        self.pixel_budget = int(cfg.param.ipc) * nc * h * w * c
+            self.state = self._restore_latest(ckpt_dir)
+            self._check_budget(self.state)
+            step = int(self.state.step)
+            if self.is_writer:
+                dropped = wd.truncate_metrics(self.metrics_path, step)
+                if dropped and progress:
+                    print(f"[jaxdd] metrics.jsonl: {dropped} record(s) after iteration {step} "
+                          f"dropped (they belong to the iterations that will be redone)")
+                wd.record_resume(workdir, step, self.resume_changes)
+            if self.resume_changes:
+                print("[jaxdd] resuming with changed settings (recorded in resume.jsonl): "
+                      + ", ".join(f"{k} {va!r} -> {vb!r}" for k, va, vb in self.resume_changes))
+
+    def _param_cfg(self):
+        """cfg.param, with progress bars off when the run's are (DDiF warm-up)."""
+        pc = self.cfg.param
+        if not self.progress and "progress" in pc:
+            pc = ml_collections.ConfigDict(pc.to_dict())
+            pc.progress = False
+        return pc
+
+    def _check_budget(self, state):
+        b = self.pm.budget(state.syn_params, self.aux)
         self.budget = b
         if b > self.pixel_budget * 1.0001:
             raise ValueError(f"the synthetic set stores {b} floats, more than the budget "
                              f"IPC x classes x H x W x C = {self.pixel_budget}")
 
     # -- workdir bookkeeping
-    def _check_config_compatible(self):
-        path = os.path.join(self.workdir, "config.json")
-        new = json.loads(self.cfg.to_json_best_effort())
-        if os.path.exists(path):
-            with open(path) as f:
-                old = json.load(f)
-            keys = ("dataset", "model", "param", "objective", "seed")
-            diff = [k for k in keys if old.get(k) != new.get(k)]
-            if diff:
-                raise ValueError(
-                    f"workdir {self.workdir} holds a run with a different config "
-                    f"({', '.join(diff)} differ); use a new --workdir or delete it.")
-        with open(path, "w") as f:
-            json.dump(new, f, indent=2)
-
     def _save(self, state, force=False):
         import orbax.checkpoint as ocp
+        _fault("save_checkpoint")
         self.ckpt.save(int(state.step), args=ocp.args.StandardSave(state), force=force)
         self.ckpt.wait_until_finished()
+        _fault("saved_checkpoint")
 
     def _restore(self, step):
         import orbax.checkpoint as ocp
@@ -554,27 +680,68 @@ class Run:
                                 self._template_state())
         return self.ckpt.restore(step, args=ocp.args.StandardRestore(template))
 
+    def _restore_latest(self, ckpt_dir):
+        """The latest READABLE checkpoint: a damaged one (truncated / corrupt files) is set
+        aside in workdir/damaged/ (renamed, not deleted) and the previous one is used."""
+        from jaxdd import workdir as wd
+
+        tried = []
+        for s in sorted(self.ckpt.all_steps(), reverse=True):
+            try:
+                state = self._restore(s)
+                jax.block_until_ready(state)
+                if int(state.step) != int(s):
+                    raise ValueError(f"holds iteration {int(state.step)}")
+                if tried:
+                    print(f"[jaxdd] resuming from checkpoint {s} instead")
+                return state
+            except Exception as e:  # noqa: BLE001 -- any unreadable checkpoint
+                path = os.path.join(ckpt_dir, str(s))
+                moved = wd.set_aside(path, root=self.workdir) if (
+                    self.is_writer and os.path.exists(path)) else path
+                tried.append(s)
+                print(f"[jaxdd] checkpoint {s} in {ckpt_dir} cannot be read "
+                      f"({type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''})"
+                      f"; set aside as {moved}; falling back to the previous checkpoint")
+                self.ckpt.close()
+                self.ckpt = _checkpoint_manager(ckpt_dir, self.cfg.get("keep_checkpoints", 2))
+        raise wd.WorkdirError(
+            f"no readable checkpoint in {ckpt_dir} (damaged ones set aside in "
+            f"{os.path.join(self.workdir, 'damaged')}: {tried}). Restart from iteration 0 with "
+            f"the same command after deleting {ckpt_dir} and {self.aux_path}, or use another "
+            f"--workdir.")
+
     def _template_state(self):
         # Structure of the state without redoing expensive init work: decode-free shapes.
         from jaxdd.data import images_by_class
-        params, _ = self.pm.init(jax.random.PRNGKey(0), images_by_class(self.train_ds),
-                                 _no_warmup(self.cfg.param))
+        pc = _no_warmup(self._param_cfg())
+        params, _ = self.pm.init(jax.random.PRNGKey(0), images_by_class(self.train_ds), pc)
         return self._init_state(jax.random.PRNGKey(0), params, self.cfg.opt.lr.init)
 
     def log(self, record):
-        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
+        if not self.is_writer:
+            return
+        with open(self.metrics_path, "a") as f:
             f.write(json.dumps(record) + "\n")
 
     # -- evaluation / artifacts
     def decode_all(self, resolution=None):
         return self.pm.decode(self.state.syn_params, self.aux, resolution=resolution)
 
+    def image_rms(self, state=None):
+        """RMS of the decoded synthetic set (jitted once)."""
+        if getattr(self, "_rms_fn", None) is None:
+            pm, aux = self.pm, self.aux
+            self._rms_fn = jax.jit(
+                lambda p: jnp.sqrt(jnp.mean(jnp.square(pm.decode(p, aux).astype(jnp.float32)))))
+        return float(self._rms_fn((state or self.state).syn_params))
+
     def save_grid(self, name):
         """PNG of the decoded set: one row per class, at most grid_max_per_class per row."""
         from jaxdd.viz import save_grid
         images = np.asarray(self.decode_all())
-        if images.ndim != 4:
-            return None  # video/voxels: no 2-D grid
+        if images.ndim != 4 or not self.is_writer:
+            return None  # video/voxels: no 2-D grid; other processes: nothing
         labels = np.asarray(self.aux["labels"])
         ncol = min(int(np.bincount(labels).max()), self.cfg.get("grid_max_per_class", 10))
         rows = []
@@ -620,27 +787,26 @@ class Run:
 
     def evaluations(self):
         """[(step, mean, std)] of every evaluation logged in metrics.jsonl, in order."""
-        path = os.path.join(self.workdir, "metrics.jsonl")
-        out = []
-        if os.path.exists(path):
-            with open(path) as f:
-                for line in f:
-                    r = json.loads(line)
-                    if "eval_acc_mean" in r:
-                        out.append((int(r["step"]), float(r["eval_acc_mean"]),
-                                    float(r["eval_acc_std"])))
-        return out
+        from jaxdd.workdir import read_metrics
+        return [(int(r["step"]), float(r["eval_acc_mean"]), float(r["eval_acc_std"]))
+                for r in read_metrics(self.metrics_path) if "eval_acc_mean" in r]
 
     def save_final(self):
         meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.model.to_dict(),
                 "objective": self.cfg.objective.name, "step": int(self.state.step),
                 "budget": int(self.budget), "pixel_budget": int(self.pixel_budget)}
         path = os.path.join(self.workdir, "synthetic.msgpack")
-        save_synthetic(path, param_name=self.cfg.param.name, params=self.state.syn_params,
-                       aux=self.aux, syn_lr=self.state.syn_lr, meta=meta)
+        if self.is_writer:
+            save_synthetic(path, param_name=self.cfg.param.name, params=self.state.syn_params,
+                           aux=self.aux, syn_lr=self.state.syn_lr, meta=meta)
         return path
 
     # -- the loop
+    def _check_scale(self, state, it):
+        ratio = self.cfg.get("max_image_rms_ratio", 1e3)
+        if ratio:
+            check_image_scale(self.image_rms(state), self.real_rms, float(ratio), it)
+
     def train(self, iterations=None, *, stop_after=None):
         """Run to `iterations` (default cfg.iterations). `stop_after`: return early after
         that many iterations of this call (used by tests to simulate a kill)."""
@@ -667,7 +833,13 @@ class Run:
             new_state, metrics = self.step(state, data)
             m = {k: float(v) for k, v in jax.device_get(metrics).items()}
             it = int(new_state.step)
-            check_finite(m, it)  # raises before the bad state is saved
+            # raise before the bad state is saved (the last good checkpoint stays)
+            check_finite(m, it)
+            check_divergence(m, it, learn_lr=bool(self.objective.learn_lr))
+            stopping = stop_after is not None and done_here + 1 >= stop_after
+            if it % log_every == 0 or it % ckpt_every == 0 or it == total or stopping or (
+                    eval_every and it % eval_every == 0):
+                self._check_scale(new_state, it)
             state = self.state = new_state
             bar.update(1)
             bar.set_postfix(loss=f"{m['loss']:.4f}", syn_lr=f"{m['syn_lr']:.2e}")
@@ -684,17 +856,20 @@ class Run:
             if it % ckpt_every == 0 or it == total:
                 self._save(state)
             done_here += 1
-            if stop_after is not None and done_here >= stop_after:
-                self._save(state)
+            if stopping:
+                if it % ckpt_every and it != total:
+                    self._save(state)
                 bar.close()
                 return None
         bar.close()
-        self._save(state)
+        if self.ckpt.latest_step() != int(state.step):
+            self._save(state)
         return self.finish()
 
     def finish(self):
         """Final artifact, grid, evaluation (and the random-real baseline if asked)."""
         path = self.save_final()
+        _fault("saved_synthetic")
         self.save_grid("final")
         result = {"step": int(self.state.step), "syn_lr": float(self.state.syn_lr),
                   "budget": int(self.budget), "pixel_budget": int(self.pixel_budget),
@@ -734,8 +909,11 @@ class Run:
                     desc="random real")
                 result["random_real"] = base.to_dict()
                 tqdm.write(f"[jaxdd] random real, same IPC: test accuracy {base}")
-        with open(os.path.join(self.workdir, "result.json"), "w") as f:
-            json.dump(result, f, indent=2)
+        if self.is_writer:
+            rpath = os.path.join(self.workdir, "result.json")
+            with open(rpath + ".tmp", "w") as f:
+                json.dump(result, f, indent=2)
+            os.replace(rpath + ".tmp", rpath)
         return result
 
 
@@ -765,6 +943,13 @@ def _no_warmup(pcfg):
     if "warmup_steps" in c:
         c.warmup_steps = 0
     return c
+
+
+def _has_checkpoints(directory) -> bool:
+    """Whether an Orbax checkpoint directory holds any step (finalized or not)."""
+    if not os.path.isdir(directory):
+        return False
+    return any(n.isdigit() for n in os.listdir(directory))  # finalized steps only
 
 
 def _checkpoint_manager(directory, keep):

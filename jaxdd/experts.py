@@ -116,6 +116,24 @@ class MissingExpertsError(FileNotFoundError):
         self.found = found
 
 
+class DamagedExpertError(MissingExpertsError):
+    """A stored expert could not be read (truncated / corrupt files). It has been set aside
+    (renamed into <buffer_dir>/damaged/, not deleted), so it now counts as missing: building
+    the buffer again (the distill command does it itself) retrains it bit for bit."""
+
+
+def _set_aside_expert(buffer_dir, path, err, progress=True):
+    """Rename a damaged expert into <buffer_dir>/damaged/ and say so; returns the new path."""
+    from jaxdd.workdir import set_aside
+
+    dest = set_aside(path, root=buffer_dir)
+    msg = (f"[experts] {path} is damaged ({type(err).__name__}: "
+           f"{str(err).splitlines()[0][:200] if str(err) else ''}); set aside as {dest} "
+           f"(delete it when you no longer need it); it will be rebuilt")
+    print(msg)
+    return dest
+
+
 # ============================================================================ training
 
 
@@ -304,8 +322,15 @@ def _resolve_mesh(mesh):
 
 
 def _train(keys, model, train, test, *, epochs, lr, batch_size, dsa_strategy, record_epochs,
-           progress, mesh, desc="experts"):
-    """Implementation of train_experts; also returns the per-epoch test accuracy."""
+           progress, mesh, desc="experts", lanes=None):
+    """Implementation of train_experts; also returns the per-epoch test accuracy.
+
+    lanes: train on exactly this many expert lanes (>= len(keys)), the extra lanes copies
+    of the first key, trained and dropped. The vmapped computation of one expert is then
+    the same however many experts a call has (XLA may compile a batch of 1 differently
+    from a batch of 8: 3e-8 after 3 epochs, 1.2e-5 after 15), so `build_buffer` (which
+    always uses min(experts_per_group, num_experts) lanes) trains an expert bit for bit
+    the same alone, after a kill, as in its group."""
     x_tr, y_tr = _images_labels(train)
     x_te, y_te = _images_labels(test)
     epochs = int(epochs)
@@ -319,10 +344,13 @@ def _train(keys, model, train, test, *, epochs, lr, batch_size, dsa_strategy, re
 
     mesh = _resolve_mesh(mesh)
     total = num
-    if mesh is not None and mesh.size > 1 and num % mesh.size:
+    if lanes is not None and int(lanes) > num:
+        total = int(lanes)
+        keys = keys[np.arange(total) % num]
+    if mesh is not None and mesh.size > 1 and total % mesh.size:
         # Pad the expert axis to a multiple of the device count with copies of the first
         # keys; the copies are trained and dropped (sharding needs equal shards).
-        total = -(-num // mesh.size) * mesh.size
+        total = -(-total // mesh.size) * mesh.size
         keys = keys[np.arange(total) % num]
 
     params, k_train = _make_init_fn(model)(keys, jnp.asarray(x_tr[:1]))
@@ -395,11 +423,11 @@ def train_experts(key, model, train, test, *, num_experts=None, epochs, lr=0.01,
 
 
 def default_buffer_dir(cfg) -> str:
-    """``buffers/<dataset>-r<resolution|native>-<zca|nozca>-<model>`` (relative path)."""
-    d = cfg.dataset
-    res = _cfg_get(d, "resolution") or "native"
-    tag = f"{d.name}-r{res}-{'zca' if _cfg_get(d, 'zca', False) else 'nozca'}"
-    return os.path.join("buffers", f"{tag}-{cfg.model.name}")
+    """``buffers/<dataset>-r<resolution|native>-<zca|nozca>-<model>`` (relative path;
+    an npz file: ``buffers/npz-<stem>-<hash>-...``, never next to the file;
+    `jaxdd.config.dataset_tag`)."""
+    from jaxdd.config import default_buffer_dir as _default
+    return _default(cfg.dataset, cfg.model.name)
 
 
 def expert_dir(buffer_dir, i: int) -> str:
@@ -769,15 +797,15 @@ def _missing_message(buffer_dir, missing, found, hint, expected=None):
                 f"fields in the config string, e.g. :{variant if name in _VARIANTS else 'digits'}"
                 f",num_experts=10)")
     return (f"{n} expert(s) missing or incomplete in {buffer_dir} (indices {shown}; "
-            f"{found} complete found). Build them with:\n  {hint}\nor run the distill "
-            f"command, which builds missing experts automatically.")
+            f"{found} complete found). Build them with:\n  {hint}")
 
 
 # ============================================================================ loading
 
 
 def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=None,
-                      build_hint: Optional[str] = None, progress: bool = False):
+                      build_hint: Optional[str] = None, progress: bool = False,
+                      set_aside_damaged: bool = True):
     """Load experts 0..num_experts-1 (default: all complete ones), only the needed epochs.
 
     Args:
@@ -792,6 +820,9 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
       metas = list of the experts' metadata dicts.
     Only the selected epoch snapshots are read from disk (Orbax partial restore), written
     straight into the preallocated output arrays.
+    A damaged expert (unreadable metadata or snapshots) is named and, with
+    ``set_aside_damaged`` (default), renamed into <buffer_dir>/damaged/ (never deleted);
+    then DamagedExpertError (a MissingExpertsError: build the buffer again to retrain it).
     """
     buffer_dir = os.fspath(buffer_dir)
     found = list_experts(buffer_dir)
@@ -809,7 +840,10 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
                                       buffer_dir=buffer_dir, missing=missing, found=len(found))
     metas = []
     for i in indices:
-        meta = load_expert_metadata(found[i])
+        try:
+            meta = load_expert_metadata(found[i])
+        except Exception as e:  # noqa: BLE001 -- damaged JSON
+            _damaged(buffer_dir, i, found[i], e, build_hint, set_aside_damaged)
         check_metadata(meta, expected, where=f"expert {i} ({found[i]})",
                        buffer_dir=buffer_dir, hint=build_hint)
         metas.append(meta)
@@ -818,7 +852,12 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
     out = None
     from tqdm.auto import tqdm
     for j, i in enumerate(tqdm(indices, desc="loading experts", disable=not progress)):
-        snaps = _restore_epochs(found[i], ep)
+        try:
+            snaps = _restore_epochs(found[i], ep)
+        except ExpertMismatchError:
+            raise
+        except Exception as e:  # noqa: BLE001 -- truncated / corrupt snapshot files
+            _damaged(buffer_dir, i, found[i], e, build_hint, set_aside_damaged)
         if out is None:
             out = jax.tree.map(
                 lambda a: np.empty((len(indices), len(ep)) + a.shape, a.dtype), snaps[0])
@@ -833,6 +872,20 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
                 dst[j, t] = src
         del snaps
     return out, metas
+
+
+def _damaged(buffer_dir, i, path, err, hint, set_aside):
+    where = path
+    if set_aside:
+        where = _set_aside_expert(buffer_dir, path, err)
+    raise DamagedExpertError(
+        f"expert {i} ({path}) is damaged: {type(err).__name__}: "
+        f"{str(err).splitlines()[0][:200] if str(err) else ''}. "
+        + (f"It was set aside as {where}; " if set_aside else "Delete or move it; ")
+        + "rebuild it with:\n  " + (hint or f"python launch/buffer.py "
+                                    f"--config=configs/buffer.py:<variant> --buffer_dir={buffer_dir}")
+        + "\n(the distill command rebuilds missing experts itself)",
+        buffer_dir=buffer_dir, missing=(i,), found=0) from err
 
 
 # ============================================================================ build
@@ -902,22 +955,30 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     Returns the list of the num_experts metadata dicts.
     """
     buffer_dir = os.fspath(buffer_dir)
-    os.makedirs(buffer_dir, exist_ok=True)
-    removed = _clean_tmp(buffer_dir)
-    if removed and progress:
-        print(f"[experts] removed {len(removed)} unfinished temporary dir(s): {removed}")
     n = int(cfg.num_experts)
+    if n < 1:
+        raise ValueError(f"num_experts={n}: a buffer needs at least one expert")
+    if os.path.isdir(buffer_dir):
+        removed = _clean_tmp(buffer_dir)
+        if removed and progress:
+            print(f"[experts] removed {len(removed)} unfinished temporary dir(s): {removed}")
     expected = expected_metadata(cfg, strict=True)
     found = list_experts(buffer_dir)
     todo = []
     for i in range(n):
         p = expert_dir(buffer_dir, i)
         if i in found:
-            check_metadata(load_expert_metadata(p), expected, where=f"expert {i} ({p})",
+            try:
+                meta = load_expert_metadata(p)
+            except Exception as e:  # noqa: BLE001 -- damaged metadata: set aside, rebuild
+                _set_aside_expert(buffer_dir, p, e)
+                todo.append(i)
+                continue
+            check_metadata(meta, expected, where=f"expert {i} ({p})",
                            buffer_dir=buffer_dir, hint=build_command(cfg, buffer_dir))
         else:
             if os.path.exists(p):  # final name but not complete: never loadable, redo
-                shutil.rmtree(p)
+                _set_aside_expert(buffer_dir, p, ValueError("incomplete (not finalized)"))
             todo.append(i)
 
     t0 = time.time()
@@ -930,7 +991,8 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
                 d.name, data_dir=_cfg_get(d, "data_dir"), resolution=_cfg_get(d, "resolution"),
                 normalize=_cfg_get(d, "normalize"), resize=_cfg_get(d, "resize"),
                 stats=stats.to_dict() if hasattr(stats, "to_dict") else stats,
-                zca=bool(_cfg_get(d, "zca", False)), zca_eps=float(_cfg_get(d, "zca_eps", 0.1)))
+                zca=bool(_cfg_get(d, "zca", False)), zca_eps=float(_cfg_get(d, "zca_eps", 0.1)),
+                download=bool(_cfg_get(d, "download", False)))
         got = getattr(train, "preprocessing", "")  # '' / absent: unknown, not checked
         if got and got != expected["dataset"]["preprocessing"]:
             raise ExpertMismatchError(
@@ -942,6 +1004,9 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
         ov = _model_overrides(cfg)
         model = get_model(str(cfg.model.name), int(train.num_classes), **ov)
         group = max(1, int(_cfg_get(cfg, "experts_per_group", 10)))
+        # every group runs on the same number of lanes (padding lanes when a group is
+        # short, e.g. the experts left after a kill): bitwise the same experts
+        lanes = min(group, n)
         seed_key = jax.random.PRNGKey(int(_cfg_get(cfg, "seed", 0)))
         rec = _cfg_get(cfg, "record_epochs")
         rec = int(cfg.epochs) if rec is None else int(rec)
@@ -956,13 +1021,17 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
                 keys, model, train, test, epochs=int(cfg.epochs), lr=float(cfg.lr_teacher),
                 batch_size=int(_cfg_get(cfg, "batch_size", 256)),
                 dsa_strategy=_cfg_get(cfg, "dsa_strategy", DEFAULT_DSA), record_epochs=rec,
-                progress=progress, mesh=None, desc=f"experts {idx[0]}-{idx[-1]}")
+                progress=progress, mesh=None, desc=f"experts {idx[0]}-{idx[-1]}", lanes=lanes)
             secs = (time.time() - tg) / len(idx)
             num_params = count_params(jax.tree.map(lambda a: a[0, 0], traj))
             for j, i in enumerate(idx):
                 meta = _meta_for(cfg, i, key=keys[j], test_acc=acc[j], hist=hist[:, j],
                                  seconds=secs, num_params=num_params, train=train, record=rec)
+                meta["lanes"] = int(lanes)
+                os.makedirs(buffer_dir, exist_ok=True)
                 save_expert(expert_dir(buffer_dir, i), jax.tree.map(lambda a: a[j], traj), meta)
+                from jaxdd.workdir import fault_point
+                fault_point("saved_expert")
     elapsed = time.time() - t0
 
     found = list_experts(buffer_dir)

@@ -3,14 +3,21 @@
 Flags:
   --config   an ml_collections config file, optionally with a variant string
              (`configs/tm_pixel.py:cifar10,ipc=10`); fields overridable with
-             `--config.iterations=100` etc.
+             `--config.iterations=100` etc.; network options with
+             `--config.model.overrides.<name>=<value>` (any keyword of the model).
   --workdir  where the run lives (default: workdirs/<config name>-<variant>); re-running
              the same command on the same workdir resumes.
+
+The config and the data are validated first (every problem reported at once, nothing
+written); a problem, a refused resume or a diverged run ends with a message, exit code 1.
 """
 import os
+import sys
 
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from jaxdd.config import apply_model_overrides, pop_model_override_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_pixel.py",
                                           "distillation config file")
@@ -18,24 +25,34 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumable)")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
 _MULTIHOST = flags.DEFINE_bool("distributed", False,
                                "call jax.distributed.initialize() (multi-host runs)")
+_MODEL_OVERRIDES = {}
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-    if _MULTIHOST.value:
-        import jax
-        jax.distributed.initialize()
-    from jaxdd import distill
+    if _MULTIHOST.value:  # before any JAX work; arguments from the cluster or JAX_* env vars
+        from jaxdd.sharding import initialize_distributed
+        initialize_distributed()
+    from jaxdd import distill, experts
     from jaxdd.config import default_workdir
+    from jaxdd.validate import ConfigError
+    from jaxdd.workdir import WorkdirError
 
-    cfg = _CONFIG.value
+    cfg = apply_model_overrides(_CONFIG.value, _MODEL_OVERRIDES)
     workdir = _WORKDIR.value or default_workdir(
         config_flags.get_config_filename(flags.FLAGS["config"]))
     print(f"[jaxdd] workdir: {workdir}")
-    distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
+    try:
+        distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
+    except (ConfigError, WorkdirError, distill.NonFiniteError,
+            experts.ExpertMismatchError) as e:
+        raise SystemExit(f"[jaxdd] {type(e).__name__}: {e}") from None
     print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")
 
 
 if __name__ == "__main__":
+    # absl config flags read overrides from sys.argv: take these out first
+    sys.argv[:], overrides = pop_model_override_flags(sys.argv)
+    _MODEL_OVERRIDES.update(overrides)
     app.run(main)

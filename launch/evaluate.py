@@ -39,24 +39,54 @@ def main(argv):
     from jaxdd.data import load_dataset
     from jaxdd.evaluate import evaluate_random_real, evaluate_synthetic
     from jaxdd.models import get_model
+    from jaxdd import validate
 
     key = jax.random.PRNGKey(_SEED.value)
     meta, syn = {}, None
-    if _SYN.value:
-        syn = distill.load_synthetic(_SYN.value)
-        meta = syn["meta"]
-    elif not _RANDOM.value:
+    if not _SYN.value and not _RANDOM.value:
         raise app.UsageError("give --synthetic=PATH or --random_real")
+    # one validation pass over the flags, the artifact and the data before any training
+    rep = validate.evaluate_args(num_nets=_NETS.value, epochs=_EPOCHS.value,
+                                 ipc=_IPC.value if _RANDOM.value else None,
+                                 resolution=_RES.value, lr=_LR.value)
+    if _SYN.value:
+        try:
+            syn = distill.load_synthetic(_SYN.value)
+            meta = syn["meta"]
+        except FileNotFoundError:
+            rep.error(f"--synthetic={_SYN.value}: no such file")
+        except Exception as e:  # noqa: BLE001 -- truncated / not a synthetic.msgpack
+            rep.error(f"{_SYN.value} is damaged or not a synthetic.msgpack "
+                      f"({type(e).__name__}: {str(e)[:200]}). Re-run the distill command "
+                      f"on its workdir: a finished run rewrites synthetic.msgpack from its "
+                      f"last checkpoint.")
+    if rep.errors:
+        raise SystemExit("[evaluate] " + _report_text(rep))
     dmeta = dict(meta.get("dataset", {}))
     name = _DATASET.value or dmeta.get("name", "digits")
     res = _RES.value or dmeta.get("resolution")
     zca = dmeta.get("zca", False) if _ZCA.value is None else _ZCA.value
-    train, test = load_dataset(name, resolution=res, zca=zca,
-                               zca_eps=dmeta.get("zca_eps", 0.1),
-                               data_dir=dmeta.get("data_dir"), resize=dmeta.get("resize"),
-                               normalize=dmeta.get("normalize"), stats=dmeta.get("stats"))
     model_name = _MODEL.value or meta.get("model", {}).get("name", "ConvNetD3")
     overrides = {} if _MODEL.value else dict(meta.get("model", {}).get("overrides", {}) or {})
+    try:
+        train, test = load_dataset(name, resolution=res, zca=zca,
+                                   zca_eps=dmeta.get("zca_eps", 0.1),
+                                   data_dir=dmeta.get("data_dir"), resize=dmeta.get("resize"),
+                                   normalize=dmeta.get("normalize"), stats=dmeta.get("stats"),
+                                   download=bool(dmeta.get("download", False)))
+    except Exception as e:  # noqa: BLE001
+        rep.error(f"dataset {name!r}: {e}")
+        raise SystemExit("[evaluate] " + _report_text(rep)) from None
+    rep += validate.data(train if _RANDOM.value else None, test,
+                         ipc=_IPC.value if _RANDOM.value else None, where=f"dataset {name}")
+    # the set is decoded (or resized) to the data's resolution
+    msg = validate.model_at_resolution(model_name, overrides, train.image_shape,
+                                       train.num_classes)
+    if msg:
+        rep.error(msg)
+    if rep.errors:
+        raise SystemExit("[evaluate] " + _report_text(rep))
+    rep.print_warnings()
     model = get_model(model_name, train.num_classes, **overrides)
     kw = dict(num_nets=_NETS.value, epochs=_EPOCHS.value)
     if _RANDOM.value:
@@ -72,6 +102,11 @@ def main(argv):
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(out, f, indent=2)
+
+
+def _report_text(rep):
+    return f"{len(rep.errors)} problem(s); nothing was trained:\n" + "\n".join(
+        f"  - {e}" for e in rep.errors)
 
 
 if __name__ == "__main__":

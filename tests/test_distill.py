@@ -26,6 +26,12 @@ def npz_path(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def buffer_dir(tmp_path_factory):
+    """One expert buffer shared by the module's runs (built by the first run that needs it)."""
+    return str(tmp_path_factory.mktemp("buffer"))
+
+
 def tiny_cfg(npz_path, buffer_dir):
     cfg = C.base_config("digits", 1)
     cfg.dataset.name = npz_path
@@ -44,12 +50,13 @@ def tiny_cfg(npz_path, buffer_dir):
     cfg.objective.syn_steps = 3
     cfg.objective.max_start_epoch = 1
     cfg.objective.expert_epochs = 1
+    cfg.opt.lr.lr = 1e-7  # syn_lr stays positive on this tiny problem (1e-5 drives it < 0)
     cfg.eval.final = False
     return cfg
 
 
-def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path):
-    cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
+def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path, buffer_dir):
+    cfg = tiny_cfg(npz_path, buffer_dir)
     full = distill.Run(cfg, str(tmp_path / "full"), progress=False)
     res = full.train()
     assert res["step"] == 4 and os.path.exists(res["synthetic"])
@@ -96,8 +103,8 @@ def test_nan_stops_with_quantity_and_keeps_last_good_checkpoint(tmp_path, npz_pa
     assert np.all(np.isfinite(np.asarray(run.state.syn_params["images"])))
 
 
-def test_config_mismatch_in_workdir(tmp_path, npz_path):
-    cfg = tiny_cfg(npz_path, str(tmp_path / "buffer"))
+def test_config_mismatch_in_workdir(tmp_path, npz_path, buffer_dir):
+    cfg = tiny_cfg(npz_path, buffer_dir)
     distill.Run(cfg, str(tmp_path / "w"), progress=False)
     cfg.param.ipc = 2
     with pytest.raises(ValueError, match="different config"):

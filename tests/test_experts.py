@@ -353,3 +353,55 @@ def test_missing_experts_message_gives_the_command(tmp_path):
     with pytest.raises(experts.MissingExpertsError) as err:
         experts.load_trajectories(tmp_path, num_experts=3, build_hint=cmd)
     assert cmd in str(err.value) and err.value.missing == (0, 1, 2)
+
+
+def test_damaged_experts_are_set_aside_and_rebuilt_bitwise(data, tmp_path, monkeypatch,
+                                                           capsys):
+    """Issue 16, items 3 and 6: a damaged expert (corrupt metadata; truncated snapshot
+    files) is named, renamed into <buffer>/damaged/ (not deleted) and rebuilt ALONE -- on
+    the same number of lanes as its group (min(experts_per_group, num_experts), padding
+    lanes), so it is bit for bit the expert the uninterrupted build stored."""
+    train, _ = data
+    cfg = _buffer_cfg(num_experts=3, experts_per_group=3)
+    buf = str(tmp_path / "buf")
+    experts.build_buffer(buf, cfg, train=train, test=None, progress=False)
+    ref, _ = experts.load_trajectories(buf, num_experts=3)
+    with open(os.path.join(experts.expert_dir(buf, 1), "metadata", "metadata"), "w") as f:
+        f.write('{"dataset": ')
+    d2 = os.path.join(experts.expert_dir(buf, 2), "trajectory")
+    files = [os.path.join(r, f) for r, _, fs in os.walk(d2) for f in fs]
+    big = max(files, key=os.path.getsize)
+    with open(big, "r+b") as f:
+        f.truncate(os.path.getsize(big) // 3)
+
+    calls = []
+    real_train = experts._train
+
+    def spy(keys, *a, **kw):
+        calls.append((int(keys.shape[0]), kw.get("lanes")))
+        return real_train(keys, *a, **kw)
+
+    monkeypatch.setattr(experts, "_train", spy)
+    experts.build_buffer(buf, cfg, train=train, test=None, progress=False)  # expert 1
+    with pytest.raises(experts.DamagedExpertError, match="expert 2 .* is damaged") as err:
+        experts.load_trajectories(buf, num_experts=3)
+    assert err.value.missing == (2,) and "set aside" in str(err.value)
+    out = capsys.readouterr().out
+    assert "expert_00001 is damaged" in out and "expert_00002 is damaged" in out
+    assert sorted(n.split("-")[0] for n in os.listdir(os.path.join(buf, "damaged"))) == [
+        "expert_00001", "expert_00002"]
+    experts.build_buffer(buf, cfg, train=train, test=None, progress=False)  # expert 2
+    assert calls == [(1, 3), (1, 3)]  # alone, on the group's 3 lanes
+    again, _ = experts.load_trajectories(buf, num_experts=3)
+    _assert_tree_equal(again, ref)
+
+
+def test_lanes_make_an_expert_independent_of_its_group(data, model):
+    """The same expert trained in a group of 3 and alone on 3 lanes: bitwise equal."""
+    keys = experts.expert_keys(jax.random.PRNGKey(3), 3)
+    kw = dict(epochs=EPOCHS, lr=0.01, batch_size=BS, dsa_strategy=DSA, record_epochs=None,
+              progress=False, mesh=None)
+    group, _, _ = experts._train(keys, model, data[0], None, **kw)
+    alone, _, _ = experts._train(keys[2:], model, data[0], None, lanes=3, **kw)
+    for a, b in zip(_leaves(group), _leaves(alone)):
+        np.testing.assert_array_equal(a[2], b[0])

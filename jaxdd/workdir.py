@@ -1,0 +1,230 @@
+"""The run's workdir: its identity (config.json), what may change on resume, damaged files.
+
+    config.json     written ONCE, when the run really starts (after validation, right
+                    before the first checkpoint); never overwritten
+    resume.jsonl    append-only: one line per resume that changed an allowed field
+                    ({"time", "step", "changes": {field: [recorded, now]}})
+    damaged/        files set aside (renamed, never deleted) because they could not be read
+
+Resume compares EVERY field of the config with config.json. Only the fields matched by
+`RESUMABLE` may differ (they change how long the run goes, how often it logs / checkpoints
+/ evaluates, or how it shows progress -- never the synthetic set of a given iteration);
+any other difference refuses the run, listing all of them.
+"""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import shutil
+
+__all__ = ["RESUMABLE", "WorkdirError", "is_resumable", "config_diff", "read_identity",
+           "check_resume", "write_identity", "record_resume", "truncate_metrics",
+           "read_metrics", "set_aside", "damaged_message"]
+
+# Fields that may change when a run is resumed (dotted prefixes of the config).
+RESUMABLE = (
+    "iterations",            # run longer / stop earlier
+    "log_every",
+    "checkpoint_every",
+    "keep_checkpoints",
+    "grid_max_per_class",
+    "eval",                  # evaluation settings (every, num_nets, epochs, final, ...)
+    "param.progress",        # progress bars (DDiF warm-up)
+    "dataset.download",      # whether tfds may download (same data either way)
+    "buffer.experts_per_group",  # expert lanes are fixed per build; see jaxdd.experts
+    "source",                # descriptive text
+    "max_image_rms_ratio",   # divergence guard threshold
+)
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be used as is; the message says which file and what to do."""
+
+
+def is_resumable(field: str) -> bool:
+    return any(field == p or field.startswith(p + ".") for p in RESUMABLE)
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    if isinstance(d, dict):
+        if not d and prefix:
+            out[prefix[:-1]] = {}
+        for k, v in d.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+    else:
+        out[prefix[:-1]] = d
+    return out
+
+
+_ABSENT = "<absent>"
+
+
+def config_diff(old: dict, new: dict):
+    """-> (blocking, allowed): lists of (field, recorded, now) for every differing leaf."""
+    a, b = _flatten(old), _flatten(new)
+    blocking, allowed = [], []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k, _ABSENT), b.get(k, _ABSENT)
+        if va == vb:
+            continue
+        (allowed if is_resumable(k) else blocking).append((k, va, vb))
+    return blocking, allowed
+
+
+def config_path(workdir):
+    return os.path.join(workdir, "config.json")
+
+
+def cfg_json(cfg) -> dict:
+    return json.loads(cfg.to_json_best_effort())
+
+
+def read_identity(workdir):
+    """The recorded config.json (dict), None when absent; WorkdirError when unreadable."""
+    path = config_path(workdir)
+    if not os.path.exists(path):
+        return None
+    try:
+        with open(path) as f:
+            out = json.load(f)
+        if not isinstance(out, dict):
+            raise ValueError("not a JSON object")
+        return out
+    except (ValueError, OSError) as e:
+        raise WorkdirError(
+            f"{path} is damaged ({type(e).__name__}: {e}). It records the run's config, "
+            f"which a resume must match. Restore it from a backup (it is the JSON of the "
+            f"config the run started with), or start over: delete {workdir} or use another "
+            f"--workdir.") from e
+
+
+def check_resume(workdir, cfg, recorded: dict):
+    """Raise WorkdirError listing every result-changing difference between the config
+    and the recorded one; return the allowed changes [(field, recorded, now)]."""
+    blocking, allowed = config_diff(recorded, cfg_json(cfg))
+    if blocking:
+        lines = "\n".join(f"  {k}: recorded {va!r}, now {vb!r}" for k, va, vb in blocking)
+        raise WorkdirError(
+            f"workdir {workdir} holds a run with a different config ({len(blocking)} "
+            f"field(s) that change the result differ):\n{lines}\nResume it with the "
+            f"recorded config ({config_path(workdir)}), or use a new --workdir (or delete "
+            f"this one). Fields that may change on resume: {', '.join(RESUMABLE)}.")
+    return allowed
+
+
+def _atomic_write(path, text):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def write_identity(workdir, cfg):
+    """Write config.json if absent (never overwrites)."""
+    path = config_path(workdir)
+    if not os.path.exists(path):
+        _atomic_write(path, json.dumps(cfg_json(cfg), indent=2))
+
+
+def _now():
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def record_resume(workdir, step, changes):
+    """Append the allowed changes of this resume to resume.jsonl."""
+    if not changes:
+        return
+    rec = {"time": _now(), "step": int(step),
+           "changes": {k: [va, vb] for k, va, vb in changes}}
+    with open(os.path.join(workdir, "resume.jsonl"), "a") as f:
+        f.write(json.dumps(rec) + "\n")
+
+
+def read_metrics(path):
+    """The records of a metrics.jsonl (a partial last line, from a kill, is skipped)."""
+    out = []
+    if not os.path.exists(path):
+        return out
+    with open(path) as f:
+        for line in f:
+            try:
+                out.append(json.loads(line))
+            except ValueError:
+                continue
+    return out
+
+
+def truncate_metrics(path, step: int):
+    """Keep the records consistent with a state restored at `step`: records of later
+    iterations, the final evaluation (rewritten by the resumed run) and a partial line are
+    dropped; at step 0 everything is (the iteration-0 evaluation runs again)."""
+    if not os.path.exists(path):
+        return 0
+    with open(path) as f:
+        lines = f.readlines()
+    keep = []
+    for line in lines:
+        try:
+            r = json.loads(line)
+        except ValueError:
+            continue
+        s = int(r.get("step", 0))
+        if step > 0 and (s < step or (s == step and not r.get("final"))):
+            keep.append(json.dumps(r) + "\n")
+    if len(keep) != len(lines):
+        _atomic_write(path, "".join(keep))
+    return len(lines) - len(keep)
+
+
+def set_aside(path, root=None) -> str:
+    """Rename a damaged file or directory to <root or its dir>/damaged/<name>-<time>
+    (never deleted); returns the new path."""
+    path = os.path.abspath(path)
+    root = root or os.path.dirname(path)
+    dest_dir = os.path.join(root, "damaged")
+    os.makedirs(dest_dir, exist_ok=True)
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+    dest = os.path.join(dest_dir, f"{os.path.basename(path)}-{stamp}")
+    shutil.move(path, dest)
+    return dest
+
+
+def damaged_message(path, e, what, todo):
+    return (f"{path} is damaged ({type(e).__name__}: {str(e)[:200]}). It holds {what}. "
+            f"{todo}")
+
+
+# ----------------------------------------------------------------------------- fault injection
+# Tests kill a run at chosen points: JAXDD_FAULT="<point>:<n>" ends the process (os._exit,
+# like kill -9: no cleanup, no atexit) at the n-th time `point` is reached;
+# JAXDD_FAULT_MODE=raise raises SimulatedKill instead (in-process tests). Points:
+#   save_checkpoint / saved_checkpoint   just before / after an Orbax checkpoint write
+#   saved_expert                         after an expert of a group is stored
+#   saved_synthetic                      after synthetic.msgpack, before result.json
+
+_FAULT_HITS: dict = {}
+
+
+class SimulatedKill(BaseException):
+    """Raised at a fault point when JAXDD_FAULT_MODE=raise (not an Exception: nothing in
+    the library catches it, like a kill)."""
+
+
+def fault_point(point: str):
+    spec = os.environ.get("JAXDD_FAULT")
+    if not spec:
+        return
+    name, _, n = spec.partition(":")
+    if name != point:
+        return
+    _FAULT_HITS[point] = _FAULT_HITS.get(point, 0) + 1
+    if _FAULT_HITS[point] == int(n or 1):
+        if os.environ.get("JAXDD_FAULT_MODE") == "raise":
+            raise SimulatedKill(f"{point}:{n}")
+        os._exit(137)
+
+
+def reset_faults():
+    _FAULT_HITS.clear()
