@@ -222,6 +222,12 @@ class Step:
             self._prefetch.prefetch(nxt)
         return new, metrics
 
+    @property
+    def prefetch_stats(self):
+        """{'hits', 'misses'} of the host feeding (None without a feed)."""
+        p = self._prefetch
+        return None if p is None else {"hits": p.hits, "misses": p.misses}
+
     def lower(self, state, data):
         if self._place is not None:
             state = self._place(state)
@@ -463,15 +469,21 @@ def check_finite(metrics, step):
                 "or syn_steps.")
 
 
-def check_divergence(metrics, step, *, learn_lr=True):
-    """Raise DivergenceError when the learned syn_lr is no longer positive (MTT has no
-    floor on it; `opt.lr.min_syn_lr` sets one)."""
-    if learn_lr and "syn_lr" in metrics and not metrics["syn_lr"] > 0:
+def check_divergence(metrics, step, *, learn_lr=True, nonpositive_for=1, patience=1):
+    """Raise DivergenceError when the learned syn_lr has not been positive for `patience`
+    iterations in a row (`nonpositive_for`). MTT has no floor on syn_lr (it is a plain SGD
+    parameter) and its early iterations can dip below 0 for a few steps and recover (the
+    digits default does at iteration 2), so one dip is tolerated -- but a state with
+    syn_lr <= 0 is never checkpointed, and the run never ends on one (the evaluation
+    trains with syn_lr). `opt.lr.min_syn_lr` sets a floor (not in the authors' code)."""
+    if learn_lr and "syn_lr" in metrics and not metrics["syn_lr"] > 0 \
+            and nonpositive_for >= patience:
         raise DivergenceError(
             f"iteration {step}: {_QUANTITY['syn_lr']} is {metrics['syn_lr']:.4g}, not "
-            f"positive (metric 'syn_lr'): the students would train backwards. {_KEPT} Lower "
-            f"opt.lr.lr (the learning rate of syn_lr) or opt.syn.lr, or set a floor with "
-            f"opt.lr.min_syn_lr (not in the authors' code).")
+            f"positive for {nonpositive_for} iteration(s) in a row (metric 'syn_lr'): the "
+            f"students would train backwards. {_KEPT} Lower opt.lr.lr (the learning rate of "
+            f"syn_lr) or opt.syn.lr, or set a floor with opt.lr.min_syn_lr (not in the "
+            f"authors' code).")
 
 
 def check_image_scale(rms, real_rms, ratio, step):
@@ -823,6 +835,9 @@ class Run:
         t_last, it_last = time.time(), start
         done_here = 0
         state = self.state
+        learn_lr = bool(self.objective.learn_lr)
+        patience = int(cfg.opt.lr.get("nonpositive_patience", 25) or 1)
+        nonpositive, pending = 0, False  # pending: a checkpoint deferred while syn_lr <= 0
         if eval_every and start == 0 and total > 0:
             # the authors also evaluate the initial set (MTT distill.py: it = 0 is in
             # eval_it_pool); it is one of the points of their best-over-evaluations statistic
@@ -835,9 +850,13 @@ class Run:
             it = int(new_state.step)
             # raise before the bad state is saved (the last good checkpoint stays)
             check_finite(m, it)
-            check_divergence(m, it, learn_lr=bool(self.objective.learn_lr))
+            lr_ok = not learn_lr or m["syn_lr"] > 0
+            nonpositive = 0 if lr_ok else nonpositive + 1
+            check_divergence(m, it, learn_lr=learn_lr, nonpositive_for=nonpositive,
+                             patience=1 if it >= total else patience)
             stopping = stop_after is not None and done_here + 1 >= stop_after
-            if it % log_every == 0 or it % ckpt_every == 0 or it == total or stopping or (
+            save_now = it % ckpt_every == 0 or it == total or pending
+            if it % log_every == 0 or save_now or stopping or (
                     eval_every and it % eval_every == 0):
                 self._check_scale(new_state, it)
             state = self.state = new_state
@@ -853,11 +872,13 @@ class Run:
                 self.log({"step": it, "eval_acc_mean": res.mean, "eval_acc_std": res.std})
                 tqdm.write(f"[jaxdd] iteration {it}: test accuracy {res}")
                 self.save_grid(f"step_{it:06d}")
-            if it % ckpt_every == 0 or it == total:
-                self._save(state)
+            if save_now:  # never a state with syn_lr <= 0: deferred until it is positive
+                pending = not lr_ok
+                if lr_ok:
+                    self._save(state)
             done_here += 1
             if stopping:
-                if it % ckpt_every and it != total:
+                if lr_ok and self.ckpt.latest_step() != it:
                     self._save(state)
                 bar.close()
                 return None

@@ -32,7 +32,6 @@ RESUMABLE = (
     "eval",                  # evaluation settings (every, num_nets, epochs, final, ...)
     "param.progress",        # progress bars (DDiF warm-up)
     "dataset.download",      # whether tfds may download (same data either way)
-    "buffer.experts_per_group",  # expert lanes are fixed per build; see jaxdd.experts
     "source",                # descriptive text
     "max_image_rms_ratio",   # divergence guard threshold
 )

@@ -69,12 +69,14 @@ class Ctx(NamedTuple):
     step: jax.Array
 
 
-def toy(lr_push=0.0, explode_from=None, learn_lr=False):
-    """A cheap objective: pulls the images to 0.5; `lr_push` > 0 drives syn_lr down;
-    from iteration `explode_from` on, a huge loss scale drives the images away."""
+def toy(lr_push=0.0, explode_from=None, learn_lr=False, lr_dip=False):
+    """A cheap objective: pulls the images to 0.5; `lr_push` > 0 drives syn_lr down (only
+    at the first iteration, then up, with `lr_dip`); from iteration `explode_from` on, a
+    huge loss scale drives the images away."""
     def build(setup):
         def loss(key, images, labels, ctx):
-            base = jnp.mean((images - 0.5) ** 2) + lr_push * ctx.syn_lr
+            push = jnp.where(ctx.step == 0, 1.0, -1.0) if lr_dip else 1.0
+            base = jnp.mean((images - 0.5) ** 2) + lr_push * push * ctx.syn_lr
             if explode_from is not None:
                 base = base - jnp.where(ctx.step >= explode_from, 1e6, 0.0) * jnp.mean(images)
             return base
@@ -293,10 +295,20 @@ def test_every_shipped_config_validates():
 def test_negative_syn_lr_stops_like_nan(tmp_path, npz_path):
     cfg = tiny_cfg(npz_path)
     cfg.opt.lr.lr = 1e-5
+    cfg.opt.lr.nonpositive_patience = 2
     run = _run(cfg, tmp_path / "w", obj=toy(lr_push=1e4, learn_lr=True))
-    with pytest.raises(distill.DivergenceError, match="syn_lr .* not positive"):
+    with pytest.raises(distill.DivergenceError, match="syn_lr .* not positive for 2 "):
         run.train()
-    assert run.ckpt.latest_step() == 0 and float(run.state.syn_lr) > 0
+    assert run.ckpt.latest_step() == 0  # no state with syn_lr <= 0 was checkpointed
+    # a dip of two iterations (within the patience, 25 by default) is tolerated, as in
+    # MTT; the checkpoints of those iterations wait until syn_lr is positive again
+    cfg = tiny_cfg(npz_path)
+    cfg.opt.lr.lr = 1e-5
+    run = _run(cfg, tmp_path / "dip", obj=toy(lr_push=1e4, learn_lr=True, lr_dip=True))
+    run.train()
+    syn_lr = [r["syn_lr"] for r in wd.read_metrics(tmp_path / "dip" / "metrics.jsonl")]
+    assert syn_lr[0] < 0 and syn_lr[1] < 0 and syn_lr[2] > 0
+    assert run.ckpt.all_steps() == [0, 3]
     # a floor (opt.lr.min_syn_lr, not in MTT) keeps it positive: the run goes through
     cfg.opt.lr.min_syn_lr = 1e-4
     run = _run(cfg, tmp_path / "floor", obj=toy(lr_push=1e4, learn_lr=True))
