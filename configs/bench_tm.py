@@ -3,6 +3,8 @@
     python launch/benchmark.py --config=configs/bench_tm.py        # default suite (< 15 min, 2 cores)
     python launch/benchmark.py --config=configs/bench_tm.py:grid   # + every TM row (param x IPC x steps x remat)
     python launch/benchmark.py --config=configs/bench_tm.py:tiny   # smoke test (tiny shapes, seconds)
+    python launch/benchmark.py --config=configs/bench_tm.py:authors        # vs the authors' code only
+    python launch/benchmark.py --config=configs/bench_tm.py:authors_quick  # same, FreD/DDiF 5 steps
 
 TM rows: dicts (or tuples (param, ipc, syn_steps, remat, conv_impl, augment, mode)).
   param: pixel | fred | ddif | nsd; ipc: CIFAR-10 budget (1, 10); syn_steps; remat
@@ -24,7 +26,7 @@ def _tm(param, ipc, steps, remat, conv_impl="auto", augment="dsa", mode="time", 
 def get_config(arg=None):
     cfg = ml_collections.ConfigDict()
     cfg.out = "bench_results/bench_tm.json"
-    cfg.sections = ["ceilings", "peer", "tm", "experts", "eval", "ddif", "fred"]
+    cfg.sections = ["ceilings", "peer", "authors", "tm", "experts", "eval", "ddif", "fred"]
     cfg.repeats = 3
     cfg.warmup = 1
     cfg.model = "ConvNetD3"
@@ -41,6 +43,18 @@ def get_config(arg=None):
         jax_warmup=0,           # JAX's first call after the (separately timed) compile is steady
         torch_threads=[1, 0],   # 0 = torch default (all cores), run with OMP_WAIT_POLICY=PASSIVE
         remat=[False, True], max_seconds=60, timeout_s=400))
+
+    # jaxdd vs the authors' code (issue 17's config: MNIST-like 28x28x1, ConvNetD3 with the
+    # authors' gray padding, IPC 1, DSA on, the whole set per student step), each side in a
+    # fresh process, alternating for `rounds` rounds; PyTorch with `torch_threads` threads.
+    # FreD decodes 120 and DDiF 110 instances per step (12x / 11x the pixel work).
+    cfg.authors = ml_collections.ConfigDict(dict(
+        side=28, channels=1, num_classes=10, ipc=1, model=None, dsa=True, remat=True,
+        methods=["mtt", "fred", "ddif", "ddif_warmup"],
+        syn_steps={"mtt": 20, "fred": 20, "ddif": 20},
+        repeats={"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 1},
+        rounds=2, warmup=1, torch_threads=2, fred_k=64, ddif_width=6, ddif_layers=2,
+        warmup_steps=100, warmup_fields_torch=3, timeout_s=900, compile_cache=None))
 
     cfg.tm_rows = [
         # pixel, IPC 1 with DSA (the published TM step; the DSA-free twins are the peer rows)
@@ -86,6 +100,9 @@ def get_config(arg=None):
                        for s in (20, 50) for r in (True, False)]
     elif arg == "tiny":
         cfg.out = "bench_results/bench_tm_tiny.json"
+        # the authors section starts fresh processes (compiles again): its own test runs the
+        # jaxdd child in-process (tests/test_benchmark.py)
+        cfg.sections = [s for s in cfg.sections if s != "authors"]
         cfg.repeats = 1
         cfg.warmup = 0
         cfg.ceiling_repeats = 1
@@ -101,6 +118,10 @@ def get_config(arg=None):
             "fred": {"k": 16},
             "nsd": {"t3": 2, "t4": 2}})
         cfg.tm_rows = [_tm("ddif", 1, 2, True, augment="none")]
+        cfg.authors.update(side=8, channels=1, num_classes=2, model="ConvNetD1W4",
+                           methods=["mtt", "ddif_warmup"], syn_steps={"mtt": 2},
+                           rounds=1, warmup=0, fred_k=16, ddif_width=2, ddif_layers=1,
+                           warmup_steps=2, warmup_fields_torch=1, timeout_s=300)
         cfg.experts.update(num_examples=8, num_experts=2, batch_size=4, repeats=1,
                            dsa_strategy="none")
         cfg.eval.update(num_train=[4], num_nets=2, epochs=1, schedule_epochs=2, batch_size=4,
@@ -108,6 +129,17 @@ def get_config(arg=None):
         cfg.ddif.update(num_classes=2, warmup_fields=2, warmup_steps=2, decode_resolutions=[8],
                         repeats=1, library_call=False)
         cfg.fred.update(ipcs=[1], k=16, repeats=1)
+    elif arg in ("authors", "authors_quick"):
+        # only the comparison with the authors' code (issue 17's table); 'authors_quick'
+        # unrolls FreD and DDiF 5 student steps instead of 20 and runs them one round (for a
+        # heavily shared machine: their PyTorch iterations take minutes there)
+        cfg.out = f"bench_results/bench_{arg}.json"
+        cfg.sections = ["authors"]
+        if arg == "authors_quick":
+            cfg.authors.syn_steps = {"mtt": 20, "fred": 5, "ddif": 5}
+            cfg.authors.repeats = {"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 1}
+            cfg.authors.rounds_per_method = {"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 2}
     elif arg:
-        raise ValueError(f"unknown bench_tm variant {arg!r} (use '', 'grid' or 'tiny')")
+        raise ValueError(f"unknown bench_tm variant {arg!r} (use '', 'grid', 'tiny', "
+                         "'authors' or 'authors_quick')")
     return cfg

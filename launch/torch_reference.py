@@ -3,6 +3,7 @@ JSON line with its timing.
 
     pip install -e ".[bench]"        # torch (CPU wheel)
     python launch/torch_reference.py --num_images=10 --syn_steps=20 --repeats=3
+    python launch/torch_reference.py --method=fred --dsa --ipc=1 --side=28 --channels=1
 
 What it computes and how it is timed: the docstring of jaxdd/bench/torch_reference.py.
 """
@@ -22,6 +23,13 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "timed calls")
 _WARMUP = flags.DEFINE_integer("warmup", 1, "untimed calls first")
 _THREADS = flags.DEFINE_integer("threads", 0, "torch threads (0: torch's default)")
 _MAX_S = flags.DEFINE_float("max_seconds", 0.0, "stop repeating after this long (0: never)")
+_METHOD = flags.DEFINE_enum("method", "mtt", ["mtt", "fred", "ddif"], "the authors' step")
+_DSA = flags.DEFINE_bool("dsa", False, "DSA on (the authors' TM default)")
+_IPC = flags.DEFINE_integer("ipc", 0, ">0: set size from the method's budget (else num_images)")
+_FRED_K = flags.DEFINE_integer("fred_k", 64, "FreD coefficients per channel")
+_DDIF_W = flags.DEFINE_integer("ddif_width", 6, "DDiF field width")
+_DDIF_L = flags.DEFINE_integer("ddif_layers", 2, "DDiF sine layers")
+_DEVICE = flags.DEFINE_string("device", "cpu", "cpu | cuda")
 
 
 def main(argv):
@@ -30,7 +38,9 @@ def main(argv):
     r = tr.bench(_N.value, _STEPS.value, _BATCH.value, _REPEATS.value, _WARMUP.value,
                  _THREADS.value or None, max_seconds=_MAX_S.value or None, side=_SIDE.value,
                  channels=_CH.value, num_classes=_NC.value, width=_WIDTH.value,
-                 depth=_DEPTH.value)
+                 depth=_DEPTH.value, method=_METHOD.value, dsa=_DSA.value,
+                 ipc=_IPC.value or None, fred_k=_FRED_K.value, ddif_width=_DDIF_W.value,
+                 ddif_layers=_DDIF_L.value, device=_DEVICE.value)
     print("TORCH_RESULT " + json.dumps(r), flush=True)
 
 

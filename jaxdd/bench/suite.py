@@ -4,6 +4,7 @@
     python launch/benchmark.py --config=configs/bench_tm.py:tiny        # smoke test (seconds)
     python launch/benchmark.py --config=configs/bench_tm.py:grid        # every TM row (long)
     python launch/benchmark.py --config=configs/bench_tm.py --sections=ceilings,peer
+    bash launch/gpu_bench.sh [--smoke]                                  # GPU (configs/bench_gpu.py)
 
 Sections (``cfg.sections``; each row of the table is one timed workload):
 
@@ -16,6 +17,14 @@ Sections (``cfg.sections``; each row of the table is one timed workload):
             1 thread and with all cores, next to the same JAX TM step (pixel, no
             augmentation on either side). Skipped (with the reason) without torch
             (``pip install -e ".[bench]"``).
+  authors   jaxdd vs the authors' code at issue 17's config (``cfg.authors``: MNIST-like
+            28x28x1, ConvNetD3 with the gray padding, IPC 1, DSA on, the whole set per
+            student step): MTT pixel, FreD and DDiF TM iterations and DDiF's warm-up, the
+            PyTorch side from ``jaxdd.bench.torch_reference`` (the authors' step, checked
+            against their own scripts). Each side runs in a fresh process (so the resident-
+            set high-water marks compare), alternating jaxdd / PyTorch for ``rounds``;
+            the jaxdd processes share a persistent compilation cache. A summary row per
+            method gives the speed-up (PyTorch median / jaxdd median) and the RSS ratio.
   tm        TM outer iterations: the library's own jitted outer step
             (``jaxdd.distill.make_step``: decode -> unroll -> meta-gradient -> optimizer),
             per parameterization (pixel, FreD, DDiF, NSD), IPC, syn_steps, with or without
@@ -62,7 +71,7 @@ import time
 
 from jaxdd.bench.torch_reference import reset_peak_rss, rss_bytes  # torch: lazily
 
-SECTIONS = ("ceilings", "peer", "tm", "experts", "eval", "ddif", "fred")
+SECTIONS = ("ceilings", "peer", "authors", "tm", "experts", "eval", "ddif", "fred")
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -224,7 +233,8 @@ def _row_opts(cfg, row):
             ("param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode"), row))
     d = {"param": "pixel", "ipc": 1, "syn_steps": 20, "remat": True, "conv_impl": "auto",
          "augment": "dsa", "mode": "time", "batch_syn": None, "decode_subset": "auto",
-         "repeats": None, "warmup": None}
+         "repeats": None, "warmup": None, "side": None, "channels": None, "model": None,
+         "param_cfg": None, "name": None}
     d.update({k: v for k, v in row.items()})
     return d
 
@@ -303,16 +313,37 @@ def tm_step_setup(cfg, opts):
     return step, state, objective.data, info
 
 
+def _row_cfg(cfg, opts):
+    """cfg with a row's own side / channels / model / param overrides (e.g. a 128 px DDiF
+    row in a 32 px suite)."""
+    if not any(opts.get(k) for k in ("side", "channels", "model", "param_cfg")):
+        return cfg
+    cfg = cfg.copy_and_resolve_references()
+    for k in ("side", "channels", "model"):
+        if opts.get(k):
+            cfg[k] = opts[k]
+    if opts.get("param_cfg"):
+        po = cfg.param_overrides.to_dict() if hasattr(cfg.param_overrides, "to_dict") else {}
+        cur = dict(po.get(opts["param"], {}))
+        cur.update(dict(opts["param_cfg"]))
+        po[opts["param"]] = cur
+        import ml_collections
+        cfg.param_overrides = ml_collections.ConfigDict(po)
+    return cfg
+
+
 def tm_row(cfg, row, ceil):
     """One TM outer iteration row (see module docstring)."""
     import jax
 
     opts = _row_opts(cfg, row)
+    cfg = _row_cfg(cfg, opts)
     step, state, data, info = tm_step_setup(cfg, opts)
     compiled, compile_s = compile_timed(step, state, data)
     out = {"workload": "tm_iteration", **{k: opts[k] for k in (
         "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
         "model": cfg.model, "shape": [cfg.side, cfg.side, cfg.channels], **info,
+        **({"name": opts["name"]} if opts.get("name") else {}),
         "compile_s": compile_s, "xla_bytes": memory_bytes(compiled),
         "xla_flops": xla_flops(compiled)}
     if opts["mode"] == "time":
@@ -346,7 +377,8 @@ def torch_row(cfg, threads):
            f"--num_classes={cfg.num_classes}", f"--width={cfg.peer.width}",
            f"--depth={cfg.peer.depth}", f"--repeats={cfg.peer.repeats}",
            f"--warmup={cfg.peer.warmup}", f"--threads={threads}",
-           f"--max_seconds={cfg.peer.get('max_seconds', 0)}"]
+           f"--max_seconds={cfg.peer.get('max_seconds', 0)}",
+           f"--device={cfg.peer.get('torch_device', 'cpu')}"]
     env = dict(os.environ)
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no barrier spinning on a shared machine
     try:
@@ -389,6 +421,204 @@ def peer_section(cfg, ceil):
         rows.append(r)
         _print_row(r)
     return rows
+
+
+# ----------------------------------------------------------------------------- vs the authors
+
+AUTHOR_PARAM = {"mtt": "pixel", "fred": "fred", "ddif": "ddif"}
+
+
+def _authors_cfg(a):
+    """The benchmark config a child process needs for one authors-comparison row."""
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict()
+    cfg.side, cfg.channels, cfg.num_classes = int(a["side"]), int(a["channels"]), int(
+        a["num_classes"])
+    cfg.model = a.get("model", "ConvNetD3")
+    cfg.real_per_class = 0
+    cfg.repeats, cfg.warmup = int(a.get("repeats", 1)), int(a.get("warmup", 1))
+    cfg.param_overrides = ml_collections.ConfigDict({
+        "fred": {"k": int(a.get("fred_k", 64))},
+        "ddif": {"warmup_steps": 0, "width": int(a.get("ddif_width", 6)),
+                 "num_layers": int(a.get("ddif_layers", 2))}})
+    return cfg
+
+
+def child_jax(a):
+    """One jaxdd row of the authors comparison, in a fresh process (so its resident-set
+    high-water mark is comparable with the PyTorch process's). ``a``: dict with method
+    ('mtt' | 'fred' | 'ddif' | 'ddif_warmup'), side, channels, num_classes, ipc,
+    syn_steps, dsa, remat, repeats, warmup (+ fred_k, ddif_width, ddif_layers,
+    warmup_steps). Returns the result dict."""
+    import jax
+    import numpy as np
+
+    cache = a.get("compile_cache")
+    if cache:  # rounds after the first reuse the compiled step
+        jax.config.update("jax_compilation_cache_dir", cache)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    cfg = _authors_cfg(a)
+    if a["method"] == "ddif_warmup":
+        from jaxdd.param import ddif
+
+        pcfg = ddif.default_config()
+        pcfg.ipc, pcfg.warmup_steps, pcfg.progress = int(a["ipc"]), 0, False
+        pcfg.width, pcfg.num_layers = int(a.get("ddif_width", 6)), int(a.get("ddif_layers", 2))
+        rng = np.random.default_rng(0)
+        shape = (cfg.side, cfg.side, cfg.channels)
+        real = [rng.normal(size=(8,) + shape).astype(np.float32) for _ in range(cfg.num_classes)]
+        params, aux = ddif.init(jax.random.PRNGKey(0), real, pcfg)
+        k = int(len(aux["labels"]))
+        targets = rng.normal(size=(k,) + shape).astype(np.float32)
+        n = int(a.get("warmup_steps", 100))
+        t0 = time.perf_counter()
+        jax.block_until_ready(ddif.warmup(None, params, aux, targets, n, progress=False)[0])
+        first = time.perf_counter() - t0
+        r = measure(lambda: ddif.warmup(None, params, aux, targets, n, progress=False)[0],
+                    int(a.get("repeats", 1)))
+        return {"workload": "authors_ddif_warmup", "impl": "jaxdd", "fields": k, "steps": n,
+                "first_call_s": first, **r,
+                "seconds_per_100_steps_all_fields": r["seconds_median"] * 100.0 / n,
+                "rss_hwm_bytes": rss_bytes("VmHWM")}
+    opts = _row_opts(cfg, {"param": AUTHOR_PARAM[a["method"]], "ipc": int(a["ipc"]),
+                           "syn_steps": int(a["syn_steps"]), "remat": bool(a.get("remat", True)),
+                           "augment": "dsa" if a.get("dsa", True) else "none",
+                           "batch_syn": 10 ** 9,   # the authors' default: the whole set
+                           "repeats": int(a.get("repeats", 1)),
+                           "warmup": int(a.get("warmup", 1))})
+    r = tm_row(cfg, opts, {})
+    r.update(workload=f"authors_{a['method']}", impl="jaxdd", method=a["method"],
+             rss_hwm_bytes=rss_bytes("VmHWM"))
+    return r
+
+
+def _run_child(cmd, marker, timeout, env=None):
+    """Run a benchmark child process; its JSON result line (after ``marker``) or a skip."""
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"skipped": f"timed out after {timeout} s"}
+    for line in p.stdout.splitlines():
+        if line.startswith(marker + " "):
+            return json.loads(line[len(marker) + 1:])
+    return {"skipped": f"child failed (rc {p.returncode}): {p.stderr[-800:]}"}
+
+
+def authors_section(cfg, ceil):
+    """jaxdd vs the authors' PyTorch steps (jaxdd.bench.torch_reference: MTT with its flat-
+    parameter student and DSA, FreD, DDiF, DDiF's per-field warm-up), each side in its own
+    fresh process, alternating jaxdd / PyTorch for ``rounds`` rounds; ratios of the
+    medians over the rounds and of the peak resident sets (VmHWM)."""
+    a = cfg.authors
+    rows = []
+    have_torch = importlib.util.find_spec("torch") is not None
+    base = dict(side=a.side, channels=a.channels, num_classes=a.num_classes, ipc=a.ipc,
+                model=cfg.model if a.get("model") is None else a.model,
+                fred_k=a.fred_k, ddif_width=a.ddif_width, ddif_layers=a.ddif_layers,
+                compile_cache=os.path.abspath(a.get("compile_cache") or os.path.join(
+                    os.path.dirname(os.path.abspath(cfg.out)), ".jax_cache")))
+    from jaxdd.models import get_model
+
+    net = get_model(base["model"], int(a.num_classes))
+    env = dict(os.environ)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    for method in a.methods:
+        is_wu = method == "ddif_warmup"
+        steps = int(a.syn_steps.get(method, 20)) if not is_wu else 0
+        reps = int(a.repeats.get(method, 1))
+        jrows, trows = [], []
+        rounds = int(a.get("rounds_per_method", {}).get(method, a.rounds))
+        for rnd in range(rounds):
+            spec = dict(base, method=method, syn_steps=steps, dsa=bool(a.dsa),
+                        remat=bool(a.remat), repeats=reps, warmup=int(a.warmup),
+                        warmup_steps=int(a.warmup_steps))
+            jr = _run_child([sys.executable, "-m", "jaxdd.bench.suite", "--child",
+                             json.dumps(spec)], "JAX_RESULT", a.timeout_s)
+            jr.setdefault("workload", f"authors_{method}")
+            jr.update(impl="jaxdd", round=rnd, load=loadavg())
+            jrows.append(jr)
+            _print_authors(jr)
+            if not have_torch:
+                trows.append({"workload": f"authors_{method}", "impl": "pytorch",
+                              "skipped": "torch not installed (pip install -e '.[bench]')"})
+                continue
+            cmd = [sys.executable, "-m", "jaxdd.bench.torch_reference",
+                   f"--side={a.side}", f"--channels={a.channels}",
+                   f"--num_classes={a.num_classes}", f"--threads={a.torch_threads}",
+                   f"--fred_k={a.fred_k}", f"--ddif_width={a.ddif_width}",
+                   f"--ddif_layers={a.ddif_layers}", f"--width={net.width}",
+                   f"--depth={net.depth}", f"--device={a.get('torch_device', 'cpu')}"]
+            if is_wu:
+                cmd += [f"--ddif_warmup={a.warmup_fields_torch}",
+                        f"--warmup_steps={a.warmup_steps}"]
+            else:
+                cmd += [f"--method={method}", f"--ipc={a.ipc}", f"--syn_steps={steps}",
+                        f"--dsa={int(bool(a.dsa))}", f"--repeats={reps}",
+                        f"--warmup={a.warmup}"]
+            tr = _run_child(cmd, "TORCH_RESULT", a.timeout_s, env)
+            tr.update(workload=f"authors_{method}", impl="pytorch", round=rnd, load=loadavg())
+            trows.append(tr)
+            _print_authors(tr)
+        rows += jrows + trows
+        ok_j = [r for r in jrows if "seconds_median" in r]
+        ok_t = [r for r in trows if "seconds_median" in r]
+        if ok_j and ok_t:
+            summ = {"workload": f"authors_{method}_ratio", "method": method,
+                    "rounds": len(ok_j)}
+            if is_wu:
+                jt = statistics.median(r["seconds_per_100_steps_all_fields"] for r in ok_j)
+                k = ok_j[0]["fields"]
+                tt = statistics.median(r["seconds_per_field_per_100_steps"] for r in ok_t) * k
+                summ.update(fields=k, jaxdd_s_per_100_steps=jt,
+                            pytorch_s_per_100_steps_extrapolated=tt, speedup=tt / jt)
+            else:
+                jt = statistics.median(r["seconds_median"] for r in ok_j)
+                tt = statistics.median(r["seconds_median"] for r in ok_t)
+                jm = max(r.get("rss_hwm_bytes") or 0 for r in ok_j)
+                tm_ = max(r.get("rss_hwm_bytes") or 0 for r in ok_t)
+                summ.update(syn_steps=steps, instances=ok_j[0].get("num_instances"),
+                            jaxdd_s=jt, pytorch_s=tt, speedup=tt / jt,
+                            jaxdd_rss_hwm_bytes=jm, pytorch_rss_hwm_bytes=tm_,
+                            memory_ratio=(jm / tm_) if (jm and tm_) else None,
+                            jaxdd_xla_bytes=ok_j[0].get("xla_bytes"),
+                            pytorch_peak_delta_bytes=ok_t[0].get("peak_bytes"))
+            rows.append(summ)
+            _print_authors(summ)
+    return rows
+
+
+def _print_authors(r):
+    print(_fmt_authors(r), flush=True)
+
+
+def _fmt_authors(r):
+    w = r["workload"]
+    if w.endswith("_ratio"):
+        if "jaxdd_s_per_100_steps" in r:
+            return (f"{'vs authors: DDiF warm-up ' + str(r['fields']) + ' fields':64s} jaxdd "
+                    f"{r['jaxdd_s_per_100_steps']:.3f} s / PyTorch "
+                    f"{r['pytorch_s_per_100_steps_extrapolated']:.2f} s per 100 steps -> "
+                    f"x{r['speedup']:.1f}")
+        mem = (f" | RSS {r['jaxdd_rss_hwm_bytes'] / 2**20:.0f} / "
+               f"{r['pytorch_rss_hwm_bytes'] / 2**20:.0f} MiB (x{r['memory_ratio']:.2f})"
+               if r.get("memory_ratio") else "")
+        return (f"{'vs authors: ' + r['method'] + ' TM, ' + str(r['instances']) + ' inst, s' + str(r['syn_steps']):64s} jaxdd "
+                f"{r['jaxdd_s']:.2f} s / PyTorch {r['pytorch_s']:.2f} s -> x{r['speedup']:.2f}"
+                + mem)
+    desc = f"authors {w[len('authors_'):]} {r.get('impl')} round {r.get('round')}"
+    if r.get("skipped"):
+        return f"{desc:64s} skipped: {r['skipped']}"
+    sec = r.get("seconds_median")
+    out = f"{desc:64s} {sec:9.3f} s" if sec is not None else desc
+    if r.get("rss_hwm_bytes"):
+        out += f" | RSS hwm {r['rss_hwm_bytes'] / 2**20:6.0f} MiB"
+    if r.get("compile_s"):
+        out += f" | comp {r['compile_s']:5.1f} s"
+    if r.get("load"):
+        out += f" | load {r['load'][0]:.1f}"
+    return out
 
 
 # ----------------------------------------------------------------------------- training rows
@@ -630,6 +860,8 @@ def _describe(r):
 
 
 def _fmt_row(r):
+    if r["workload"].startswith("authors_"):
+        return _fmt_authors(r)
     desc = _describe(r)
     if r.get("skipped"):
         return f"{desc:64s} skipped: {r['skipped']}"
@@ -709,6 +941,23 @@ def targets(result):
                         "achieved": frac, "met": frac < 0.25,
                         "detail": f"{a[0]['xla_bytes'] / 2**20:.0f} MiB vs "
                                   f"{b[0]['xla_bytes'] / 2**20:.0f} MiB (XLA memory analysis)"})
+    goal = {"mtt": 1.5, "fred": 3.0, "ddif": 3.0, "ddif_warmup": 50.0}
+    for r in rows:
+        w = r["workload"]
+        if not (w.startswith("authors_") and w.endswith("_ratio")):
+            continue
+        m = r["method"]
+        name = {"mtt": "pixel (MTT) TM", "fred": "FreD TM", "ddif": "DDiF TM",
+                "ddif_warmup": "DDiF warm-up"}.get(m, m)
+        out.append({"target": f"{name} >= {goal.get(m, 1.0):g}x the authors' code (same "
+                              "machine, side by side)",
+                    "achieved": r["speedup"], "met": r["speedup"] >= goal.get(m, 1.0),
+                    "detail": _fmt_authors(r).split("  ")[-1].strip()})
+        if r.get("memory_ratio"):
+            out.append({"target": f"{name} peak memory <= 1/2 of the authors' (RSS high-water)",
+                        "achieved": r["memory_ratio"], "met": r["memory_ratio"] <= 0.5,
+                        "detail": f"{r['jaxdd_rss_hwm_bytes'] / 2**20:.0f} MiB vs "
+                                  f"{r['pytorch_rss_hwm_bytes'] / 2**20:.0f} MiB"})
     for r in pick(workload="eval_training", mode="together"):
         if r.get("speedup_vs_one_at_a_time"):
             out.append({"target": f"K={r['num_nets']} evaluation networks together >= 3x one "
@@ -754,18 +1003,34 @@ def run(cfg, sections=None, out_path=None):
 
     def tm_section(cfg, ceil):
         rows = []
+        budget = cfg.get("tm_max_wall_s")  # GPU script: stop starting rows past this
+        t0 = time.time()
         for row in cfg.tm_rows:
-            rows.append(tm_row(cfg, row, ceil))
+            opts = _row_opts(cfg, row)
+            if budget and time.time() - t0 > budget:
+                rows.append({"workload": "tm_iteration", **{k: opts[k] for k in (
+                    "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
+                    "num_instances": None, "batch_syn": opts["batch_syn"],
+                    "skipped": f"tm section past its {budget} s budget"})
+            else:
+                try:
+                    rows.append(tm_row(cfg, row, ceil))
+                except Exception as e:  # e.g. out of device memory: record and go on
+                    rows.append({"workload": "tm_iteration", **{k: opts[k] for k in (
+                        "param", "ipc", "syn_steps", "remat", "conv_impl", "augment",
+                        "mode")}, "num_instances": None, "batch_syn": opts["batch_syn"],
+                        "skipped": f"{type(e).__name__}: {str(e)[:300]}"})
             _print_row(rows[-1])
         return rows
 
-    for name, fn in (("peer", peer_section), ("tm", tm_section),
+    for name, fn in (("peer", peer_section), ("authors", authors_section), ("tm", tm_section),
                      ("experts", experts_section), ("eval", eval_section),
                      ("ddif", ddif_section), ("fred", fred_section)):
         if name in sections:
             t_sec = time.time()
             result["rows"] += fn(cfg, ceil)
             walls[name] = time.time() - t_sec
+            _write_json(result, out_path)  # partial results survive a timeout
     if "ceilings" in sections and cfg.get("ceilings_at_end", True):
         # the load of a shared machine drifts: measure again at the end and divide by the
         # best of the two (the conservative choice for "fraction of the ceiling")
@@ -787,11 +1052,17 @@ def run(cfg, sections=None, out_path=None):
     result["load_end"] = loadavg()
     result["wall_s"] = time.time() - t_start
     print("\n" + table(result))
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path, "w") as f:
-        json.dump(result, f, indent=2, default=str)
+    _write_json(result, out_path)
     print(f"wrote {out_path}")
     return result
+
+
+def _write_json(result, out_path):
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    tmp = out_path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(result, f, indent=2, default=str)
+    os.replace(tmp, out_path)
 
 
 def _machine():
@@ -835,3 +1106,18 @@ def table(result):
             lines.append(f"  [{'met ' if t['met'] else 'MISS'}] {t['target']}: achieved "
                          f"{t['achieved']:.2f} ({t['detail']})")
     return "\n".join(lines)
+
+
+def main(argv=None):
+    """``python -m jaxdd.bench.suite --child '<json>'``: one authors-comparison jaxdd row
+    (see :func:`child_jax`), printed as one ``JAX_RESULT <json>`` line."""
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "--child":
+        raise SystemExit("usage: python -m jaxdd.bench.suite --child '<json spec>' (the "
+                         "benchmark itself: python launch/benchmark.py --config=...)")
+    r = child_jax(json.loads(argv[1]))
+    print("JAX_RESULT " + json.dumps(r, default=str), flush=True)
+
+
+if __name__ == "__main__":
+    main()

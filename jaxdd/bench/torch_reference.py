@@ -1,27 +1,39 @@
-"""PyTorch peer of one TM (MTT) outer iteration, written the way the authors' code does it.
+"""PyTorch peers of the authors' outer iterations (MTT, FreD, DDiF), written the way their
+code does it, for side-by-side timing with jaxdd (``[bench]`` extra).
 
     pip install -e ".[bench]"        # torch (CPU wheel)
     python launch/torch_reference.py --num_images=10 --syn_steps=20 --repeats=3
+    python -m jaxdd.bench.torch_reference --method=fred --dsa=1 --ipc=1 --side=28 --channels=1
 
 torch is imported inside the functions only (jaxdd never needs it to import).
 
-What it times (the body of MTT's ``distill.py`` loop, ``ReparamModule`` + flat parameters):
+What it times (the body of MTT's ``distill.py`` loop; FreD's ``main_TM_FreD.py`` and DDiF's
+``main_TM.py`` run the same loop after decoding their set):
 
+    images = decode()          # MTT: the pixels; FreD: inverse DCT of mask * coefficients
+                               # (two nn.Linear maps); DDiF: syn_steps x batch_syn random
+                               # fields evaluated one by one in a Python loop, stacked
     student_params = [flat theta_0 (requires_grad)]
     for step in range(syn_steps):
-        x = syn_images[next chunk of a fresh permutation]      # batch_syn (default: all)
+        x = images[next chunk of a fresh permutation, chunks popped from the end]
+        x = DSA(x)             # mode 'S': one op group per call (make_dsa), when dsa=True
         ce = cross_entropy(net(x, flat_param=student_params[-1]), y)
         grad = torch.autograd.grad(ce, student_params[-1], create_graph=True)[0]
         student_params.append(student_params[-1] - syn_lr * grad)
     loss = ||theta_N - target||^2 / ||theta_0 - target||^2    (sum; MTT's / num_params cancels)
-    loss.backward(); SGD(momentum 0.5) steps on the images and on syn_lr
+    loss.backward(); SGD(momentum 0.5) on images / coefficients (Adam on DDiF fields) and
+    SGD on syn_lr
 
 Network: MTT's ConvNetD3 (width 128, ``nn.GroupNorm(C, C, affine=True)`` = instance norm,
-ReLU, AvgPool2d(2, 2), Linear), evaluated functionally from ONE flat parameter vector
-(``F.conv2d``, ``F.group_norm``, ``F.avg_pool2d``, ``F.linear``) like MTT's ReparamModule,
-NCHW, float32, padding 1. Augmentation: none (DSA off) on both sides of the comparison; the
-JAX peer row of the benchmark uses ``augment=None`` too, so both sides do the same work.
-Initialization is irrelevant for speed (uniform PyTorch-style bounds).
+ReLU, AvgPool2d(2, 2), Linear) with the authors' first-conv padding 3 on one-channel input,
+evaluated functionally from ONE flat parameter vector (``F.conv2d``, ``F.group_norm``,
+``F.avg_pool2d``, ``F.linear``) like MTT's ReparamModule, NCHW, float32. Timing checked
+against the authors' own code: a /tmp driver running MTT's ``networks.ConvNet`` +
+``ReparamModule`` + ``utils.DiffAugment`` (unmodified except ``view`` -> ``reshape`` for
+torch 2.x) at the issue-17 config (28x28x1, IPC 1, DSA, 10 steps, 2 threads), alternating
+with this module's step in one process: ratio 1.00 (7.05 s vs 7.03 s medians, load 14).
+DDiF's warm-up (each field fitted alone with Adam, SynSet/DDiF.py ``init``) is
+:func:`ddif_warmup_bench`.
 
 Threads: ``--threads`` (0 = torch's default, all cores). On a shared machine run it with
 ``OMP_WAIT_POLICY=PASSIVE`` (the benchmark does): with the default spin-waiting, 2 OpenMP
@@ -69,10 +81,19 @@ def reset_peak_rss():
         return False
 
 
+def first_pad(channels):
+    """The authors' first-conv padding: 3 for one-channel input (MTT networks.py ConvNet),
+    1 otherwise."""
+    return 3 if int(channels) == 1 else 1
+
+
 def convnet_shapes(channels=3, side=32, width=128, depth=3, num_classes=10):
-    """[(name, shape)] of MTT's ConvNet parameters, in ``net.parameters()`` order."""
+    """[(name, shape)] of MTT's ConvNet parameters, in ``net.parameters()`` order.
+
+    The classifier is sized from the real feature map (gray padding included: 28x28x1 ->
+    32x32 after the first conv)."""
     shapes = []
-    c, s = channels, side
+    c, s = channels, side + 2 * (first_pad(channels) - 1)
     for d in range(depth):
         shapes += [(f"conv{d}.w", (width, c, 3, 3)), (f"conv{d}.b", (width,)),
                    (f"norm{d}.w", (width,)), (f"norm{d}.b", (width,))]
@@ -82,16 +103,22 @@ def convnet_shapes(channels=3, side=32, width=128, depth=3, num_classes=10):
 
 
 def make_convnet(shapes, depth=3):
-    """forward(x NCHW, flat) -> logits: the ConvNet from one flat parameter vector."""
+    """forward(x NCHW, flat) -> logits: the ConvNet from one flat parameter vector.
+
+    Like MTT's ReparamModule: the flat vector is split into views of the parameter shapes
+    (``flat.split(sizes)`` + ``view``) on every call and the layers run functionally
+    (``F.conv2d``, ``F.group_norm`` = instance norm, ReLU, ``F.avg_pool2d``, ``F.linear``).
+    """
     import torch.nn.functional as F
 
     sizes = [math.prod(s) for _, s in shapes]
+    pad0 = first_pad(shapes[0][1][1])
 
     def forward(x, flat):
         ps = [p.view(s) for p, (_, s) in zip(flat.split(sizes), shapes)]
         for d in range(depth):
             w, b, gw, gb = ps[4 * d: 4 * d + 4]
-            x = F.conv2d(x, w, b, padding=1)
+            x = F.conv2d(x, w, b, padding=pad0 if d == 0 else 1)
             x = F.group_norm(x, w.shape[0], gw, gb, eps=1e-5)
             x = F.relu(x)
             x = F.avg_pool2d(x, 2, 2)
@@ -101,14 +128,199 @@ def make_convnet(shapes, depth=3):
     return forward
 
 
-def build(num_images=10, syn_steps=20, batch_syn=0, side=32, channels=3, num_classes=10,
-          width=128, depth=3, seed=0, threads=None):
-    """Returns (step, state): ``step()`` runs one full MTT outer iteration in place."""
+# ----------------------------------------------------------------------------- DSA (torch)
+
+DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
+
+
+def make_dsa(strategy=DSA_STRATEGY, generator=None, device="cpu"):
+    """DSA as the authors call it in TM (``DiffAugment(x, strategy, seed=-1)``, mode 'S'):
+    one op group drawn uniformly per call, per-sample parameters, NCHW.
+
+    Groups (``ParamDiffAug`` defaults): color = brightness (+ (u - 0.5)), saturation
+    (channel mean + (x - m) * 2u), contrast (image mean + (x - m) * (u + 0.5)); crop =
+    integer translation in [-s, s], s = int(0.125 side + 0.5), zero fill, as a gather from
+    the 1-padded image; cutout = a zeroed square of side int(0.5 side + 0.5) at a random
+    centre (built by index assignment into a ones mask); flip = horizontal with p 0.5;
+    scale (sx, sy ~ U(1/1.2, 1.2)) and rotate (+-15 degrees) through
+    ``F.affine_grid`` / ``F.grid_sample`` with ``align_corners=True``, the per-sample theta
+    assembled from Python scalars like the authors' code does.
+    """
     import torch
     import torch.nn.functional as F
 
+    groups = strategy.split("_")
+    g = generator
+
+    def rand(*shape):
+        return torch.rand(*shape, generator=g).to(device)
+
+    def randint(lo, hi, shape):
+        return torch.randint(lo, hi, shape, generator=g).to(device)
+
+    def ar(n):
+        return torch.arange(n, device=device)
+
+    def affine(x, rows):
+        theta = torch.tensor(rows, dtype=torch.float).to(device)
+        grid = F.affine_grid(theta, x.shape, align_corners=True)
+        return F.grid_sample(x, grid, align_corners=True)
+
+    def op(x, name):
+        n, _, h, w = x.shape
+        if name == "color":
+            x = x + (rand(n, 1, 1, 1) - 0.5) * 1.0
+            m = x.mean(dim=1, keepdim=True)
+            x = (x - m) * (rand(n, 1, 1, 1) * 2.0) + m
+            m = x.mean(dim=[1, 2, 3], keepdim=True)
+            return (x - m) * (rand(n, 1, 1, 1) + 0.5) + m
+        if name == "crop":
+            sx, sy = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
+            tx = randint(-sx, sx + 1, [n, 1, 1])
+            ty = randint(-sy, sy + 1, [n, 1, 1])
+            gb, gx, gy = torch.meshgrid(ar(n), ar(h), ar(w), indexing="ij")
+            gx = torch.clamp(gx + tx + 1, 0, h + 1)
+            gy = torch.clamp(gy + ty + 1, 0, w + 1)
+            xp = F.pad(x, [1, 1, 1, 1, 0, 0, 0, 0])
+            return xp.permute(0, 2, 3, 1).contiguous()[gb, gx, gy].permute(0, 3, 1, 2)
+        if name == "cutout":
+            ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
+            ox = randint(0, h + (1 - ch % 2), [n, 1, 1])
+            oy = randint(0, w + (1 - cw % 2), [n, 1, 1])
+            gb, gx, gy = torch.meshgrid(ar(n), ar(ch), ar(cw), indexing="ij")
+            gx = torch.clamp(gx + ox - ch // 2, min=0, max=h - 1)
+            gy = torch.clamp(gy + oy - cw // 2, min=0, max=w - 1)
+            mask = torch.ones(n, h, w, dtype=x.dtype, device=device)
+            mask[gb, gx, gy] = 0
+            return x * mask.unsqueeze(1)
+        if name == "flip":
+            return torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(3), x)
+        if name == "scale":
+            r = 1.2
+            sx = rand(n) * (r - 1.0 / r) + 1.0 / r
+            sy = rand(n) * (r - 1.0 / r) + 1.0 / r
+            return affine(x, [[[float(sx[i]), 0.0, 0.0], [0.0, float(sy[i]), 0.0]]
+                              for i in range(n)])
+        if name == "rotate":
+            a = (rand(n) - 0.5) * 2 * 15.0 / 180 * math.pi
+            return affine(x, [[[math.cos(a[i]), math.sin(-a[i]), 0.0],
+                               [math.sin(a[i]), math.cos(a[i]), 0.0]] for i in range(n)])
+        raise ValueError(f"unknown DSA group {name!r}")
+
+    def dsa(x):
+        name = groups[int(torch.randint(0, len(groups), (1,), generator=g))]
+        return op(x, name).contiguous()
+
+    return dsa
+
+
+# ----------------------------------------------------------------------------- decoders
+
+def idct_matrix(n):
+    """(n, n) matrix M with ``x = X @ M`` along the last axis the inverse of the unnormalized
+    DCT-II (``X_k = 2 sum_j x_j cos(pi k (2 j + 1) / 2n)``, the torch-dct convention FreD
+    uses with ``norm=None``)."""
+    import numpy as np
+
+    k = np.arange(n)[:, None]
+    j = np.arange(n)[None, :]
+    c = np.cos(np.pi * k * (2 * j + 1) / (2 * n))          # (k, j)
+    w = np.full((n, 1), 1.0 / n)
+    w[0] = 0.5 / n
+    return (c * w).astype(np.float32)                      # x_j = sum_k X_k w_k c_kj
+
+
+def siren_budget(dim_in, width, num_layers, dim_out):
+    """Floats of one DDiF SIREN field: num_layers sine layers of `width` + a linear output."""
+    n, d = 0, dim_in
+    for _ in range(num_layers):
+        n += d * width + width
+        d = width
+    return n + d * dim_out + dim_out
+
+
+def make_siren(dim_in, width, num_layers, dim_out, w0_initial=30.0, w0=10.0, generator=None):
+    """One DDiF field as a ``torch.nn.Module`` (sine layers + linear head, DDiF's SIREN init:
+    first layer U(-1/d, 1/d), others U(-sqrt(6/d)/w0, +))."""
+    import torch
+    from torch import nn
+
+    class Field(nn.Module):
+        def __init__(self):
+            super().__init__()
+            dims = [dim_in] + [width] * num_layers
+            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
+            self.head = nn.Linear(width, dim_out)
+            self.w0s = [w0_initial] + [w0] * (num_layers - 1)
+            with torch.no_grad():
+                for i, lin in enumerate(list(self.layers) + [self.head]):
+                    d = lin.in_features
+                    b = (1.0 / d) if i == 0 else math.sqrt(6.0 / d) / (
+                        w0 if i > 0 else w0_initial)
+                    lin.weight.uniform_(-b, b, generator=generator)
+                    lin.bias.uniform_(-b, b, generator=generator)
+
+        def forward(self, c):
+            for lin, w in zip(self.layers, self.w0s):
+                c = torch.sin(w * lin(c))
+            return self.head(c)
+
+    return Field()
+
+
+def field_coords(h, w):
+    """DDiF's coordinate grid: (h*w, 2) in [-1, 1], row-major."""
+    import torch
+
+    ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    c = torch.stack([ii, jj], -1).reshape(-1, 2).float()
+    return (c / (h - 1) - 0.5) * 2
+
+
+METHODS = ("mtt", "fred", "ddif")
+
+
+def method_sizes(method, ipc=1, side=32, channels=3, num_classes=10, fred_k=64,
+                 ddif_width=None, ddif_layers=2):
+    """Instances per class of the authors' defaults: pixel ipc; FreD ipc*H*W // k
+    (``msz_per_channel``); DDiF ipc*C*H*W // budget_per_field."""
+    if method == "mtt":
+        return ipc
+    if method == "fred":
+        return int(ipc * side * side / fred_k)
+    width = ddif_width or 6
+    return int(ipc * channels * side * side / siren_budget(2, width, ddif_layers, channels))
+
+
+def build(num_images=10, syn_steps=20, batch_syn=0, side=32, channels=3, num_classes=10,
+          width=128, depth=3, seed=0, threads=None, method="mtt", dsa=False, ipc=None,
+          fred_k=64, ddif_width=6, ddif_layers=2, anomaly=False, device="cpu",
+          batch_syn_default=0):
+    """Returns (step, info): ``step()`` runs one full outer iteration in place.
+
+    method 'mtt': the synthetic set is ``num_images`` pixel images (or ``ipc`` per class).
+    method 'fred': FreD's ``main_TM_FreD.py`` iteration: frequency coefficients (n, C, H, W)
+      times a fixed 0/1 mask of ``fred_k`` positions per class, decoded by the inverse DCT as
+      two ``nn.Linear`` maps (rows, then columns), every instance decoded each iteration;
+      n = ipc * H * W // fred_k per class. ``anomaly=True`` turns on
+      ``torch.autograd.set_detect_anomaly`` as their script does (off by default: it only
+      adds checks).
+    method 'ddif': DDiF's ``main_TM.py`` iteration: one SIREN per instance (``ddif_width``,
+      ``ddif_layers``, C outputs), ``syn_steps * batch_syn`` random fields decoded one by
+      one in a Python loop (their ``synset.get(indices)``) and stacked, Adam (lr 1e-5) on all
+      fields; n = ipc * C * H * W // budget per class.
+    batch_syn 0 = the whole decoded set per student step (the authors' default).
+    device: 'cpu' | 'cuda' (tensors are drawn on the CPU generator and moved).
+    """
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if threads:
         torch.set_num_threads(int(threads))
+    torch.autograd.set_detect_anomaly(bool(anomaly))
     g = torch.Generator().manual_seed(seed)
     shapes = convnet_shapes(channels, side, width, depth, num_classes)
     flat0 = []
@@ -121,39 +333,124 @@ def build(num_images=10, syn_steps=20, batch_syn=0, side=32, channels=3, num_cla
             fan_in = math.prod(s[1:])          # Cin*3*3 for convs, in for the classifier
         bound = 1.0 / math.sqrt(fan_in)        # PyTorch default init (bias: same fan_in)
         flat0.append(((torch.rand(s, generator=g) * 2 - 1) * bound).reshape(-1))
+    dev = torch.device(device)
     starting = torch.cat(flat0)
-    target = starting + 0.01 * torch.randn(starting.shape, generator=g)
+    target = (starting + 0.01 * torch.randn(starting.shape, generator=g)).to(dev)
+    starting = starting.to(dev)
     net = make_convnet(shapes, depth)
+    augment = make_dsa(generator=g, device=dev) if dsa else None
 
-    images = torch.randn(num_images, channels, side, side, generator=g).requires_grad_(True)
-    labels = torch.arange(num_images) % num_classes
-    syn_lr = torch.tensor(0.01).requires_grad_(True)
-    opt_img = torch.optim.SGD([images], lr=100.0, momentum=0.5)
+    if ipc:
+        per_class = method_sizes(method, ipc, side, channels, num_classes, fred_k, ddif_width,
+                                 ddif_layers)
+        num_images = per_class * num_classes
+    labels = (torch.arange(num_images) % num_classes).to(dev)
+    syn_lr = torch.tensor(0.01, device=dev).requires_grad_(True)
     opt_lr = torch.optim.SGD([syn_lr], lr=1e-5, momentum=0.5)
-    bs = num_images if not batch_syn else min(batch_syn, num_images)
+    info = {"num_params": int(starting.numel()), "method": method, "dsa": bool(dsa),
+            "num_instances": int(num_images)}
+
+    if method == "mtt":
+        images = torch.randn(num_images, channels, side, side, generator=g).to(
+            dev).requires_grad_(True)
+        opt_syn = torch.optim.SGD([images], lr=100.0, momentum=0.5)
+
+        def decode():
+            return images, labels
+    elif method == "fred":
+        freq = torch.randn(num_images, channels, side, side, generator=g).to(
+            dev).requires_grad_(True)
+        mask = torch.zeros(num_images, channels, side, side)
+        per_class = num_images // num_classes
+        for c in range(num_classes):
+            pos = torch.randperm(side * side, generator=g)[:fred_k]
+            mask[c * per_class:(c + 1) * per_class, :, pos // side, pos % side] = 1.0
+        mask = mask.to(dev)
+        inv = torch.nn.Linear(side, side, bias=False).to(dev)
+        inv.weight.data = torch.tensor(idct_matrix(side)).t().contiguous().to(dev)
+        inv.weight.requires_grad = False
+        opt_syn = torch.optim.SGD([freq], lr=1000.0, momentum=0.5)
+        info["budget_floats"] = int(num_images * channels * fred_k // per_class)
+
+        def decode():
+            x = inv(mask * freq)
+            x = inv(x.transpose(-1, -2)).transpose(-1, -2)
+            return x, labels
+    else:
+        fields = torch.nn.ModuleList(make_siren(2, ddif_width, ddif_layers, channels,
+                                                generator=g) for _ in range(num_images)).to(dev)
+        coords = field_coords(side, side).to(dev)
+        opt_syn = torch.optim.Adam(fields.parameters(), lr=1e-5)
+        info["params_per_field"] = siren_budget(2, ddif_width, ddif_layers, channels)
+        n_dec = min(num_images, syn_steps * (batch_syn or num_images))
+
+        def decode():
+            idx = torch.randperm(num_images, generator=g)[:n_dec].to(dev)
+            ims = [fields[int(i)](coords).reshape(side, side, channels).permute(2, 0, 1)
+                   for i in idx]
+            return torch.stack(ims), labels[idx]
 
     def step():
+        syn_images, y_hat = decode()
+        n = syn_images.shape[0]
+        bs = n if not batch_syn else min(batch_syn, n)
         student = [starting.clone().requires_grad_(True)]
         chunks = []
         for _ in range(syn_steps):
             if not chunks:
-                chunks = list(torch.split(torch.randperm(num_images, generator=g), bs))
+                chunks = list(torch.split(torch.randperm(n, generator=g).to(dev), bs))
             idx = chunks.pop()
-            out = net(images[idx], student[-1])
-            ce = F.cross_entropy(out, labels[idx])
+            x = syn_images[idx]
+            if augment is not None:
+                x = augment(x)
+            out = net(x, student[-1])
+            ce = F.cross_entropy(out, y_hat[idx])
             grad = torch.autograd.grad(ce, student[-1], create_graph=True)[0]
             student.append(student[-1] - syn_lr * grad)
         num = F.mse_loss(student[-1], target, reduction="sum")
         den = F.mse_loss(starting, target, reduction="sum")
         loss = num / den
-        opt_img.zero_grad()
+        opt_syn.zero_grad()
         opt_lr.zero_grad()
         loss.backward()
-        opt_img.step()
+        opt_syn.step()
         opt_lr.step()
         return float(loss.detach())
 
-    return step, {"num_params": int(starting.numel())}
+    del np
+    return step, info
+
+
+def ddif_warmup_bench(num_fields=4, steps=100, side=28, channels=1, width=6, num_layers=2,
+                      lr=5e-4, threads=None, seed=0, device="cpu"):
+    """DDiF's warm-up loop (SynSet/DDiF.py ``init``): each field fitted on its own, Adam,
+    ``steps`` full-image MSE steps, one field after the other. Returns seconds per field
+    per 100 steps (median over fields)."""
+    import torch
+    import torch.nn.functional as F
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    g = torch.Generator().manual_seed(seed)
+    coords = field_coords(side, side).to(device)
+    ts = []
+    for _ in range(num_fields):
+        f = make_siren(2, width, num_layers, channels, generator=g).to(device)
+        target = torch.randn(side * side, channels, generator=g).to(device)
+        opt = torch.optim.Adam(f.parameters(), lr=lr)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            opt.zero_grad()
+            loss = F.mse_loss(f(coords), target)
+            loss.backward()
+            opt.step()
+        float(loss)  # waits for the device
+        ts.append(time.perf_counter() - t0)
+    return {"impl": "pytorch", "workload": "ddif_warmup_reference", "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "fields": num_fields, "steps": steps,
+            "seconds_median": statistics.median(ts),
+            "seconds_per_field_per_100_steps": statistics.median(ts) * 100.0 / steps,
+            "seconds_all": ts}
 
 
 def flat_from_jax(params, depth=3):
@@ -213,12 +510,17 @@ def bench(num_images=10, syn_steps=20, batch_syn=0, repeats=3, warmup=1, threads
           max_seconds=None, **kw):
     """Median seconds of one outer iteration after `warmup` untimed ones; dict.
 
+    ``kw`` goes to :func:`build` (method, dsa, ipc, side, channels, ...).
     max_seconds: stop repeating once the timed calls have taken this long (>= 1 call)."""
     import torch
 
     step, info = build(num_images, syn_steps, batch_syn, threads=threads, **kw)
+    cuda = str(kw.get("device", "cpu")).startswith("cuda")
     for _ in range(warmup):
         step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
     rss0 = rss_bytes()
     can_reset = reset_peak_rss()
     ts, cpus = [], []
@@ -234,9 +536,14 @@ def bench(num_images=10, syn_steps=20, batch_syn=0, repeats=3, warmup=1, threads
     peak = (hwm - rss0) if (can_reset and hwm is not None and rss0 is not None) else None
     if peak is not None and peak < 0:  # memory freed meanwhile / lagging kernel counters
         peak = None
+    info = {**info, "num_images": info.get("num_instances", num_images),
+            "rss_hwm_bytes": hwm, "device": str(kw.get("device", "cpu"))}
+    if cuda:
+        info["cuda_peak_bytes"] = int(torch.cuda.max_memory_allocated())
+        info["gpu"] = torch.cuda.get_device_name()
     return {"impl": "pytorch", "torch": torch.__version__, "threads": torch.get_num_threads(),
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
-            "num_images": num_images, "syn_steps": syn_steps, "batch_syn": batch_syn,
+            "syn_steps": syn_steps, "batch_syn": batch_syn,
             "seconds_median": statistics.median(ts), "seconds_all": ts,
             "cpu_seconds_median": statistics.median(cpus),
             "peak_bytes": peak, "peak_kind": "rss_hwm_delta", **info}
@@ -256,10 +563,30 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--max_seconds", type=float, default=0.0)
+    ap.add_argument("--method", default="mtt", choices=METHODS)
+    ap.add_argument("--dsa", type=int, default=0, help="1: DSA on (the authors' TM default)")
+    ap.add_argument("--ipc", type=int, default=0, help=">0: set size from the method's budget")
+    ap.add_argument("--fred_k", type=int, default=64)
+    ap.add_argument("--ddif_width", type=int, default=6)
+    ap.add_argument("--ddif_layers", type=int, default=2)
+    ap.add_argument("--anomaly", type=int, default=0)
+    ap.add_argument("--device", default="cpu", help="cpu | cuda")
+    ap.add_argument("--ddif_warmup", type=int, default=0,
+                    help=">0: time DDiF's per-field warm-up loop on this many fields instead")
+    ap.add_argument("--warmup_steps", type=int, default=100)
     a = ap.parse_args(argv)
+    if a.ddif_warmup:
+        r = ddif_warmup_bench(a.ddif_warmup, a.warmup_steps, a.side, a.channels, a.ddif_width,
+                              a.ddif_layers, threads=a.threads or None, device=a.device)
+        r["rss_hwm_bytes"] = rss_bytes("VmHWM")
+        print("TORCH_RESULT " + json.dumps(r))
+        sys.stdout.flush()
+        return
     r = bench(a.num_images, a.syn_steps, a.batch_syn, a.repeats, a.warmup, a.threads or None,
               max_seconds=a.max_seconds or None, side=a.side, channels=a.channels, num_classes=a.num_classes, width=a.width,
-              depth=a.depth)
+              depth=a.depth, method=a.method, dsa=bool(a.dsa), ipc=a.ipc or None,
+              fred_k=a.fred_k, ddif_width=a.ddif_width, ddif_layers=a.ddif_layers,
+              anomaly=bool(a.anomaly), device=a.device)
     print("TORCH_RESULT " + json.dumps(r))
     sys.stdout.flush()
 
