@@ -13,7 +13,10 @@
 
 The whole iteration is ONE `jax.jit`-compiled function. The run lives in one workdir:
 
-    workdir/config.json        the config of the run
+    workdir/config.json        the config of the run (written once, when the run starts;
+                               a resume must match it except jaxdd.workdir.RESUMABLE fields)
+    workdir/resume.jsonl       the allowed changes of each resume (append-only)
+    workdir/damaged/           unreadable checkpoints set aside (renamed, never deleted)
     workdir/aux.msgpack        the parameterization's static data (written once at init)
     workdir/checkpoints/       Orbax CheckpointManager (synthetic params, syn_lr, optimizer
                                states, PRNG state, iteration)
@@ -30,7 +33,9 @@ The whole iteration is ONE `jax.jit`-compiled function. The run lives in one wor
 Re-running the same command on the same workdir resumes from the latest checkpoint and
 continues the same random sequence (same seed -> same result as an uninterrupted run).
 A non-finite loss, gradient or parameter stops the run, names the quantity and keeps the
-last good checkpoint.
+last good checkpoint; so do exploding synthetic images (RMS > max_image_rms_ratio x the real
+images') and a syn_lr that stays <= 0 (`check_divergence`). The config and the data are
+validated first (`jaxdd.validate`), before anything is written or trained.
 """
 from __future__ import annotations
 

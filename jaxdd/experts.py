@@ -21,6 +21,13 @@ one at a time, and a resumed build reproduces the experts it would have trained)
     epoch e (0-based): k_e = fold_in(k_train, e); k_perm, k_aug = split(k_e)
     order = permutation(k_perm, N); minibatch b uses dsa(fold_in(k_aug, b), x_b)
 
+Bitwise: XLA compiles the vmapped epoch for a given number of expert lanes, and the same
+expert's floats depend on that number (digits, ConvNetD2W32, 2 epochs: 1.5e-8 between 2
+and 8 lanes; 0 between lane 0 and lane 7 of 8). `build_buffer` therefore trains every group
+on min(experts_per_group, num_experts) lanes, padding a short group (e.g. the experts left
+after a kill) with copies: an expert is bit for bit the same whatever group it lands in
+(stored as metadata 'lanes'). experts_per_group is part of a buffer's recipe.
+
 Storage: one Orbax checkpoint per expert, ``<buffer_dir>/expert_<i:05d>``, a composite
 checkpoint with two items:
 
@@ -68,6 +75,7 @@ from jaxdd import losses as L
 from jaxdd import train as T
 
 __all__ = [
+    "DamagedExpertError",
     "ExpertMismatchError",
     "MissingExpertsError",
     "train_experts",
@@ -883,8 +891,7 @@ def _damaged(buffer_dir, i, path, err, hint, set_aside):
         f"{str(err).splitlines()[0][:200] if str(err) else ''}. "
         + (f"It was set aside as {where}; " if set_aside else "Delete or move it; ")
         + "rebuild it with:\n  " + (hint or f"python launch/buffer.py "
-                                    f"--config=configs/buffer.py:<variant> --buffer_dir={buffer_dir}")
-        + "\n(the distill command rebuilds missing experts itself)",
+                                    f"--config=configs/buffer.py:<variant> --buffer_dir={buffer_dir}"),
         buffer_dir=buffer_dir, missing=(i,), found=0) from err
 
 
