@@ -1,6 +1,6 @@
 """Benchmark suite config: ConvNetD3, 32x32x3 (CIFAR-10 shapes), random data.
 
-    python launch/benchmark.py --config=configs/bench_tm.py        # default suite (< 15 min, 2 cores)
+    python launch/benchmark.py --config=configs/bench_tm.py        # default suite (~20 min, 2 quiet cores)
     python launch/benchmark.py --config=configs/bench_tm.py:grid   # + every TM row (param x IPC x steps x remat)
     python launch/benchmark.py --config=configs/bench_tm.py:tiny   # smoke test (tiny shapes, seconds)
     python launch/benchmark.py --config=configs/bench_tm.py:authors        # vs the authors' code only
@@ -54,7 +54,8 @@ def get_config(arg=None):
         syn_steps={"mtt": 20, "fred": 20, "ddif": 20},
         repeats={"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 1},
         rounds=2, warmup=1, torch_threads=2, fred_k=64, ddif_width=6, ddif_layers=2,
-        warmup_steps=100, warmup_fields_torch=3, timeout_s=900, compile_cache=None))
+        warmup_steps=100, warmup_fields_torch=3, timeout_s=900, compile_cache=None,
+        rounds_per_method={"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 2}))
 
     cfg.tm_rows = [
         # pixel, IPC 1 with DSA (the published TM step; the DSA-free twins are the peer rows)
@@ -138,7 +139,6 @@ def get_config(arg=None):
         if arg == "authors_quick":
             cfg.authors.syn_steps = {"mtt": 20, "fred": 5, "ddif": 5}
             cfg.authors.repeats = {"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 1}
-            cfg.authors.rounds_per_method = {"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 2}
     elif arg:
         raise ValueError(f"unknown bench_tm variant {arg!r} (use '', 'grid', 'tiny', "
                          "'authors' or 'authors_quick')")
