@@ -1,39 +1,32 @@
-"""CFM (curriculum frequency matching, UniDD): squeeze -> statistics -> recover -> relabel.
+"""CFM (curriculum frequency matching, UniDD): the stages around the CFM objective.
 
-Two routes share these stages. (a) The generic loop, any parameterization:
-`python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py` (configs built by
-`distill_config`): the loop runs `prepare_teacher` (= `squeeze_stage` + `statistics_stage`,
-cached), optimizes the parameterization with the pure recover loss of
-`jaxdd.objective.cfm` (class-batch curriculum, EMU as objective state) and relabels with
-`evaluate_soft` at the end. (b) The standalone pixel pipeline below (`Pipeline`,
-launch/cfm.py, configs/cfm.py), with per-batch caching and the spectral diagnostic. The pure
-pieces (recover augmentation, conv-input capture, statistics, the recover loss) live in
-`jaxdd.objective.cfm` and are re-exported here.
+CFM runs through the generic loop like every objective, with any parameterization:
 
-A different pipeline from trajectory matching (SRe2L-style, see REFERENCE.md "UniDD / CFM"):
+    python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py
 
-1. squeeze (`train_teacher`): train one teacher on the full training set (SGD 0.1,
-   momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128, RandomCrop(pad 4) + flip).
-2. statistics (`real_statistics`): one pass over the training set through the teacher in
-   eval mode; for the INPUT of every conv layer (ResNet shortcut convs excluded, like the
-   public code's 'downsample' filter) the channel covariance Psi over the N*H*W positions
-   (biased; by default the authors' average of per-batch covariances, batch 128), the
-   channel mean, and the feature-label correlation Phi = 1/n X'^T Y
-   (`batch_moments`, `MomentMerger`; `jaxdd.objective.spectral`).
-3. recover (`recover_batch`, `Pipeline.recover`): IPC batches, batch b holds one image per class,
-   initialized from real images (by default the b-th image of each class in training-set
-   order, as the authors' `get_one_ipc`); Adam(0.25, betas (0.5, 0.9)), cosine,
-   `iterations` steps;
-   each step augments (RandomResizedCrop + flip + random roll, all in jnp and
-   differentiable), runs the teacher (eval mode: BN running averages), and minimizes
-   CE(teacher(aug(x)), y) + eta * sum_l (L_filter + L_signal) with the HFM ((Psi+beta I)^-1)
-   or LFM (Psi) filter; beta follows the cosine curriculum across batches; the synthetic
-   statistics are the running mean (EMU) over the batches synthesized so far; pixels are
-   clipped to the valid range of the normalized space after each step.
-4. relabel / evaluate (`evaluate_soft`): K fresh students trained together (vmap) on the
-   synthetic images with KL to the teacher's softmax at temperature T (online soft labels,
-   computed on the same RandomResizedCrop + flip + CutMix batch), AdamW(1e-3, wd 1e-2);
-   the FINAL test accuracy, mean +- std over the K students.
+(`launch/cfm.py` is the same command with configs/cfm_pixel.py as its default, plus the
+spectral diagnostic). The loop (`jaxdd.distill.Run`) calls `prepare_teacher` before its
+first iteration, optimizes the synthetic set with the pure recover loss of
+`jaxdd.objective.cfm` (class-batch curriculum, HFM/LFM filters, EMU as objective state) and
+relabels with `evaluate_soft` at the end. This module holds what is CFM-specific around it
+(SRe2L-style pipeline, REFERENCE.md "UniDD / CFM"):
+
+1. squeeze (`train_teacher`, on the training core `jaxdd.train`): one teacher on the full
+   training set (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128,
+   RandomCrop(pad 4) + flip), cached with its test accuracy (`squeeze_stage`).
+2. statistics (`real_statistics`, cached by `statistics_stage`): one pass over the
+   training set through the teacher in eval mode; for the INPUT of every conv layer (ResNet
+   shortcut convs excluded, the public code's 'downsample' filter) the channel covariance
+   Psi over the N*H*W positions (biased; by default the authors' average of per-batch
+   covariances, batch 128), the channel mean, and Phi = 1/n X'^T Y (`batch_moments`,
+   `MomentMerger`; `jaxdd.objective.spectral`).
+3. recover: the generic loop with `jaxdd.objective.cfm` (module docstring there).
+4. relabel / evaluate (`evaluate_soft`, on the training core): K fresh students trained
+   together (vmap) on the synthetic images with KL to the teacher's softmax at temperature
+   T (online soft labels of the same RandomResizedCrop + flip + CutMix batch),
+   AdamW(1e-3, wd 1e-2); the FINAL test accuracy, mean +- std over the K students.
+`distill_config` builds the configs/cfm_*.py configs; `spectral_report` (and
+`run_spectral_report` for a CFM workdir) is the FFC/FLC diagnostic.
 
 The accuracies are NOT comparable with the TM protocol (hard labels, SGD, DSA): the
 students here learn from the teacher's soft labels.
@@ -43,21 +36,8 @@ differences (parity: tests/test_parity_unidd.py runs the same inputs through hoo
 * the real Psi: the public code (hook.py pre_hook_fn, synthesis_small.py: batch 128, dataset
   order) averages per-batch biased covariances weighted by n_b / N; that is the default
   (`statistics.psi='batch'`, `statistics.batch_size=128`). The paper's "covariance over all
-  N*H*W positions" is `statistics.psi='exact'` (merged in float64, batch-independent). The
-  two differ by the weighted scatter of the batch means (small for batches of 128).
-* the recover augmentation draws ONE crop / flip / roll for the whole batch (torchvision
-  transforms on a 4-D tensor); `per_sample_aug=True` draws them per image.
-* the EMU cache after batch b holds the statistics of the LAST iteration's (augmented)
-  batch, as the public code's `ema_update`.
-* the signal: both of the authors' commands (README, synthesis_small.py's last line) use
-  `--signal mean` (Phi = channel mean over all positions, (d,)), the default here; the
-  paper's Eq. 18 class means (Phi = 1/n X'^T Y) are `recover.signal='class'`.
-* losses per hooked layer (hook.py post_hook_fn): L_filter = torch.norm(F_t - F_s, 'fro'),
-  L_signal = torch.norm(F_t Phi - F_s Phi_s, 2) (2-norm of the flattened matrix, i.e.
-  Frobenius), both NOT squared; F = solve(Psi + beta I, I) (HFM) or Psi (LFM); the total is
-  CE + 0.1 * sum_l (L_filter + L_signal) (`feature_losses`, `recover.eta`).
-* EMU: the authors' command in the README omits `--ema` (their synthesis_small.py comment
-  has it; the paper uses EMU): `recover.ema` default True.
+  N*H*W positions" is `statistics.psi='exact'` (merged in float64, batch-independent).
+* the recover augmentation, losses, EMU and signal: `jaxdd.objective.cfm`.
 * evaluation lr schedule: the public code multiplies lr by 0.5 (1 + cos(pi e / (2 E)))
   per epoch e (ends at lr / 2): schedule 'half_cosine' (default); 'cosine' decays to 0.
   The KL loss is not multiplied by T^2 (public code). The public code reports the best test
@@ -65,16 +45,15 @@ differences (parity: tests/test_parity_unidd.py runs the same inputs through hoo
 * a last partial minibatch is dropped in teacher training (BatchNorm) and completed with
   images from the start of the permutation in evaluation (same number of steps per epoch
   as PyTorch's drop_last=False, always full batches).
+* the pixel set starts from the first IPC images of each class in training-set order
+  (`param.init='first'`, the authors' `get_one_ipc`).
 
-Workdir layout (`Pipeline`; every stage is cached, a re-run resumes):
-    <squeeze_dir>/teacher.msgpack      teacher params + batch_stats + meta (test accuracy)
-    <squeeze_dir>/teacher_ckpt.msgpack in-progress teacher training state (every N epochs)
-    <squeeze_dir>/stats.msgpack        per-layer Psi, Phi, mean of the real data
-    <workdir>/recover/batch_XXX.msgpack recovered batch b (images, EMU cache, losses)
-    <workdir>/synthetic.msgpack        the set (pixel format: `jaxdd.distill.decode_synthetic`)
-    <workdir>/grids/synthetic.png, result.json, metrics.jsonl, spectral.{png,json}
-(<squeeze_dir> = cfg.squeeze.dir, default the workdir: several recover variants can share
-one teacher and its statistics.)
+Files (in cfg.objective.squeeze.dir, or the run's workdir; a cached file made with another
+config raises):
+    teacher.msgpack       teacher params + batch_stats + test accuracy + the config it was
+                          made with
+    teacher_ckpt.msgpack  in-progress teacher training state (every N epochs; resumes)
+    stats.msgpack         per-layer Psi, Phi, mean of the real data
 """
 from __future__ import annotations
 
@@ -88,14 +67,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from flax import serialization
 from tqdm.auto import tqdm
 
 from jaxdd import io as _io
 from jaxdd.losses import cross_entropy, kl_divergence
 from jaxdd.objective import spectral
 # the pure pieces (recover augmentation, conv-input capture, statistics, the recover loss)
-# live in the CFM objective; the pipeline imports them (never the reverse)
+# live in the CFM objective; re-exported here for the stages and their callers
 from jaxdd.objective.cfm import (  # noqa: F401
     conv_inputs, crop_resize, feature_losses, random_flip, random_resized_crop, random_roll,
     real_targets, recover_augment, recover_terms, rrc_params, synthetic_statistics,
@@ -144,13 +122,6 @@ def cutmix(key, x, alpha=1.0):
     cols = jnp.arange(ww)[None, :]
     box = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
     return jnp.where(box[None, :, :, None], x[perm], x)
-
-
-# ============================================================================ serialization
-
-# one serialization module for the library (jaxdd.io); the old names stay for callers
-save_msgpack = _io.save_tree
-load_msgpack = _io.load_tree
 
 
 # ============================================================================ squeeze
@@ -223,10 +194,9 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
     start = 0
     if ckpt_path and os.path.exists(ckpt_path):
         extra = {k: v for k, v in state.variables.items() if k != "params"}
-        with open(ckpt_path, "rb") as f:  # {'params', 'state': {'batch_stats'?}, 'opt', 'epoch'}
-            restored = serialization.from_bytes(
-                {"params": state.params, "state": extra, "opt": state.opt_state, "epoch": 0},
-                f.read())
+        # {'params', 'state': {'batch_stats'?}, 'opt', 'epoch'} (jaxdd.io.save_state)
+        restored = _io.load_state(ckpt_path, {"params": state.params, "state": extra,
+                                              "opt": state.opt_state, "epoch": 0})
         state = state.replace(params=restored["params"], opt_state=restored["opt"],
                               batch_stats=restored["state"].get("batch_stats", {}))
         start = int(restored["epoch"])
@@ -243,12 +213,8 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
         if ckpt_path and ((e + 1) % checkpoint_every == 0) and e + 1 < epochs:
             one = jax.tree.map(lambda a: a[0], state)
             extra = {k: v for k, v in one.variables.items() if k != "params"}
-            tmp = ckpt_path + ".tmp"
-            with open(tmp, "wb") as f:
-                f.write(serialization.to_bytes(
-                    {"params": one.params, "state": extra, "opt": one.opt_state,
-                     "epoch": e + 1}))
-            os.replace(tmp, ckpt_path)
+            _io.save_state(ckpt_path, {"params": one.params, "state": extra,
+                                       "opt": one.opt_state, "epoch": e + 1})
     bar.close()
     return jax.tree.map(lambda a: a[0], state.variables)
 
@@ -413,7 +379,7 @@ def squeeze_stage(ocfg, train_ds, test_ds, directory, *, dataset_meta, progress=
     meta = squeeze_meta(ocfg, dataset_meta)
     path = os.path.join(directory, "teacher.msgpack")
     if os.path.exists(path):
-        d = load_msgpack(path)
+        d = _io.load_tree(path)
         _check_meta(path, json.loads(d["meta"]), meta, "teacher")
         print(f"[cfm] teacher loaded from {path} (test accuracy {float(d['test_acc']):.4f})")
         return (model, jax.tree.map(jnp.asarray, d["variables"]),
@@ -430,7 +396,7 @@ def squeeze_stage(ocfg, train_ds, test_ds, directory, *, dataset_meta, progress=
         checkpoint_every=int(s.get("checkpoint_every", 10)), progress=progress, log=log)
     acc = accuracy_of(model, variables, test_ds.images, test_ds.labels)
     secs = time.time() - t0
-    save_msgpack(path, {"variables": variables, "test_acc": acc, "seconds": secs,
+    _io.save_tree(path, {"variables": variables, "test_acc": acc, "seconds": secs,
                         "meta": json.dumps(meta)})
     if os.path.exists(ck):
         os.remove(ck)
@@ -451,7 +417,7 @@ def statistics_stage(ocfg, model, variables, train_ds, directory, *, dataset_met
                                   "psi": merge, "batch_size": int(st.batch_size)}))
     path = os.path.join(directory, "stats.msgpack")
     if os.path.exists(path):
-        d = load_msgpack(path)
+        d = _io.load_tree(path)
         _check_meta(path, json.loads(d["meta"]), meta, "statistics")
         return d
     t0 = time.time()
@@ -460,7 +426,7 @@ def statistics_stage(ocfg, model, variables, train_ds, directory, *, dataset_met
                           exclude=exclude, progress=progress, merge=merge)
     out["seconds"] = time.time() - t0
     out["meta"] = json.dumps(meta)
-    save_msgpack(path, out)
+    _io.save_tree(path, out)
     print(f"[cfm] statistics of {len(out['names'])} conv inputs "
           f"({', '.join(out['names'])}) in {out['seconds']:.1f} s")
     return out
@@ -495,7 +461,8 @@ _EVAL_BATCH = {("cifar10", 1): 10, ("cifar10", 10): 50, ("cifar10", 50): 100,
 # smaller constant-lr Adam for DDiF's fields and NSD's shared kernels (jaxdd choices: no
 # published CFM setting for them)
 _CFM_PARAMS = {
-    "pixel": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={}),
+    # pixels start from the first IPC images of each class (UniDD's get_one_ipc)
+    "pixel": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"init": "first"}),
     "fred": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"norm": "ortho"}),
     "ddif": dict(opt=dict(lr=1e-3, cosine=False, per_instance=True), param={}),
     "nsd": dict(opt=dict(lr=1e-2, cosine=False, per_instance=False), param={}),
@@ -576,106 +543,6 @@ def distill_config(param: str, arg=None):
     e.t2_scale = False
     e.random_real_baseline = False
     return C.apply_overrides(cfg, ov)
-
-
-# ============================================================================ recover
-
-def make_recover_fns(model, *, num_classes, filter="hfm", signal="class", eta=0.1,
-                     iterations=1000, lr=0.25, b1=0.5, b2=0.9, eps=1e-8, ema=True,
-                     aug=None, exclude=("shortcut",), clip_lo=None, clip_hi=None):
-    """Build (init_opt, run_chunk) for recovering one batch.
-
-    run_chunk(x, opt_state, keys (k, 2), variables, real, cache, beta, b) runs k steps:
-      x (B, H, W, C) the batch, real/cache dicts {'psi': [...], 'phi': [...]} (real
-      statistics; EMU cache of the previous batches), beta (traced), b (1-based batch
-      number, traced). Returns (x, opt_state, last_stats {'psi','phi'}, metrics dict of
-      (k,) arrays: loss, ce, filter, signal).
-    """
-    aug = dict(aug or {})
-    tx = optax.adam(optax.cosine_decay_schedule(lr, iterations), b1=b1, b2=b2, eps=eps)
-    lo = None if clip_lo is None else jnp.asarray(clip_lo, jnp.float32)
-    hi = None if clip_hi is None else jnp.asarray(clip_hi, jnp.float32)
-
-    def loss_fn(x, key, variables, labels, real, cache, beta, b):
-        return recover_terms(model, variables, key, x, labels, real, cache, beta, b,
-                             num_classes=num_classes, filter=filter, signal=signal, eta=eta,
-                             ema=ema, aug=aug, exclude=exclude)
-
-    @jax.jit
-    def run_chunk(x, opt_state, keys, variables, real, cache, beta, b):
-        labels = jnp.arange(x.shape[0], dtype=jnp.int32) % num_classes
-        last0 = jax.tree.map(jnp.zeros_like, cache)
-
-        def step(carry, key):
-            x, o, _ = carry
-            (loss, (ce, lf, ls, st)), g = jax.value_and_grad(loss_fn, has_aux=True)(
-                x, key, variables, labels, real, cache, beta, b)
-            upd, o = tx.update(g, o, x)
-            x = optax.apply_updates(x, upd)
-            if lo is not None:
-                x = jnp.clip(x, lo, hi)
-            return (x, o, st), {"loss": loss, "ce": ce, "filter": lf, "signal": ls}
-
-        (x, opt_state, last), metrics = jax.lax.scan(step, (x, opt_state, last0), keys)
-        return x, opt_state, last, metrics
-
-    return tx.init, run_chunk
-
-
-def recover_batch(key, model, variables, real, cache, x0, b, beta, *, num_classes,
-                  iterations, chunk=50, progress=True, desc="recover", **kwargs):
-    """Recover ONE batch (b: 1-based batch number). Returns (x, new_cache, metrics).
-
-    new_cache = EMU of `cache` with the last iteration's batch statistics (weight 1/b).
-    kwargs: filter, signal, eta, lr, b1, b2, ema, aug, exclude, clip_lo, clip_hi.
-    """
-    init_opt, run_chunk = _recover_fns_cached(model, num_classes, iterations, kwargs)
-    x = jnp.asarray(x0, jnp.float32)
-    opt_state = init_opt(x)
-    keys = jax.random.split(key, iterations)
-    hist = []
-    bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
-    done = 0
-    last = None
-    chunk = max(1, min(chunk, iterations))
-    while done < iterations:
-        k = min(chunk, iterations - done)
-        x, opt_state, last, m = run_chunk(x, opt_state, keys[done:done + k], variables, real,
-                                          cache, jnp.float32(beta), jnp.float32(b))
-        m = jax.device_get(m)
-        hist.append(m)
-        done += k
-        bar.update(k)
-        bar.set_postfix(loss=f"{float(m['loss'][-1]):.3f}", ce=f"{float(m['ce'][-1]):.3f}")
-        if not np.isfinite(m["loss"]).all():
-            raise FloatingPointError(
-                f"recover batch {b}: non-finite loss (ce={m['ce'][-1]}, "
-                f"filter={m['filter'][-1]}, signal={m['signal'][-1]}); try a larger beta "
-                "or the 'lfm' filter")
-    bar.close()
-    metrics = {k: np.concatenate([h[k] for h in hist]) for k in hist[0]}
-    new_cache = spectral.emu(cache, last, float(b))
-    return x, new_cache, metrics
-
-
-def _freeze(v):
-    if isinstance(v, dict):
-        return tuple(sorted((k, _freeze(x)) for k, x in v.items()))
-    if isinstance(v, (list, tuple)):
-        return tuple(_freeze(x) for x in v)
-    return v
-
-
-_RECOVER_CACHE: dict = {}
-
-
-def _recover_fns_cached(model, num_classes, iterations, kwargs):
-    key = (model, num_classes, iterations, _freeze(kwargs))
-    if key not in _RECOVER_CACHE:
-        kw = dict(kwargs)
-        _RECOVER_CACHE[key] = make_recover_fns(model, num_classes=num_classes,
-                                               iterations=iterations, **kw)
-    return _RECOVER_CACHE[key]
 
 
 # ============================================================================ relabel / evaluate
@@ -832,251 +699,33 @@ def spectral_report(model, variables, real_images, real_labels, syn_images, syn_
             "num_syn": int(np.asarray(syn_images).shape[0]), "layers": layers}
 
 
-# ============================================================================ workdir pipeline
+def datasets_of(cfg):
+    """(train, test) of a run's cfg.dataset, loaded as `jaxdd.distill.Run` loads them."""
+    from jaxdd.data import load_dataset
+    d = cfg.dataset
+    return load_dataset(d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
+                        zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
+                        normalize=d.get("normalize"), stats=d.get("stats"),
+                        resize=d.get("resize"))
 
-class Pipeline:
-    """The CFM pipeline on one workdir (cfg: see configs/cfm.py). Every stage is cached.
 
-        p = Pipeline(cfg, workdir)
-        p.squeeze(); p.statistics(); p.recover(); p.evaluate()     # or p.run_all()
-    """
+def run_spectral_report(workdir, synthetic=None, *, bands=8, progress=False):
+    """`spectral_report` of a CFM run of the generic loop (a configs/cfm_*.py workdir):
+    its teacher and cached real statistics (loaded by `prepare_teacher`, the files the run
+    wrote) and its synthetic set (default <workdir>/synthetic.msgpack)."""
+    import ml_collections
 
-    def __init__(self, cfg, workdir, *, progress=True):
-        from jaxdd.data import load_dataset
-        from jaxdd.models import get_model
-        self.cfg = cfg
-        self.workdir = workdir
-        self.progress = progress
-        os.makedirs(workdir, exist_ok=True)
-        self.sq_dir = cfg.squeeze.get("dir", "") or workdir
-        os.makedirs(self.sq_dir, exist_ok=True)
-        with open(os.path.join(workdir, "config.json"), "w") as f:
-            f.write(cfg.to_json_best_effort(indent=2))
-        d = cfg.dataset
-        if d.get("zca", False):
-            raise ValueError("CFM works in the normalized pixel space (its pixels are clipped "
-                             "to the valid range); set dataset.zca=False")
-        self.train_ds, self.test_ds = load_dataset(d.name, resolution=d.get("resolution"),
-                                                   data_dir=d.get("data_dir"))
-        self.num_classes = self.train_ds.num_classes
-        self.teacher = get_model(cfg.teacher.name, self.num_classes,
-                                 **dict(cfg.teacher.get("overrides", {}) or {}))
-        ename = cfg.eval.get("model", "") or cfg.teacher.name
-        self.student = get_model(ename, self.num_classes,
-                                 **dict(cfg.eval.get("overrides", {}) or {}))
-        mean = np.asarray(self.train_ds.mean, np.float32)
-        std = np.asarray(self.train_ds.std, np.float32)
-        self.clip_lo, self.clip_hi = (0.0 - mean) / std, (1.0 - mean) / std
-        self.key = jax.random.key(int(cfg.seed))
-        self.exclude = tuple(cfg.statistics.get("exclude", ("shortcut",)))
-        self._teacher_vars = None
-        self._stats = None
-
-    # -- helpers
-    def log(self, record):
-        with open(os.path.join(self.workdir, "metrics.jsonl"), "a") as f:
-            f.write(json.dumps({"time": time.time(), **record}) + "\n")
-
-    def _squeeze_meta(self):
-        return squeeze_meta(self.cfg, self.cfg.dataset.to_dict())
-
-    def _check(self, path, stored, current, what):
-        _check_meta(path, stored, current, what)
-
-    # -- stages
-    @property
-    def teacher_path(self):
-        return os.path.join(self.sq_dir, "teacher.msgpack")
-
-    def squeeze(self):
-        """Train (or load) the teacher. Returns its variables."""
-        if self._teacher_vars is None:
-            _, self._teacher_vars, _ = squeeze_stage(
-                self.cfg, self.train_ds, self.test_ds, self.sq_dir,
-                dataset_meta=self.cfg.dataset.to_dict(), progress=self.progress,
-                log=self.log)
-        return self._teacher_vars
-
-    def teacher_info(self):
-        d = load_msgpack(self.teacher_path)
-        return {"test_acc": float(d["test_acc"]), "seconds": float(d["seconds"])}
-
-    @property
-    def stats_path(self):
-        return os.path.join(self.sq_dir, "stats.msgpack")
-
-    def statistics(self):
-        """Real per-layer statistics through the teacher (computed once, cached)."""
-        if self._stats is None:
-            self._stats = statistics_stage(self.cfg, self.teacher, self.squeeze(),
-                                           self.train_ds, self.sq_dir,
-                                           dataset_meta=self.cfg.dataset.to_dict(),
-                                           progress=self.progress)
-        return self._stats
-
-    def _recover_meta(self):
-        c = self.cfg
-        return json.loads(json.dumps({**self._squeeze_meta(), "ipc": int(c.ipc),
-                                      "recover": c.recover.to_dict()}))
-
-    def batch_path(self, b):
-        return os.path.join(self.workdir, "recover", f"batch_{b:03d}.msgpack")
-
-    def init_images(self):
-        """(IPC, classes, H, W, C): distinct real images of every class.
-
-        recover.init 'first' (default; the authors' synthesis_small.py `get_one_ipc`: batch
-        b starts from the b-th image of each class in training-set order) or 'random'.
-        """
-        ipc, k = int(self.cfg.ipc), self.num_classes
-        mode = str(self.cfg.recover.get("init", "first"))
-        if mode == "first":
-            labels = np.asarray(self.train_ds.labels).reshape(-1)
-            idx = []
-            for c in range(k):
-                members = np.flatnonzero(labels == c)
-                if len(members) < ipc:
-                    raise ValueError(f"class {c} has {len(members)} training images, fewer "
-                                     f"than ipc={ipc}")
-                idx.append(members[:ipc])
-            x = np.asarray(self.train_ds.images[np.concatenate(idx)], np.float32)
-        elif mode == "random":
-            from jaxdd.data import random_real
-            x, _ = random_real(jax.random.fold_in(self.key, 2), self.train_ds, ipc)
-        else:
-            raise ValueError(f"recover.init must be 'first' or 'random', got {mode!r}")
-        return x.reshape((k, ipc) + x.shape[1:]).swapaxes(0, 1)
-
-    def recover(self):
-        """Recover all IPC batches (resuming after the last finished one).
-
-        Returns (images (classes * IPC, H, W, C) in class-major order, labels)."""
-        variables = self.squeeze()
-        st = self.statistics()
-        r = self.cfg.recover
-        ipc = int(self.cfg.ipc)
-        meta = self._recover_meta()
-        real = real_targets(st, r.signal)
-        cache = zero_cache(real)
-        x0 = self.init_images()
-        out = []
-        aug = dict(scale=tuple(r.rrc_scale), ratio=tuple(r.rrc_ratio), flip=bool(r.flip),
-                   jitter=int(r.jitter), per_sample=bool(r.per_sample_aug))
-        kwargs = dict(filter=r.filter, signal=r.signal, eta=float(r.eta), lr=float(r.lr),
-                      b1=float(r.b1), b2=float(r.b2), ema=bool(r.ema), aug=aug,
-                      exclude=self.exclude, clip_lo=tuple(self.clip_lo.tolist()),
-                      clip_hi=tuple(self.clip_hi.tolist()))
-        t_start = time.time()
-        for bi in range(ipc):
-            path = self.batch_path(bi)
-            if os.path.exists(path):
-                d = load_msgpack(path)
-                self._check(path, json.loads(d["meta"]), meta, "recover")
-                cache = jax.tree.map(jnp.asarray, d["cache"])
-                out.append(np.asarray(d["images"]))
-                continue
-            beta = spectral.curriculum_beta(float(r.beta), bi, ipc, bool(r.curriculum))
-            t0 = time.time()
-            x, cache, m = recover_batch(
-                jax.random.fold_in(jax.random.fold_in(self.key, 3), bi), self.teacher,
-                variables, real, cache, x0[bi], bi + 1, beta, num_classes=self.num_classes,
-                iterations=int(r.iterations), chunk=int(r.get("chunk", 50)),
-                progress=self.progress, desc=f"recover {bi + 1}/{ipc}", **kwargs)
-            secs = time.time() - t0
-            tenth = max(1, len(m["loss"]) // 10)  # means over the first / last 10 %
-            rec = {"stage": "recover", "batch": bi, "beta": float(beta), "seconds": secs,
-                   **{f"{k}_first": float(np.mean(v[:tenth])) for k, v in m.items()},
-                   **{f"{k}_last": float(np.mean(v[-tenth:])) for k, v in m.items()}}
-            self.log(rec)
-            save_msgpack(path, {"images": np.asarray(x), "cache": cache, "metrics": m,
-                                "beta": float(beta), "seconds": secs,
-                                "meta": json.dumps(meta)})
-            tqdm.write(f"[cfm] batch {bi + 1}/{ipc}: beta {beta:.4g}, loss (mean of the "
-                       f"first / last 10% of steps) {rec['loss_first']:.3f} -> {rec['loss_last']:.3f} (ce "
-                       f"{rec['ce_last']:.3f}, filter {rec['filter_last']:.3f}, signal "
-                       f"{rec['signal_last']:.3f}), {secs:.1f} s")
-            out.append(np.asarray(x))
-        imgs = np.stack(out, axis=1)  # (classes, IPC, H, W, C)
-        images = imgs.reshape((-1,) + imgs.shape[2:])
-        labels = np.repeat(np.arange(self.num_classes, dtype=np.int32), ipc)
-        self._save_synthetic(images, labels, time.time() - t_start)
-        return images, labels
-
-    def recover_seconds(self):
-        tot = 0.0
-        for bi in range(int(self.cfg.ipc)):
-            p = self.batch_path(bi)
-            if os.path.exists(p):
-                tot += float(load_msgpack(p)["seconds"])
-        return tot
-
-    def _save_synthetic(self, images, labels, seconds):
-        from jaxdd.io import save_synthetic
-        from jaxdd.viz import save_grid
-        meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.teacher.to_dict(),
-                "objective": "cfm", "ipc": int(self.cfg.ipc),
-                "recover": self.cfg.recover.to_dict(), "squeeze_dir": self.sq_dir}
-        save_synthetic(os.path.join(self.workdir, "synthetic.msgpack"), param_name="pixel",
-                       params={"images": images},
-                       aux={"labels": labels, "image_shape": tuple(images.shape[1:])},
-                       syn_lr=0.0, meta=json.loads(json.dumps(meta)))
-        ipc = int(self.cfg.ipc)
-        show = min(ipc, 10)
-        grid = images.reshape((self.num_classes, ipc) + images.shape[1:])[:, :show]
-        # one row per class (IPC 1: one row of all classes)
-        save_grid(os.path.join(self.workdir, "grids", "synthetic.png"),
-                  self.train_ds.denormalize(grid.reshape((-1,) + images.shape[1:])),
-                  nrow=show if show > 1 else self.num_classes)
-
-    def evaluate(self, images=None, labels=None):
-        """Relabel + evaluate; writes result.json. Returns the result dict."""
-        variables = self.squeeze()
-        if images is None:
-            images, labels = self.recover()
-        e = self.cfg.eval
-        res = evaluate_soft(
-            jax.random.fold_in(self.key, 4), self.student, self.teacher, variables, images,
-            self.test_ds.images, self.test_ds.labels, num_nets=int(e.num_nets),
-            epochs=int(e.epochs), batch_size=int(e.batch_size), lr=float(e.lr),
-            weight_decay=float(e.weight_decay), temperature=float(e.temperature),
-            cutmix_alpha=float(e.cutmix_alpha), rrc_scale=tuple(e.rrc_scale),
-            flip=bool(e.flip), schedule=e.schedule, t2_scale=bool(e.get("t2_scale", False)),
-            progress=self.progress, log=self.log)
-        result = {"protocol": "CFM soft labels (teacher KL, T=%g, CutMix, AdamW); NOT "
-                              "comparable with the TM hard-label protocol" % e.temperature,
-                  "ipc": int(self.cfg.ipc), "filter": self.cfg.recover.filter,
-                  "curriculum": bool(self.cfg.recover.curriculum),
-                  "final_eval": res.to_dict(), "teacher": self.teacher_info(),
-                  "recover_seconds": self.recover_seconds(),
-                  "synthetic": os.path.join(self.workdir, "synthetic.msgpack")}
-        if e.get("random_real_baseline", False):
-            from jaxdd.data import random_real
-            xr, yr = random_real(jax.random.fold_in(self.key, 5), self.train_ds,
-                                 int(self.cfg.ipc))
-            base = evaluate_soft(
-                jax.random.fold_in(self.key, 6), self.student, self.teacher, variables, xr,
-                self.test_ds.images, self.test_ds.labels, num_nets=int(e.num_nets),
-                epochs=int(e.epochs), batch_size=int(e.batch_size), lr=float(e.lr),
-                weight_decay=float(e.weight_decay), temperature=float(e.temperature),
-                cutmix_alpha=float(e.cutmix_alpha), rrc_scale=tuple(e.rrc_scale),
-                flip=bool(e.flip), schedule=e.schedule,
-                t2_scale=bool(e.get("t2_scale", False)), progress=self.progress,
-                desc="random real")
-            result["random_real"] = base.to_dict()
-            print(f"[cfm] random real (same IPC, same soft-label protocol): {base}")
-        with open(os.path.join(self.workdir, "result.json"), "w") as f:
-            json.dump(result, f, indent=2)
-        print(f"[cfm] CFM IPC {self.cfg.ipc} ({self.cfg.recover.filter}, curriculum "
-              f"{self.cfg.recover.curriculum}): test accuracy {res} "
-              "[soft-label protocol, final epoch]")
-        return result
-
-    def diagnostic(self, images=None, labels=None):
-        """Spectral report of the recovered set through the teacher -> dict (JSON-able)."""
-        variables = self.squeeze()
-        st = self.statistics()
-        if images is None:
-            images, labels = self.recover()
-        return spectral_report(self.teacher, variables, None, None, images, labels,
-                               self.num_classes, bands=int(self.cfg.diagnostic.bands),
-                               exclude=self.exclude, real_stats=st)
+    with open(os.path.join(workdir, "config.json")) as f:
+        cfg = ml_collections.ConfigDict(json.load(f))
+    if cfg.objective.get("name") != "cfm":
+        raise ValueError(f"{workdir} is not a CFM run (objective {cfg.objective.get('name')!r}); "
+                         "use jaxdd.bench.spectral.synthetic_report for other sets")
+    train, test = datasets_of(cfg)
+    t = prepare_teacher(cfg.objective, train, test,
+                        cfg.objective.squeeze.get("dir", "") or workdir, progress=progress)
+    images, labels, _ = _io.decode_synthetic(synthetic or os.path.join(workdir,
+                                                                       "synthetic.msgpack"))
+    exclude = tuple(cfg.objective.statistics.get("exclude", ("shortcut",)))
+    return spectral_report(t["model"], t["variables"], None, None, np.asarray(images),
+                           np.asarray(labels), int(train.num_classes), bands=int(bands),
+                           exclude=exclude, real_stats=t["stats"])

@@ -3,6 +3,9 @@
     save_tree(path, tree) / load_tree(path)       dicts / lists / tuples / arrays / scalars
     save_synthetic(path, ...) / load_synthetic    the final artifact of a run
     decode_synthetic(path_or_dict)                -> (images, labels, syn_lr)
+    save_state(path, target) / load_state(path, template)   any flax-serializable pytree
+                                                  (optax states, NamedTuples, dataclasses)
+                                                  restored into the template's structure
 
 On-disk format (flax msgpack; unchanged from jaxdd.distill's original helpers, so every
 synthetic.msgpack written before this module loads): dict keys are strings, a list is
@@ -70,6 +73,17 @@ def load_tree(path):
         return from_bytes(f.read())
 
 
+def save_state(path, target):
+    """Write any pytree flax can serialize (optax states, NamedTuples, flax structs) as its
+    state dict (`flax.serialization.to_state_dict`), atomically; `load_state` restores it."""
+    save_tree(path, serialization.to_state_dict(jax.device_get(target)))
+
+
+def load_state(path, template):
+    """The pytree written by `save_state`, restored into the structure of `template`."""
+    return serialization.from_state_dict(template, load_tree(path))
+
+
 def save_synthetic(path, *, param_name, params, aux, syn_lr, meta=None):
     """The final artifact: enough to decode the set without the training state."""
     save_tree(path, {"param": param_name, "params": jax.device_get(params), "aux": aux,
@@ -79,6 +93,8 @@ def save_synthetic(path, *, param_name, params, aux, syn_lr, meta=None):
 def load_synthetic(path):
     """-> dict(param, params, aux, syn_lr, meta); `decode_synthetic` decodes it."""
     d = load_tree(path)
+    if d.get("param") == "vanilla":  # sets saved before the pixel parameterization's rename
+        d["param"] = "pixel"
     d["params"] = jax.tree.map(jnp.asarray, d["params"])
     return d
 

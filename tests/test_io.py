@@ -52,3 +52,42 @@ def test_round_trip(tmp_path):
     assert back["b"][0] == 1 and back["b"][1]["c"][0] == 2
     np.testing.assert_array_equal(back["b"][1]["c"][1], np.ones(2))
     assert back["t"] == (1, 2) and back["s"] == "x" and back["n"] is None and back["3"] == 4.5
+
+
+def test_vanilla_is_now_pixel(tmp_path):
+    """`param.name='vanilla'` raises, naming 'pixel'; a set saved under the old name loads."""
+    import pytest
+
+    from jaxdd import param
+
+    with pytest.raises(ValueError, match="'pixel'"):
+        param.get("vanilla")
+    assert "vanilla" not in param.available()
+    p = str(tmp_path / "old.msgpack")
+    io.save_synthetic(p, param_name="vanilla", params={"images": np.ones((1, 2, 2, 1))},
+                      aux={"labels": np.zeros(1, np.int32), "image_shape": (2, 2, 1)},
+                      syn_lr=0.1)
+    images, labels, _ = io.decode_synthetic(p)
+    assert images.shape == (1, 2, 2, 1) and io.load_synthetic(p)["param"] == "pixel"
+
+
+def test_state_round_trip(tmp_path):
+    """save_state / load_state: optax states (NamedTuples) restored into a template."""
+    import jax.numpy as jnp
+    import optax
+
+    tx = optax.chain(optax.add_decayed_weights(1e-3), optax.sgd(0.1, momentum=0.9))
+    params = {"w": jnp.arange(3.0), "b": [jnp.ones(2)]}
+    opt = tx.init(params)
+    opt = jax_tree_map(lambda a: a + 1.5, opt)  # momentum traces 1.5 (not the init 0)
+    p = str(tmp_path / "state.msgpack")
+    io.save_state(p, {"params": params, "opt": opt, "epoch": 7})
+    back = io.load_state(p, {"params": params, "opt": tx.init(params), "epoch": 0})
+    assert back["epoch"] == 7
+    assert type(back["opt"][1][0]) is type(opt[1][0])
+    np.testing.assert_array_equal(back["opt"][1][0].trace["w"], np.full(3, 1.5))
+
+
+def jax_tree_map(f, tree):
+    import jax
+    return jax.tree.map(f, tree)

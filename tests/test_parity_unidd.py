@@ -97,7 +97,7 @@ def test_feature_loss_ema_and_gradient(filt, sig):
         np.testing.assert_allclose(val, FX[f"{tag}/r_feature/{b}"], rtol=1e-5)
         g_ref = np.moveaxis(FX[f"{tag}/grad/{b}"], 1, -1)
         np.testing.assert_allclose(g, g_ref, rtol=1e-4, atol=1e-6 * np.abs(g_ref).max())
-        # the authors' ema_update after the batch (jaxdd: recover_batch's new cache)
+        # the authors' ema_update after the batch (jaxdd: the CFM objective's post_step fold)
         cache = spectral.emu(cache, batch, float(b + 1))
         np.testing.assert_allclose(cache["psi"][0], FX[f"{tag}/ema_cov/{b}"], rtol=1e-5,
                                    atol=1e-6)
@@ -107,15 +107,18 @@ def test_published_cfm_config_matches_the_authors_settings():
     import importlib.util
     import os
     path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                        "configs", "cfm.py")
+                        "configs", "cfm_pixel.py")
     spec = importlib.util.spec_from_file_location("cfm_config", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     cfg = mod.get_config("cifar10,ipc=10")
-    r = cfg.recover
-    # synthesis_small.py: loss = loss_ce + 0.1 * sum r_feature; Adam(0.25, (0.5, 0.9));
-    # 1000 iterations; beta 0.1 with --cos; --signal mean; jitter 4; hook inputs, batch 128
-    assert (r.eta, r.lr, r.b1, r.b2, r.iterations, r.beta) == (0.1, 0.25, 0.5, 0.9, 1000, 0.1)
-    assert (r.filter, r.signal, r.curriculum, r.ema, r.jitter) == ("hfm", "mean", True, True, 4)
-    assert r.init == "first" and not r.per_sample_aug
-    assert (cfg.statistics.psi, cfg.statistics.batch_size) == ("batch", 128)
+    o, s = cfg.objective, cfg.opt.syn
+    # synthesis_small.py: loss = loss_ce + 0.1 * sum r_feature; Adam(0.25, (0.5, 0.9)) with a
+    # cosine over 1000 iterations per batch (a new optimizer per batch: per instance);
+    # beta 0.1 with --cos; --signal mean; jitter 4; hook inputs, batch 128
+    assert (o.eta, s.lr, s.b1, s.b2, s.decay_steps, o.beta) == (0.1, 0.25, 0.5, 0.9, 1000, 0.1)
+    assert (s.name, s.schedule, s.per_instance) == ("adam", "cosine", True)
+    assert cfg.iterations == 10 * 1000
+    assert (o.filter, o.signal, o.curriculum, o.ema, o.jitter) == ("hfm", "mean", True, True, 4)
+    assert cfg.param.init == "first" and not o.per_sample_aug
+    assert (o.statistics.psi, o.statistics.batch_size) == ("batch", 128)

@@ -311,27 +311,3 @@ def test_real_statistics_batch_merge_is_the_authors_average_of_batch_covariances
     assert not np.allclose(st["psi"][0], ex["psi"][0], rtol=1e-3)
     with pytest.raises(ValueError, match="Psi merge"):
         cfm.MomentMerger("mean")
-
-
-# ----------------------------------------------------------------------------- recover
-
-def test_recover_steps_reduce_the_loss(filt="hfm"):
-    model, v, _ = _tiny_teacher()
-    rng = np.random.default_rng(2)
-    real_x = rng.normal(size=(30, 8, 8, 2)).astype(np.float32)
-    real_y = np.arange(30, dtype=np.int32) % 3
-    st = cfm.real_statistics(model, v, real_x, real_y, 3, batch_size=30, progress=False)
-    real = cfm.real_targets(st, "class")
-    cache = cfm.zero_cache(real)
-    x0 = rng.normal(size=(3, 8, 8, 2)).astype(np.float32) * 2.0
-    # identity augmentation so the recorded losses are those of the iterate itself
-    aug = dict(scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, jitter=0, per_sample=False)
-    x, new_cache, m = cfm.recover_batch(
-        jax.random.key(0), model, v, real, cache, x0, 1, 0.1, num_classes=3, iterations=30,
-        chunk=30, progress=False, filter=filt, signal="class", eta=0.1, lr=0.05, aug=aug,
-        clip_lo=(-3.0, -3.0), clip_hi=(3.0, 3.0))
-    assert m["loss"].shape == (30,)
-    assert m["loss"][-1] < 0.8 * m["loss"][0]
-    assert np.all(np.asarray(x) <= 3.0) and np.all(np.asarray(x) >= -3.0)
-    # b = 1: the cache becomes the last iteration's batch statistics
-    assert new_cache["psi"][0].shape == (2, 2) and new_cache["phi"][1].shape == (4, 3)

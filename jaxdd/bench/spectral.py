@@ -17,18 +17,9 @@ import numpy as np
 
 def cfm_workdir_report(workdir, synthetic=None, *, bands=8, progress=True):
     """The report of a CFM run: its teacher and its cached real statistics."""
-    from ml_collections import ConfigDict
-
     from jaxdd import cfm
-    from jaxdd.io import decode_synthetic
 
-    with open(os.path.join(workdir, "config.json")) as f:
-        cfg = ConfigDict(json.load(f))
-    p = cfm.Pipeline(cfg, workdir, progress=progress)
-    images, labels, _ = decode_synthetic(synthetic or os.path.join(workdir, "synthetic.msgpack"))
-    return cfm.spectral_report(p.teacher, p.squeeze(), None, None, np.asarray(images),
-                               labels, p.num_classes, bands=bands, exclude=p.exclude,
-                               real_stats=p.statistics())
+    return cfm.run_spectral_report(workdir, synthetic, bands=bands, progress=progress)
 
 
 def synthetic_report(synthetic, *, dataset=None, resolution=None, model=None, seed=0,

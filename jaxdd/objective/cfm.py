@@ -15,7 +15,7 @@ ctx (`CFMContext`): the teacher's variables, the real statistics, the EMU cache,
 the 1-based batch number b. The teacher, its training (squeeze) and the real-statistics
 pass are prepared by the LOOP (`jaxdd.distill` -> `jaxdd.cfm.prepare_teacher`) and handed
 to `build` in `Setup.teacher`; this module imports neither the loop nor `jaxdd.cfm`
-(`jaxdd.cfm`, the standalone pipeline, imports its pieces from here).
+(`jaxdd.cfm`, the stages around this objective, imports its pieces from here).
 
 The curriculum in the generic loop (`build`): the synthetic set is recovered as m
 class-batches, batch b = the b-th instance of every class in `aux['labels']` order (m =

@@ -13,7 +13,6 @@ import importlib
 
 _NAMES = {
     "pixel": "jaxdd.param.pixel",
-    "vanilla": "jaxdd.param.pixel",
     "fred": "jaxdd.param.fred",
     "ddif": "jaxdd.param.ddif",
     "nsd": "jaxdd.param.nsd",
@@ -21,12 +20,16 @@ _NAMES = {
 
 
 def available():
-    return sorted(set(_NAMES) - {"vanilla"})
+    return sorted(_NAMES)
 
 
 def get(name: str):
     """Return the parameterization module called `name` (pixel, fred, ddif, nsd)."""
     key = name.lower()
+    if key == "vanilla":
+        raise ValueError("the pixel parameterization is called 'pixel' now, not 'vanilla': "
+                         "set param.name='pixel' (configs/*_pixel.py). Synthetic sets saved "
+                         "under the old name still load (jaxdd.io.load_synthetic)")
     if key not in _NAMES:
         raise ValueError(f"Unknown parameterization {name!r}; available: {available()}")
     return importlib.import_module(_NAMES[key])

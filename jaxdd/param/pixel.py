@@ -13,12 +13,15 @@ import numpy as np
 def default_config() -> ml_collections.ConfigDict:
     cfg = ml_collections.ConfigDict()
     cfg.ipc = 1
-    cfg.init = "real"  # 'real': random real images of each class; 'noise': N(0, 1)
+    # 'real': random real images of each class; 'first': the first ipc images of each class
+    # in training-set order (UniDD's get_one_ipc, the CFM configs); 'noise': N(0, 1)
+    cfg.init = "real"
     return cfg
 
 
 def init(key, real_images_by_class, cfg):
-    """Initialize `ipc` images per class from random real images (or Gaussian noise).
+    """Initialize `ipc` images per class from random real images (cfg.init 'real'), the
+    first ones in training-set order ('first'), or Gaussian noise ('noise').
 
     Returns params {'images': (classes * ipc, H, W, C)} in class-major order.
     """
@@ -30,13 +33,22 @@ def init(key, real_images_by_class, cfg):
     keys = jax.random.split(key, num_classes)
     images = []
     for c, (k, real) in enumerate(zip(keys, real_images_by_class)):
-        if cfg.get("init", "real") == "noise":
+        mode = cfg.get("init", "real")
+        if mode not in ("real", "first", "noise"):
+            raise ValueError(f"pixel init must be 'real', 'first' or 'noise', got {mode!r}")
+        if mode == "noise":
             images.append(np.asarray(jax.random.normal(k, (ipc,) + image_shape), np.float32))
         else:
             n = real.shape[0]
             if n == 0:
                 raise ValueError(f"class {c} has no real images to initialize from")
-            idx = np.asarray(jax.random.choice(k, n, (ipc,), replace=n < ipc))
+            if mode == "first":
+                if n < ipc:
+                    raise ValueError(f"class {c} has {n} real images, fewer than ipc={ipc} "
+                                     "(init 'first')")
+                idx = np.arange(ipc)
+            else:
+                idx = np.asarray(jax.random.choice(k, n, (ipc,), replace=n < ipc))
             images.append(np.asarray(real[idx], np.float32))
     labels = np.repeat(np.arange(num_classes, dtype=np.int32), ipc)
     aux = {"labels": labels, "image_shape": image_shape}
