@@ -205,6 +205,8 @@ class Prefetcher:
                                                            thread_name_prefix="jaxdd-feed")
         self._pending: tuple[bytes, concurrent.futures.Future] | None = None
         self._lock = threading.Lock()
+        self.hits = 0    # iterations whose inputs were prefetched
+        self.misses = 0  # loaded on demand (the first one, a resume, a foreign state)
 
     def prefetch(self, key_data):
         k = np.asarray(key_data)
@@ -216,7 +218,9 @@ class Prefetcher:
         with self._lock:
             pending, self._pending = self._pending, None
         if pending is not None and pending[0] == k.tobytes():
+            self.hits += 1
             return pending[1].result()
+        self.misses += 1
         return self._load(k)
 
 
@@ -248,9 +252,18 @@ def describe(mesh) -> str:
 
 
 def initialize_distributed(coordinator_address=None, num_processes=None, process_id=None):
-    """``jax.distributed.initialize`` (arguments None: detected from the cluster, e.g. TPU
-    pods, SLURM, Open MPI); on CPU also selects the gloo collectives (CPU cross-process
-    all-reduce). Call before any other JAX work."""
+    """``jax.distributed.initialize`` for ``launch/distill.py --distributed``.
+
+    Arguments None: from the environment variables JAX_COORDINATOR_ADDRESS (host:port of
+    process 0), JAX_NUM_PROCESSES and JAX_PROCESS_ID when set, else detected by JAX from
+    the cluster (Cloud TPU pods, SLURM, Open MPI). On CPU also selects the gloo collectives
+    (cross-process all-reduce). Call before any other JAX work."""
+    import os
+    env = os.environ
+    if num_processes is None and env.get("JAX_NUM_PROCESSES"):
+        num_processes = int(env["JAX_NUM_PROCESSES"])
+    if process_id is None and env.get("JAX_PROCESS_ID"):
+        process_id = int(env["JAX_PROCESS_ID"])
     kw = {k: v for k, v in dict(coordinator_address=coordinator_address,
                                 num_processes=num_processes, process_id=process_id).items()
           if v is not None}

@@ -84,6 +84,8 @@ def _launch(tmp, workdir, npz, buffer_dir, stop_after, tag):
                         " --xla_llvm_disable_expensive_passes=true").strip()
     env["JAX_PLATFORMS"] = "cpu"
     env["PYTHONPATH"] = ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    # (no persistent compilation cache: a cached executable in one process and a fresh
+    # compile in the other disagreed on a gloo collective in a try)
     port = _free_port()
     outs = [str(tmp / f"{tag}_{i}.npz") for i in range(2)]
     procs = [subprocess.Popen(

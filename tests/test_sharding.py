@@ -150,6 +150,23 @@ def worker():
         out[f"{objective}_{param}"] = {
             "loss_1": l1, "loss_8": l8, "update": upd, "param_diff": diff,
             "split": split, "seconds": time.time() - t0}
+    # DM/DC real data split over the devices (class sizes 13 / 11: padded to 16), built
+    # block by block on the host: equal to the one-device array
+    import types
+
+    from jaxdd.objective import dm
+    keep = np.concatenate([np.flatnonzero(ds.labels == c)[:13 if c % 2 else 11]
+                           for c in range(NC)])
+    small = types.SimpleNamespace(images=ds.images[keep], labels=ds.labels[keep],
+                                  num_classes=NC, image_shape=ds.image_shape)
+    r8 = dm.real_data(types.SimpleNamespace(train_ds=small, mesh=mesh))
+    real, counts = dm.real_by_class(small.images, small.labels, NC)
+    got = np.asarray(r8["real"])
+    out["real_data"] = {
+        "shape": list(got.shape), "equal": bool(np.array_equal(got[:, :13], real)
+                                                and not got[:, 13:].any()),
+        "counts_equal": bool(np.array_equal(np.asarray(r8["counts"]), counts)),
+        "split": not r8["real"].sharding.is_fully_replicated}
     # evaluation: 3 networks padded to 8, split over the devices, vs one device
     x, y = ds.images[::4], ds.labels[::4]
     kw = dict(lr=0.01, num_nets=3, epochs=2, batch_size=16, dsa_strategy="none",
@@ -191,6 +208,11 @@ def test_step_on_8_devices_equals_one_device(result, objective, param):
     assert r["param_diff"] <= 2e-4 * r["update"] + 1e-7, r
     # the synthetic parameters are split over the 8 devices (not only replicated)
     assert r["split"], r
+
+
+def test_real_data_split_over_devices_equals_one_device(result):
+    r = result["real_data"]
+    assert r["shape"][:2] == [NC, 16] and r["equal"] and r["counts_equal"] and r["split"], r
 
 
 def test_evaluation_on_8_devices_equals_one_device(result):

@@ -295,16 +295,32 @@ def real_data(run):
     from jaxdd import sharding
 
     ds = run.train_ds
-    real, counts = real_by_class(ds.images, ds.labels, ds.num_classes)
     mesh = getattr(run, "mesh", None)
     if sharding.size(mesh) <= 1:
+        real, counts = real_by_class(ds.images, ds.labels, ds.num_classes)
         return {"real": jnp.asarray(real), "counts": jnp.asarray(counts)}
-    padded = sharding.pad_to_devices(real.shape[1], mesh)
-    if padded > real.shape[1]:
-        real = np.concatenate([real, np.zeros((real.shape[0], padded - real.shape[1])
-                                              + real.shape[2:], real.dtype)], axis=1)
-    return {"real": sharding.put(real, sharding.real_batch(mesh, real.shape)),
-            "counts": sharding.put(counts, sharding.replicated(mesh))}
+    # split over the devices: each process builds (on the host) and places only the
+    # blocks of its own devices (jax.make_array_from_callback), never the whole array
+    images = np.asarray(ds.images)
+    labels = np.asarray(ds.labels).reshape(-1)
+    groups = [np.flatnonzero(labels == c) for c in range(int(ds.num_classes))]
+    counts = np.array([len(g) for g in groups], np.int32)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training "
+                         "image; DM/DC need real images of every class")
+    shape = (len(groups), sharding.pad_to_devices(int(counts.max()), mesh)) + images.shape[1:]
+
+    def block(index):
+        cls = range(shape[0])[index[0]]
+        pos = np.arange(shape[1])[index[1]]
+        out = np.zeros((len(cls), len(pos)) + images.shape[1:], np.float32)
+        for i, c in enumerate(cls):
+            ok = pos < len(groups[c])
+            out[i, ok] = images[groups[c][pos[ok]]]
+        return out[(slice(None), slice(None)) + tuple(index[2:])]
+
+    real = jax.make_array_from_callback(shape, sharding.real_batch(mesh, shape), block)
+    return {"real": real, "counts": sharding.put(counts, sharding.replicated(mesh))}
 
 
 def max_class_size(data) -> int:
