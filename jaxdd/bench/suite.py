@@ -578,6 +578,12 @@ def authors_section(cfg, ceil):
                 tt = statistics.median(r["seconds_median"] for r in ok_t)
                 jm = max(r.get("rss_hwm_bytes") or 0 for r in ok_j)
                 tm_ = max(r.get("rss_hwm_bytes") or 0 for r in ok_t)
+                jc = [r["cpu_seconds_median"] for r in ok_j if r.get("cpu_seconds_median")]
+                tc = [r["cpu_seconds_median"] for r in ok_t if r.get("cpu_seconds_median")]
+                if jc and tc:  # load-independent: CPU seconds each side used per iteration
+                    summ.update(jaxdd_cpu_s=statistics.median(jc),
+                                pytorch_cpu_s=statistics.median(tc),
+                                cpu_speedup=statistics.median(tc) / statistics.median(jc))
                 summ.update(syn_steps=steps, instances=ok_j[0].get("num_instances"),
                             jaxdd_s=jt, pytorch_s=tt, speedup=tt / jt,
                             jaxdd_rss_hwm_bytes=jm, pytorch_rss_hwm_bytes=tm_,
@@ -604,9 +610,10 @@ def _fmt_authors(r):
         mem = (f" | RSS {r['jaxdd_rss_hwm_bytes'] / 2**20:.0f} / "
                f"{r['pytorch_rss_hwm_bytes'] / 2**20:.0f} MiB (x{r['memory_ratio']:.2f})"
                if r.get("memory_ratio") else "")
+        cpu = (f" (CPU time x{r['cpu_speedup']:.2f})" if r.get("cpu_speedup") else "")
         return (f"{'vs authors: ' + r['method'] + ' TM, ' + str(r['instances']) + ' inst, s' + str(r['syn_steps']):64s} jaxdd "
                 f"{r['jaxdd_s']:.2f} s / PyTorch {r['pytorch_s']:.2f} s -> x{r['speedup']:.2f}"
-                + mem)
+                + cpu + mem)
     desc = f"authors {w[len('authors_'):]} {r.get('impl')} round {r.get('round')}"
     if r.get("skipped"):
         return f"{desc:64s} skipped: {r['skipped']}"
