@@ -145,6 +145,7 @@ def accuracy_of(model, variables, images, labels, batch_size=1000) -> float:
     return float((logits.argmax(-1) == np.asarray(labels)).mean())
 
 
+@functools.lru_cache(maxsize=8)
 def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, momentum=0.9,
                      weight_decay=5e-4, crop_pad=4, fill=None, flip=True):
     """(trainer, train_epoch) for the squeeze stage, on the training core (``jaxdd.train``).
@@ -188,7 +189,9 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
     labels = jnp.asarray(train_labels)
     trainer, train_epoch = make_teacher_fns(
         model, num_train=images.shape[0], epochs=epochs, batch_size=batch_size, lr=lr,
-        momentum=momentum, weight_decay=weight_decay, crop_pad=crop_pad, fill=fill, flip=flip)
+        momentum=momentum, weight_decay=weight_decay, crop_pad=crop_pad,
+        fill=None if fill is None else tuple(float(f) for f in np.asarray(fill).ravel()),
+        flip=flip)  # cached (hashable arguments): one compile per teacher setting
     kinit, ktrain = jax.random.split(key)
     state = trainer.init_one(kinit, images[:2])
     start = 0
