@@ -112,8 +112,10 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     # --distributed); n = the first n; 1 = no sharding
     cfg.mesh = ml_collections.ConfigDict(dict(data=0))
     # divergence guard: stop (keeping the last good checkpoint) when the decoded synthetic
-    # images' RMS exceeds this many times the real images' RMS (jaxdd.distill)
-    cfg.max_image_rms_ratio = 100.0
+    # images' RMS exceeds this many times the real images' RMS (jaxdd.distill). 1e4: NSD's
+    # digits run reaches ~113x and trains fine (instance norm is scale-free); an absurd
+    # opt.syn.lr=1e12 reaches ~1e10x by iteration 10.
+    cfg.max_image_rms_ratio = 1e4
 
     cfg.dataset = ml_collections.ConfigDict()
     cfg.dataset.name = info.get("data", dataset)  # the load_dataset name

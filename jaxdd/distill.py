@@ -820,7 +820,7 @@ class Run:
 
     # -- the loop
     def _check_scale(self, state, it):
-        ratio = self.cfg.get("max_image_rms_ratio", 1e3)
+        ratio = self.cfg.get("max_image_rms_ratio", 1e4)
         if ratio:
             check_image_scale(self.image_rms(state), self.real_rms, float(ratio), it)
 
