@@ -12,18 +12,12 @@ from jaxdd import config as C
 from jaxdd import distill
 from jaxdd.objective import Objective
 from jaxdd.param import pixel
+from tinyrun import tiny_config, write_npz
 
 
 @pytest.fixture(scope="module")
 def npz_path(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    n, k = 60, 3
-    labels = np.repeat(np.arange(k), n // k)
-    base = rng.uniform(size=(k, 8, 8, 1))
-    images = np.clip(base[labels] + 0.2 * rng.normal(size=(n, 8, 8, 1)), 0, 1)
-    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
-    np.savez(path, images=images.astype(np.float32), labels=labels.astype(np.int32))
-    return path
+    return write_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 @pytest.fixture(scope="module")
@@ -33,26 +27,9 @@ def buffer_dir(tmp_path_factory):
 
 
 def tiny_cfg(npz_path, buffer_dir):
-    cfg = C.base_config("digits", 1)
-    cfg.dataset.name = npz_path
-    cfg.dataset.resolution = None
-    cfg.model.name = "ConvNetD1W4"
-    cfg.param = pixel.default_config()
-    cfg.param.name = "pixel"
-    cfg.iterations = 4
-    cfg.checkpoint_every = 1
-    cfg.log_every = 1
-    cfg.dsa_strategy = "flip"
-    cfg.buffer.num_experts = 2
-    cfg.buffer.epochs = 3
-    cfg.buffer.experts_per_group = 2
-    cfg.buffer.buffer_dir = buffer_dir
-    cfg.objective.syn_steps = 3
-    cfg.objective.max_start_epoch = 1
-    cfg.objective.expert_epochs = 1
-    cfg.opt.lr.lr = 1e-7  # syn_lr stays positive on this tiny problem (1e-5 drives it < 0)
-    cfg.eval.final = False
-    return cfg
+    # syn_lr stays positive on this tiny problem with opt.lr.lr 1e-7 (1e-5 drives it < 0)
+    return tiny_config(npz_path, buffer_dir, buffer__epochs=3, objective__syn_steps=3,
+                       opt__lr__lr=1e-7)
 
 
 def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path, buffer_dir):

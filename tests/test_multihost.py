@@ -24,31 +24,11 @@ ROOT = os.path.dirname(HERE)
 
 
 def tiny_cfg(npz_path, buffer_dir):
-    from jaxdd import config as C
-    from jaxdd.param import pixel
+    from tinyrun import tiny_config
 
-    cfg = C.base_config("digits", 8)
-    cfg.dataset.name = npz_path
-    cfg.dataset.resolution = None
-    cfg.model.name = "ConvNetD1W4"
-    cfg.param = pixel.default_config()
-    cfg.param.name, cfg.param.ipc = "pixel", 8
-    cfg.iterations = 4
-    cfg.checkpoint_every = 1
-    cfg.log_every = 1
-    cfg.dsa_strategy = "none"
-    cfg.buffer.num_experts = 2
-    cfg.buffer.epochs = 2
-    cfg.buffer.experts_per_group = 2
-    cfg.buffer.buffer_dir = buffer_dir
-    cfg.objective.syn_steps = 2
-    cfg.objective.batch_syn = 8
-    cfg.objective.max_start_epoch = 1
-    cfg.objective.expert_epochs = 1
-    cfg.opt.syn.lr = 10.0
-    cfg.eval.final = False
-    cfg.eval.random_real_baseline = False
-    return cfg
+    return tiny_config(npz_path, buffer_dir, ipc=8, dsa_strategy="none",
+                       objective__batch_syn=8, opt__syn__lr=10.0,
+                       eval__random_real_baseline=False)
 
 
 def worker(pid, port, workdir, npz_path, buffer_dir, stop_after, out):
@@ -107,14 +87,9 @@ def _launch(tmp, workdir, npz, buffer_dir, stop_after, tag):
 
 @pytest.fixture(scope="module")
 def npz_path(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    n, k = 60, 3
-    labels = np.repeat(np.arange(k), n // k)
-    base = rng.uniform(size=(k, 8, 8, 1))
-    images = np.clip(base[labels] + 0.2 * rng.normal(size=(n, 8, 8, 1)), 0, 1)
-    path = str(tmp_path_factory.mktemp("data") / "tiny.npz")
-    np.savez(path, images=images.astype(np.float32), labels=labels.astype(np.int32))
-    return path
+    from tinyrun import write_npz
+
+    return write_npz(tmp_path_factory.mktemp("data") / "tiny.npz")
 
 
 def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz_path):

@@ -22,19 +22,12 @@ from jaxdd import distill, validate
 from jaxdd import workdir as wd
 from jaxdd.objective import Objective
 from jaxdd.param import pixel
+from tinyrun import tiny_config, write_npz
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 
-def _npz(path, n=60, k=3, side=8, **extra):
-    rng = np.random.default_rng(0)
-    labels = np.repeat(np.arange(k), n // k)
-    base = rng.uniform(size=(k, side, side, 1))
-    images = np.clip(base[labels] + 0.2 * rng.normal(size=(n, side, side, 1)), 0, 1)
-    arrays = dict(images=images.astype(np.float32), labels=labels.astype(np.int32))
-    arrays.update(extra)
-    np.savez(path, **arrays)
-    return str(path)
+_npz = write_npz
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +36,7 @@ def npz_path(tmp_path_factory):
 
 
 def tiny_cfg(npz_path, buffer_dir=""):
-    cfg = C.base_config("digits", 1)
-    cfg.dataset.name = npz_path
-    cfg.dataset.resolution = None
-    cfg.model.name = "ConvNetD1W4"
-    cfg.param = pixel.default_config()
-    cfg.param.name = "pixel"
-    cfg.iterations = 3
-    cfg.checkpoint_every = 1
-    cfg.log_every = 1
-    cfg.dsa_strategy = "flip"
-    cfg.buffer.num_experts = 2
-    cfg.buffer.epochs = 2
-    cfg.buffer.experts_per_group = 2
-    cfg.buffer.buffer_dir = buffer_dir
-    cfg.objective.syn_steps = 2
-    cfg.objective.max_start_epoch = 1
-    cfg.objective.expert_epochs = 1
-    cfg.eval.final = False
-    return cfg
+    return tiny_config(npz_path, buffer_dir, iterations=3)
 
 
 class Ctx(NamedTuple):
