@@ -785,7 +785,7 @@ class Run:
             num_nets=num_nets or e.num_nets, epochs=epochs or e.epochs,
             batch_size=e.get("batch_size", 256), dsa_strategy=self.cfg.dsa_strategy,
             share_dsa_ops=bool(e.get("share_dsa_ops", False)),
-            progress=self.progress, desc=f"eval@{step}")
+            progress=self.progress, desc=f"eval@{step}", mesh=sharding.mesh_from_config(self.cfg))
 
     def _evaluate_soft(self, key, images, num_nets, epochs, desc="relabel"):
         """CFM's relabel stage: students on the teacher's soft labels (`jaxdd.cfm`)."""
