@@ -24,39 +24,12 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 
 # the config, as source: the subprocess trial builds exactly the same one
 CONFIG_SRC = textwrap.dedent('''
-    import numpy as np
-    from jaxdd import config as C
-    from jaxdd.param import pixel
-
-    def make_npz(path):
-        rng = np.random.default_rng(0)
-        labels = np.repeat(np.arange(3), 20)
-        base = rng.uniform(size=(3, 8, 8, 1))
-        images = np.clip(base[labels] + 0.2 * rng.normal(size=(60, 8, 8, 1)), 0, 1)
-        np.savez(path, images=images.astype(np.float32), labels=labels.astype(np.int32))
+    from tinyrun import tiny_config, write_npz as make_npz
 
     def tiny_cfg(npz_path, buffer_dir):
-        cfg = C.base_config("digits", 1)
-        cfg.dataset.name = npz_path
-        cfg.dataset.resolution = None
-        cfg.model.name = "ConvNetD1W4"
-        cfg.param = pixel.default_config()
-        cfg.param.name = "pixel"
-        cfg.iterations = 4
-        cfg.checkpoint_every = 2
-        cfg.log_every = 1
-        cfg.dsa_strategy = "none"  # cheap to compile: this tests the run's files, not DSA
-        cfg.objective.remat = False
-        cfg.buffer.num_experts = 2
-        cfg.buffer.epochs = 2
-        cfg.buffer.experts_per_group = 2
-        cfg.buffer.buffer_dir = buffer_dir
-        cfg.objective.syn_steps = 2
-        cfg.objective.max_start_epoch = 1
-        cfg.objective.expert_epochs = 1
-        cfg.opt.lr.lr = 1e-7
-        cfg.eval.final = False
-        return cfg
+        # no DSA, no remat: cheap to compile; this tests the run's files, not DSA
+        return tiny_config(npz_path, buffer_dir, checkpoint_every=2, dsa_strategy="none",
+                           objective__remat=False, opt__lr__lr=1e-7)
 ''')
 _ns = {}
 exec(CONFIG_SRC, _ns)
@@ -130,7 +103,8 @@ def test_process_killed_mid_run_resumes_byte_identical(setup):
         distill.run(cfg, {os.path.join(trial, "w")!r}, progress=False)
     ''')
     # the second process reuses the first one's compiled step (persistent cache)
-    env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""),
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+                   [ROOT, os.path.join(ROOT, "tests"), os.environ.get("PYTHONPATH", "")]),
                JAXDD_FAULT="save_checkpoint:2", JAX_PLATFORMS="cpu",
                JAX_COMPILATION_CACHE_DIR=str(root / "jax_cache"),
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
