@@ -387,6 +387,12 @@ def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None
         trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw,
                                              build_hint=experts.build_command(bcfg))
     except experts.MissingExpertsError as e:
+        if jax.process_count() > 1 or getattr(train_ds, "shard", None) is not None:
+            raise experts.MissingExpertsError(
+                f"{e}\nA multi-process run does not build experts (each process holds only "
+                f"its shard of the training data): build the buffer first in ONE process "
+                f"(it uses every local device): {experts.build_command(bcfg)} ; then start "
+                f"the distributed run again.") from None
         print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
               f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
         experts.build_buffer(bcfg.buffer_dir, bcfg, train=train_ds, test=test_ds,
@@ -507,8 +513,12 @@ def check_image_scale(rms, real_rms, ratio, step):
 
 
 def load_data(cfg):
-    """The run's (train, test) Datasets from cfg.dataset (jaxdd.data.load_dataset)."""
+    """The run's (train, test) Datasets from cfg.dataset (jaxdd.data.load_dataset). In a
+    multi-process run each process holds only its shard of the train split
+    (`jaxdd.data.shard`: image j of class c on process j % process_count); the test split
+    is whole everywhere."""
     from jaxdd.data import load_dataset
+    from jaxdd.data.shard import process_shard
 
     d = cfg.dataset
     stats = d.get("stats")
@@ -516,7 +526,22 @@ def load_data(cfg):
         d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
         zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
         normalize=d.get("normalize"), stats=stats.to_dict() if hasattr(stats, "to_dict")
-        else stats, resize=d.get("resize"), download=bool(d.get("download", False)))
+        else stats, resize=d.get("resize"), download=bool(d.get("download", False)),
+        shard=process_shard())
+
+
+def real_rms_of(ds, rows: int = 4096) -> float:
+    """RMS of the first `rows` train images (the divergence guard's scale). A process's
+    shard: the same rows of the global split, summed collectively (the same value on every
+    process)."""
+    sh = getattr(ds, "shard", None)
+    if sh is None:
+        x = np.asarray(ds.images[:rows], np.float64)
+        return float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
+    from jaxdd.data.shard import allsum
+    x = np.asarray(ds.images[sh.rows < rows], np.float64)
+    tot = allsum(np.array([np.square(x).sum(), float(x.size)]))
+    return float(np.sqrt(tot[0] / tot[1])) if tot[1] else 1.0
 
 
 def validate_and_load(cfg, *, what="distill config"):
@@ -616,8 +641,7 @@ class Run:
         self.model = get_model(cfg.model.name, d_nc, **dict(cfg.model.get("overrides", {})))
         self.apply_fn = lambda p, x: self.model.apply({"params": p}, x, train=True)
         self.pm = param_lib.get(cfg.param.name)
-        x = np.asarray(self.train_ds.images[:4096], np.float64)
-        self.real_rms = float(np.sqrt(np.mean(np.square(x)))) if x.size else 1.0
+        self.real_rms = real_rms_of(self.train_ds)
         key = jax.random.PRNGKey(cfg.seed)
         k_init, self.k_loop, self.k_eval = jax.random.split(key, 3)
 

@@ -324,8 +324,11 @@ def _host_copy(tree):
 
 
 def _resolve_mesh(mesh):
-    if mesh is None and jax.device_count() > 1:
-        mesh = Mesh(np.asarray(jax.devices()), ("experts",))
+    """Default: the expert axis over this process's devices (all devices in a one-process
+    run; in a multi-process run the experts of a call are this process's alone, trained on
+    the data it holds, never arrays spread over other processes)."""
+    if mesh is None and jax.local_device_count() > 1:
+        mesh = Mesh(np.asarray(jax.local_devices()), ("experts",))
     return mesh
 
 
@@ -963,6 +966,12 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     """
     buffer_dir = os.fspath(buffer_dir)
     n = int(cfg.num_experts)
+    if jax.process_count() > 1 or getattr(train, "shard", None) is not None:
+        raise RuntimeError(
+            f"build_buffer in a multi-process run ({jax.process_count()} processes): experts "
+            f"are built by ONE process (the expert axis over its local devices, the whole "
+            f"training set in its memory). Build the buffer first without --distributed: "
+            f"{build_command(cfg, buffer_dir)} ; then start the distributed run.")
     if n < 1:
         raise ValueError(f"num_experts={n}: a buffer needs at least one expert")
     if os.path.isdir(buffer_dir):

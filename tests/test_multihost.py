@@ -9,6 +9,13 @@ Its synthetic set equals the single-process, single-device run's (float toleranc
 sharded step sums in another order, see tests/test_sharding.py). Checked too: one set of
 checkpoint files, the resumed processes started at iteration 2, and both processes hold
 the same synthetic set.
+
+Each process holds only its shard of the train split in host memory (`jaxdd.data.shard`:
+image j of class c on process j % 2): its rows are exactly that shard of the one-process
+split, the two shards are disjoint and cover it; the initial synthetic set (pixel 'real'
+init: real images fetched from their owners), the DM real batch drawn from the split real
+data (`dm.real_data`, each process placing only its rows) and the random-real baseline
+equal the one-process ones.
 """
 import json
 import os
@@ -31,6 +38,29 @@ def tiny_cfg(npz_path, buffer_dir):
                        eval__random_real_baseline=False)
 
 
+def _shard_checks(run):
+    """What the first launch records about the data shard (host rows, DM real batch,
+    random-real baseline), all from this process's shard."""
+    import types
+
+    import jax
+
+    from jaxdd import sharding
+    from jaxdd.data import random_real
+    from jaxdd.objective import dm
+
+    ds = run.train_ds
+    data = dm.real_data(types.SimpleNamespace(train_ds=ds, mesh=sharding.mesh_from_config(
+        run.cfg)))
+    max_n = dm.max_class_size(data)
+    draw = jax.jit(lambda k, r, c, o: dm.sample_real(k, r, c, max_n - 3, max_n, o))
+    imgs, mask = draw(jax.random.PRNGKey(5), data["real"], data["counts"], data["order"])
+    xr, _ = random_real(jax.random.PRNGKey(6), ds, 2)
+    return dict(rows=ds.shard.rows, local_images=ds.images, local_labels=ds.labels,
+                dm_images=sharding.to_host(imgs), dm_mask=sharding.to_host(mask),
+                random_real=xr, real_rms=run.real_rms)
+
+
 def worker(pid, port, workdir, npz_path, buffer_dir, stop_after, out):
     from jaxdd import sharding
 
@@ -42,12 +72,13 @@ def worker(pid, port, workdir, npz_path, buffer_dir, stop_after, out):
     assert jax.process_count() == 2 and jax.device_count() == 8, jax.devices()
     run = distill.Run(tiny_cfg(npz_path, buffer_dir), workdir, progress=False)
     start = int(run.state.step)
+    extra = _shard_checks(run) if start == 0 else {}
     run.train(stop_after=stop_after or None)
     params = run.state.syn_params
     split = not params["images"].sharding.is_fully_replicated  # storage: replicated
     np.savez(out, start=start, step=int(run.state.step), devices=jax.device_count(),
              images=np.asarray(params["images"]), syn_lr=float(run.state.syn_lr),
-             replicated_between_steps=not split)
+             replicated_between_steps=not split, **extra)
 
 
 def _free_port():
@@ -104,6 +135,7 @@ def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz
     workdir = str(tmp_path / "multi")
     first = _launch(tmp_path, workdir, npz_path, buffer_dir, 2, "first")
     assert [int(r["step"]) for r in first] == [2, 2]
+    _check_shards(first, ref)
     steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))
                    if d.isdigit())
     assert steps[-1] == 2  # one set of checkpoint files, written collectively
@@ -119,6 +151,38 @@ def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz
     assert os.path.exists(metrics)
     with open(metrics) as f:
         assert [json.loads(x)["step"] for x in f if '"loss"' in x][-1] == 4
+
+
+def _check_shards(first, ref):
+    """Each process held its shard only; what the shards computed equals one process."""
+    import jax
+
+    from jaxdd.data import random_real
+    from jaxdd.data.shard import shard_rows
+    from jaxdd.objective import dm
+
+    full = ref.train_ds
+    nc = full.num_classes
+    seen = []
+    for p, r in enumerate(first):
+        rows, _ = shard_rows(full.labels, nc, p, 2)
+        np.testing.assert_array_equal(r["rows"], rows)
+        assert len(r["local_labels"]) == len(rows) < len(full.labels)
+        np.testing.assert_array_equal(r["local_labels"], full.labels[rows])
+        # standardized with the collectively computed train statistics
+        np.testing.assert_allclose(r["local_images"], full.images[rows], rtol=1e-6, atol=1e-6)
+        seen.append(rows)
+    every = np.sort(np.concatenate(seen))
+    np.testing.assert_array_equal(every, np.arange(len(full.labels)))  # disjoint, complete
+    real, counts = dm.real_by_class(full.images, full.labels, nc)
+    max_n = int(counts.max())
+    imgs, mask = dm.sample_real(jax.random.PRNGKey(5), real, counts, max_n - 3)
+    xr, _ = random_real(jax.random.PRNGKey(6), full, 2)
+    for r in first:
+        np.testing.assert_array_equal(r["dm_mask"], np.asarray(mask))
+        np.testing.assert_allclose(r["dm_images"], np.asarray(imgs), rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(r["random_real"], xr, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(float(r["real_rms"]), ref.real_rms, rtol=1e-9)
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "worker":

@@ -33,7 +33,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from jaxdd.data.zca import ZCA, apply_zca_batched, fit_zca
+from jaxdd.data.shard import ShardInfo, allsum, make_shard
+from jaxdd.data.zca import ZCA, apply_zca_batched, fit_zca, fit_zca_sharded
 
 __all__ = [
     "AUTHORS_NORMALIZATION",
@@ -247,6 +248,9 @@ class Dataset:
       zca: the ZCA fitted on the train split (of [0, 1] pixels by default), or None.
       preprocessing: `preprocessing_id` of the pipeline, e.g. 'zca01-eps0.1' or
         'standardize-authors-constants'.
+      shard: None (the whole split), or, in a multi-process run's train split, which rows
+        of the global split this process holds (`jaxdd.data.shard.ShardInfo`; images and
+        labels are then only those rows; statistics and the ZCA are the global ones).
     """
 
     images: np.ndarray
@@ -257,6 +261,7 @@ class Dataset:
     name: str
     zca: Optional[ZCA] = None
     preprocessing: str = ""
+    shard: Optional[ShardInfo] = None
 
     @property
     def num_classes(self) -> int:
@@ -380,8 +385,9 @@ def _resize_variable(img: np.ndarray, side: int, mode: str) -> np.ndarray:
     return out[top:top + side, left:left + side]
 
 
-def _channel_stats(x: np.ndarray, chunk: int = 4096):
-    """Per-channel mean and (population) std of x (N, H, W, C), float64 accumulation."""
+def _channel_stats(x: np.ndarray, chunk: int = 4096, sharded: bool = False):
+    """Per-channel mean and (population) std of x (N, H, W, C), float64 accumulation.
+    sharded: x is this process's shard; the sums are added over processes (collective)."""
     c = x.shape[-1]
     s, ss, count = np.zeros(c), np.zeros(c), 0
     for start in range(0, x.shape[0], chunk):
@@ -389,6 +395,9 @@ def _channel_stats(x: np.ndarray, chunk: int = 4096):
         s += b.sum(0)
         ss += (b * b).sum(0)
         count += b.shape[0]
+    if sharded:
+        tot = allsum(np.concatenate([s, ss, [float(count)]]))
+        s, ss, count = tot[:c], tot[c:2 * c], tot[2 * c]
     mean = s / count
     var = np.maximum(ss / count - mean**2, 0.0)
     return mean, np.sqrt(var)
@@ -411,8 +420,10 @@ def _as_float01(images: np.ndarray, where: str) -> np.ndarray:
 
 
 def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution,
-              standardize, constants, zca, zca_eps, preprocessing):
-    """Shared tail: resize, standardize (given constants or train stats), ZCA (train fit)."""
+              standardize, constants, zca, zca_eps, preprocessing, shard=None):
+    """Shared tail: resize, standardize (given constants or train stats), ZCA (train fit).
+    shard: x_train / y_train are this process's rows (`ShardInfo`): the train statistics
+    and the ZCA are fitted collectively over all processes' rows."""
     if resolution is not None:
         x_train = _resize_batch(x_train, int(resolution))
         x_test = _resize_batch(x_test, int(resolution))
@@ -428,7 +439,7 @@ def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution
                 raise ValueError(f"{name}: normalization constants for {mean.size} channel(s) "
                                  f"but the images have {c}")
     else:
-        mean, std = _channel_stats(x_train)
+        mean, std = _channel_stats(x_train, sharded=shard is not None)
         std = np.where(std > 0, std, 1.0)
     mean, std = mean.astype(np.float32), std.astype(np.float32)
     if standardize:
@@ -442,11 +453,12 @@ def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution
         x_test /= std
     fitted = None
     if zca:
-        fitted = fit_zca(x_train, eps=zca_eps)
+        fitted = (fit_zca(x_train, eps=zca_eps) if shard is None else
+                  fit_zca_sharded(x_train, shard.total, eps=zca_eps))
         x_train = apply_zca_batched(fitted, x_train)
         x_test = apply_zca_batched(fitted, x_test)
     class_names = tuple(str(n) for n in class_names)
-    make = lambda x, y: Dataset(  # noqa: E731
+    make = lambda x, y, sh=None: Dataset(  # noqa: E731
         images=np.ascontiguousarray(x, np.float32),
         labels=np.asarray(y, np.int32),
         class_names=class_names,
@@ -455,8 +467,9 @@ def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution
         name=name,
         zca=fitted,
         preprocessing=preprocessing,
+        shard=sh,
     )
-    return make(x_train, y_train), make(x_test, y_test)
+    return make(x_train, y_train, shard), make(x_test, y_test)
 
 
 # ----------------------------------------------------------------------------- sources
@@ -632,10 +645,21 @@ def _read_split(source, *, side: Optional[int], desc: str, mode: str = "squash",
     return images, labels
 
 
-def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side, mode="squash"):
+def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side, mode="squash",
+               shard=None):
+    """shard (index, count): read only that process's train rows (`jaxdd.data.shard`; the
+    train labels are scanned first without decoding images) -> the 6th item is the
+    ShardInfo (None without a shard)."""
     out = []
     class_names = None
+    info_shard = None
     for split in (train_split, test_split):
+        keys = None
+        if shard is not None and split == train_split:
+            _, all_labels, _ = _label_scan(tfds_name, split, data_dir, download)
+            k = int(all_labels.max()) + 1
+            info_shard = make_shard(all_labels, k, *shard)
+            keys = info_shard.rows
         source = _open_tfds(tfds_name, split, data_dir, download)
         info = getattr(source, "dataset_info", None)
         if class_names is None and info is not None:
@@ -649,13 +673,18 @@ def _load_tfds(tfds_name, train_split, test_split, data_dir, download, side, mod
                 raise ValueError(
                     f"tfds {tfds_name!r} has variable-size images; pass resolution=R"
                 )
-        x, y = _read_split(source, side=side, mode=mode, desc=f"{tfds_name}:{split}")
+        x, y = _read_split(source, side=side, mode=mode, desc=f"{tfds_name}:{split}",
+                           keys=keys)
         out += [x, y]
     x_tr, y_tr, x_te, y_te = out
     if class_names is None:
         k = int(max(y_tr.max(), y_te.max())) + 1
+        if info_shard is not None:
+            k = max(k, len(info_shard.class_counts))
         class_names = tuple(str(i) for i in range(k))
-    return x_tr, y_tr, x_te, y_te, class_names
+    if shard is None:
+        return x_tr, y_tr, x_te, y_te, class_names
+    return x_tr, y_tr, x_te, y_te, class_names, info_shard
 
 
 def _subset_ids(subset: str) -> tuple:
@@ -690,7 +719,7 @@ def _label_scan(tfds_name, split, data_dir, download, chunk=4096):
     return fast, labels, names
 
 
-def _load_imagenet_subset(subset, data_dir, download, side, mode):
+def _load_imagenet_subset(subset, data_dir, download, side, mode, shard=None):
     """The authors' ImageNet class subset: ALL ImageNet-1k train images of its 10 classes and
     the ImageNet validation images of those classes (50 each: 500), labels 0..9 in the order
     of the subset's list (mtt-distillation utils.py:103-114). Records are ordered like the
@@ -714,9 +743,15 @@ def _load_imagenet_subset(subset, data_dir, download, side, mode):
             raise ValueError(f"{_IMAGENET_TFDS}:{split} has no image of the classes {ids}")
         second = (lambda k: names[k]) if names is not None else (lambda k: int(k))
         keys = sorted(keys.tolist(), key=lambda k: (int(labels[k]), second(k)))
+        if shard is not None and split == "train":  # only this process's rows
+            ours = np.asarray([label_map[int(labels[k])] for k in keys], np.int64)
+            info_shard = make_shard(ours, len(ids), *shard)
+            keys = [keys[i] for i in info_shard.rows]
         out += list(_read_split(source, side=side, mode=mode, keys=keys, label_map=label_map,
                                 desc=f"{_IMAGENET_TFDS}:{split}[{subset}]"))
-    return (*out, class_names)
+    if shard is None:
+        return (*out, class_names)
+    return (*out, class_names, info_shard)
 
 
 def load_dataset(
@@ -731,6 +766,7 @@ def load_dataset(
     download: bool = False,
     stats=None,
     resize: Optional[str] = None,
+    shard: Optional[tuple] = None,
 ) -> tuple[Dataset, Dataset]:
     """Load a dataset and preprocess it like the authors -> (train, test) `Dataset`s.
 
@@ -787,6 +823,14 @@ def load_dataset(
         (the authors' --zca: mtt-distillation utils.py:137-165); stored in Dataset.zca.
       path: the .npz file for name 'npz'.
       download: let tfds download and prepare an absent dataset.
+      shard: (process_index, process_count) of a multi-process run (see
+        `jaxdd.data.shard.process_shard`): the train split keeps only this process's rows
+        (row j of class c on process j % process_count) and records them in
+        `Dataset.shard`; the train statistics / ZCA are computed collectively (every
+        process must call load_dataset with the same arguments). tfds sources read only
+        those rows (labels are scanned first); npz files and digits are read whole, then
+        cut. The test split is whole on every process. None, or a count of 1: no shard
+        (exactly the one-process result).
 
     Returns:
       (train, test): `Dataset`s with float32 NHWC images and int32 labels;
@@ -794,6 +838,12 @@ def load_dataset(
     """
     key = str(name)
     low = key.lower()
+    if shard is not None and int(shard[1]) <= 1:
+        shard = None
+    if shard is not None:
+        shard = (int(shard[0]), int(shard[1]))
+        if not 0 <= shard[0] < shard[1]:
+            raise ValueError(f"shard {shard}: expected (process_index, process_count)")
     mode = _resolve_resize(resize)
     standardize, constants, _ = _resolve_standardize(key, zca=zca, normalize=normalize,
                                                      stats=stats)
@@ -808,12 +858,13 @@ def load_dataset(
         ds_name = "digits"
     elif low.startswith("tfds:"):
         tfds_name = key[len("tfds:"):]
-        src = _load_tfds(tfds_name, "train", "test", data_dir, download, resolution, mode)
+        src = _load_tfds(tfds_name, "train", "test", data_dir, download, resolution, mode,
+                         shard)
         ds_name = tfds_name
     elif low.startswith(_IMAGENET_PREFIX):
         subset = key[len(_IMAGENET_PREFIX):]
         side = int(resolution) if resolution is not None else _IMAGENET_SIDE
-        src = _load_imagenet_subset(subset, data_dir, download, side, mode)
+        src = _load_imagenet_subset(subset, data_dir, download, side, mode, shard)
         ds_name = low
         resolution = None  # already resized while reading
     elif low.split("/")[0] in _TFDS:
@@ -825,13 +876,23 @@ def load_dataset(
         if default_side is not None:  # variable-size images: resized while reading
             side = int(resolution) if resolution is not None else default_side
             resolution = None
-        src = _load_tfds(tfds_name, tr_split, te_split, data_dir, download, side, mode)
+        src = _load_tfds(tfds_name, tr_split, te_split, data_dir, download, side, mode,
+                         shard)
         ds_name = base if "/" not in low else key
     else:
         raise ValueError(
             f"Unknown dataset {name!r}. Available: {', '.join(available_datasets())}, "
             f"a path ending in '.npz', or 'tfds:<tfds name>'."
         )
+    info_shard = None
+    if shard is not None:
+        if len(src) == 6:  # read as a shard already
+            *src, info_shard = src
+        else:  # read whole (npz, digits): keep this process's rows
+            x_tr, y_tr = src[0], src[1]
+            k = max(len(src[4]), int(y_tr.max(initial=-1)) + 1)
+            info_shard = make_shard(y_tr, k, *shard)
+            src = (x_tr[info_shard.rows], y_tr[info_shard.rows]) + tuple(src[2:])
     x_tr, y_tr, x_te, y_te, class_names = src
     if x_tr.dtype == np.uint8:
         x_tr = _as_float01(x_tr, ds_name)
@@ -842,4 +903,5 @@ def load_dataset(
         zca_eps=zca_eps,
         preprocessing=preprocessing_id(key, zca=zca, zca_eps=zca_eps, normalize=normalize,
                                        stats=stats, resize=resize),
+        shard=info_shard,
     )

@@ -16,8 +16,14 @@ def class_indices(labels, num_classes: int) -> list[np.ndarray]:
 def images_by_class(ds) -> list[np.ndarray]:
     """All train images of each class: list (num_classes) of float32 (n_c, H, W, C).
 
-    This is the `real_images_by_class` argument of a parameterization's `init`.
+    This is the `real_images_by_class` argument of a parameterization's `init`. For a
+    process's shard of a multi-process run (`ds.shard`), each entry is a
+    `jaxdd.data.shard.ClassView` of the GLOBAL class instead: the same shape and indexing,
+    rows fetched collectively from the processes that hold them.
     """
+    if getattr(ds, "shard", None) is not None:
+        from jaxdd.data.shard import ClassView
+        return [ClassView(ds, c) for c in range(ds.num_classes)]
     return [ds.images[idx] for idx in class_indices(ds.labels, ds.num_classes)]
 
 
@@ -51,6 +57,18 @@ def random_real(rng_or_key, ds, n_per_class: int):
     n = int(n_per_class)
     rng = _as_generator(rng_or_key)
     idx = []
+    if getattr(ds, "shard", None) is not None:  # a process's shard: the global draw
+        from jaxdd.data.shard import gather_class_rows
+        out = []
+        for c in range(ds.num_classes):
+            n_c = int(ds.shard.class_counts[c])
+            if n_c < n:
+                raise ValueError(f"class {c} ({ds.class_names[c]!r}) has {n_c} images, "
+                                 f"fewer than n_per_class={n}")
+            out.append(gather_class_rows(ds, c, rng.choice(n_c, size=n, replace=False)))
+        labels = np.repeat(np.arange(ds.num_classes, dtype=np.int32), n)
+        return (np.concatenate(out) if out else np.zeros((0,) + ds.image_shape, np.float32),
+                labels)
     for c, members in enumerate(class_indices(ds.labels, ds.num_classes)):
         if len(members) < n:
             raise ValueError(

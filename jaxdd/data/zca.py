@@ -27,7 +27,7 @@ import dataclasses
 import jax
 import numpy as np
 
-__all__ = ["ZCA", "fit_zca"]
+__all__ = ["ZCA", "fit_zca", "fit_zca_sharded"]
 
 # Above this many features the (D, D) matrices get impractical (D = 16384 -> 1 GiB in f32 x 2).
 _MAX_FEATURES = 16384
@@ -175,6 +175,40 @@ def fit_zca(images, eps: float = 0.1, *, unbiased: bool = True, backend: str = "
         W_inv=np.asarray(w_inv, np.float32),
         eps=float(eps),
     )
+
+
+def fit_zca_sharded(images, total: int, eps: float = 0.1, *, unbiased: bool = True,
+                    allsum=None) -> ZCA:
+    """`fit_zca` of a training split spread over processes (`jaxdd.data.shard`): `images`
+    are this process's rows, `total` the rows of the whole split. Collective: the float64
+    feature sums, then the float64 centred cross products (each process's, chunk by chunk
+    as in `_covariance`), are added over processes in process order (`shard.allsum`), and
+    every process diagonalizes the same matrix (float64 host path), so all processes hold
+    the same bytes. Equals the one-process fit up to float64 summation order."""
+    if allsum is None:
+        from jaxdd.data.shard import allsum
+    x = np.asarray(images)
+    x = x.reshape(x.shape[0], -1)
+    n, d = int(total), x.shape[1]
+    if n < 2:
+        raise ValueError(f"ZCA needs at least 2 examples, got {n}")
+    if d > _MAX_FEATURES:
+        raise ValueError(f"ZCA on {d} features per image: too large (limit {_MAX_FEATURES}); "
+                         "use zca=False or a lower resolution")
+    mean = allsum(x.sum(axis=0, dtype=np.float64)) / n
+    local = np.zeros((d, d), np.float64)
+    mean32 = mean.astype(np.float32)
+    for start in range(0, x.shape[0], 2048):  # as `_covariance`, without the division
+        xc = np.asarray(x[start:start + 2048], np.float32) - mean32
+        local += (xc.T @ xc).astype(np.float64)
+    cov = allsum(local)
+    cov = cov / ((n - 1) if unbiased else n)
+    evals, evecs = np.linalg.eigh(cov)
+    evals = np.clip(evals, 0.0, None)
+    w = (evecs * (1.0 / np.sqrt(evals + eps))) @ evecs.T
+    w_inv = (evecs * np.sqrt(evals + eps)) @ evecs.T
+    return ZCA(mean=np.asarray(mean, np.float32), W=np.asarray(w, np.float32),
+               W_inv=np.asarray(w_inv, np.float32), eps=float(eps))
 
 
 def apply_zca_batched(zca: ZCA, images: np.ndarray, chunk: int = 8192,

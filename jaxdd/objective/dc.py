@@ -311,7 +311,8 @@ def build(run) -> "Objective":
 
     def sample_ctx(key, syn_lr, data, obj_state):
         del syn_lr
-        images, mask = sample_real(key, data["real"], data["counts"], batch, max_n)
+        images, mask = sample_real(key, data["real"], data["counts"], batch, max_n,
+                                   data.get("order"))
         images, mask = constrain_real(mesh, images, mask)
         return DCContext(params=obj_state["params"], real_images=images, real_mask=mask)
 

@@ -87,12 +87,17 @@ def real_by_class(images, labels, num_classes: int):
     return real, counts
 
 
-def sample_real(key, real, counts, batch: int, max_n: int | None = None):
+def sample_real(key, real, counts, batch: int, max_n: int | None = None, order=None):
     """Per-class random real batch without replacement (jit-able).
 
     real: (classes, max_n, H, W, C); counts: int (classes,); batch: static int <= max_n.
     max_n: the largest class (static) when `real` is padded beyond it (to split its axis
     over devices, `real_data`): the draws depend on max_n only, so padding changes nothing.
+    order: None (position j of `real` holds image j of its class), or int (stored,): the
+    within-class index each position holds (>= max_n: padding), the layout of a
+    multi-process `real_data`. The random scores are drawn per within-class index and
+    moved to the positions, so the batch holds the same images in the same order as
+    with the plain layout.
     Returns images (classes, batch, H, W, C) and mask float32 (classes, batch): entry j of
     class c is a distinct random image of class c when j < min(batch, n_c), padding (mask 0)
     otherwise.
@@ -101,7 +106,10 @@ def sample_real(key, real, counts, batch: int, max_n: int | None = None):
     max_n = stored if max_n is None else int(max_n)
     valid = jnp.arange(max_n)[None, :] < counts[:, None]
     scores = jnp.where(valid, jax.random.uniform(key, (num_classes, max_n)), -1.0)
-    if stored > max_n:  # storage padding: never drawn
+    if order is not None:  # positions -> within-class indices (padding: never drawn)
+        scores = jnp.pad(scores, ((0, 0), (0, 1)), constant_values=-2.0)
+        scores = jnp.take(scores, jnp.minimum(jnp.asarray(order), max_n), axis=1)
+    elif stored > max_n:  # storage padding: never drawn
         scores = jnp.pad(scores, ((0, 0), (0, stored - max_n)), constant_values=-2.0)
     _, idx = jax.lax.top_k(scores, batch)  # valid entries first, in random order
     images = jnp.take_along_axis(real, idx.reshape(idx.shape + (1,) * (real.ndim - 2)), 1)
@@ -296,6 +304,8 @@ def real_data(run):
 
     ds = run.train_ds
     mesh = getattr(run, "mesh", None)
+    if getattr(ds, "shard", None) is not None:
+        return _real_data_sharded(ds, mesh)
     if sharding.size(mesh) <= 1:
         real, counts = real_by_class(ds.images, ds.labels, ds.num_classes)
         return {"real": jnp.asarray(real), "counts": jnp.asarray(counts)}
@@ -321,6 +331,61 @@ def real_data(run):
 
     real = jax.make_array_from_callback(shape, sharding.real_batch(mesh, shape), block)
     return {"real": real, "counts": sharding.put(counts, sharding.replicated(mesh))}
+
+
+def _real_data_sharded(ds, mesh):
+    """`real_data` of a multi-process run whose processes each hold a shard of the train
+    split (`jaxdd.data.shard`: image j of class c on process j % P). The padded class axis
+    is laid out so that each process's devices hold exactly its own rows: the positions of
+    process p's devices (in mesh order) hold its images j = p, p + P, p + 2P, ... of every
+    class; 'order' (positions -> within-class index, replicated) tells `sample_real`, which
+    then draws the same images as the one-process layout. Nothing is exchanged."""
+    from jaxdd import sharding
+
+    sh = ds.shard
+    procs = sh.count
+    if sharding.size(mesh) <= 1:
+        raise ValueError("a sharded train split (multi-process run) needs the run's mesh over "
+                         "every process's devices (cfg.mesh.data = 0)")
+    counts = np.asarray(sh.class_counts, np.int32)
+    if (counts == 0).any():
+        raise ValueError(f"classes {np.flatnonzero(counts == 0).tolist()} have no training "
+                         "image; DM/DC need real images of every class")
+    max_n = int(counts.max())
+    per_proc = -(-max_n // procs)
+    stored = sharding.pad_to_devices(per_proc * procs, mesh)
+    shape = (len(counts), stored) + tuple(ds.image_shape)
+    spec = sharding.real_batch(mesh, shape)
+    # positions owned by each process (from the sharding, in mesh order)
+    owned = [[] for _ in range(procs)]
+    for dev, idx in sorted(spec.devices_indices_map(shape).items(), key=lambda kv: kv[0].id):
+        owned[dev.process_index].extend(range(stored)[idx[1]])
+    order = np.full((stored,), stored + max_n, np.int64)
+    for p, pos in enumerate(owned):
+        pos = sorted(set(pos))
+        if len(pos) < per_proc:
+            raise ValueError(f"process {p} holds {len(pos)} of {stored} real-data positions, "
+                             f"fewer than its {per_proc} rows per class (uneven devices?)")
+        order[pos[:per_proc]] = p + procs * np.arange(per_proc)
+    labels = np.asarray(ds.labels).reshape(-1)
+    mine = [np.flatnonzero(labels == c) for c in range(len(counts))]
+
+    def block(index):
+        cls = range(shape[0])[index[0]]
+        pos = np.arange(shape[1])[index[1]]
+        out = np.zeros((len(cls), len(pos)) + shape[2:], np.float32)
+        j = order[pos]
+        for i, c in enumerate(cls):
+            ok = j < counts[c]
+            if (j[ok] % procs != sh.index).any():
+                raise AssertionError("real-data block of another process requested")
+            out[i, ok] = ds.images[mine[c][j[ok] // procs]]
+        return out[(slice(None), slice(None)) + tuple(index[2:])]
+
+    real = jax.make_array_from_callback(shape, spec, block)
+    rep = sharding.replicated(mesh)
+    return {"real": real, "counts": sharding.put(counts, rep),
+            "order": sharding.put(np.minimum(order, max_n).astype(np.int32), rep)}
 
 
 def max_class_size(data) -> int:
@@ -359,7 +424,8 @@ def build(run) -> "Objective":
     def sample_ctx(key, syn_lr, data, obj_state=()):
         del syn_lr, obj_state  # stateless
         k_net, k_real = jax.random.split(key)
-        images, mask = sample_real(k_real, data["real"], data["counts"], batch, max_n)
+        images, mask = sample_real(k_real, data["real"], data["counts"], batch, max_n,
+                                   data.get("order"))
         images, mask = constrain_real(mesh, images, mask)
         return DMContext(params=init_net(k_net), real_images=images, real_mask=mask)
 
