@@ -498,3 +498,89 @@ def test_old_buffer_on_disk_is_refused_by_load_trajectories(tmp_path):
                                   num_experts=1, build_hint=hint)
     msg = str(err.value)
     assert str(tmp_path) in msg and "dataset.preprocessing" in msg and hint in msg
+
+
+# ----------------------------------------------------------------------------- process shards
+
+
+def _two_process_gather():
+    """A stand-in for the cross-process all-gather: two threads (= processes) each hand in
+    their array and get both back, stacked in process order."""
+    import threading
+
+    slots, barrier = [None, None], threading.Barrier(2)
+    who = threading.local()
+
+    def gather(x):
+        slots[who.p] = np.asarray(x)
+        barrier.wait()
+        out = np.stack(slots)
+        barrier.wait()  # nobody overwrites a slot before both have read
+        return out
+
+    return gather, who
+
+
+def _in_two_processes(fn):
+    """fn(p) run by two threads that share `_two_process_gather`'s collective."""
+    import threading
+
+    gather, who = _two_process_gather()
+    out, errors = [None, None], []
+
+    def body(p):
+        who.p = p
+        try:
+            out[p] = fn(p, gather)
+        except Exception as e:  # noqa: BLE001 -- re-raised below
+            errors.append(e)
+
+    threads = [threading.Thread(target=body, args=(p,)) for p in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    return out
+
+
+def test_process_shards_and_collective_reads(digits):
+    """Two simulated processes: the strided per-class shards partition the split; rows of
+    a class (chosen or all), the random-real draw's rows and the ZCA fit gathered from the
+    shards equal the one-process values; shard=(0, 1) is the one-process load."""
+    import dataclasses
+
+    from jaxdd.data import shard as S
+    from jaxdd.data.zca import fit_zca_sharded
+
+    train, _ = digits
+    nc = train.num_classes
+    shards = []
+    for p in range(2):
+        info = S.make_shard(train.labels, nc, p, 2)
+        assert (info.within % 2 == p).all() and info.total == len(train)
+        np.testing.assert_array_equal(info.class_counts, np.bincount(train.labels))
+        shards.append(dataclasses.replace(train, images=train.images[info.rows],
+                                          labels=train.labels[info.rows], shard=info))
+    rows = np.concatenate([s.shard.rows for s in shards])
+    np.testing.assert_array_equal(np.sort(rows), np.arange(len(train)))
+    members = class_indices(train.labels, nc)[3]
+    pick = np.array([5, 0, 7, 7, len(members) - 1])
+
+    def work(p, gather):
+        ds = shards[p]
+        return (S.gather_class_rows(ds, 3, pick, _gather=gather),
+                S.gather_class(ds, 3, _gather=gather),
+                fit_zca_sharded(ds.images, len(train),
+                                allsum=lambda x: S.allsum(x, _gather=gather)))
+
+    for rows_p, whole, zca in _in_two_processes(work):
+        np.testing.assert_array_equal(rows_p, train.images[members[pick]])
+        np.testing.assert_array_equal(whole, train.images[members])
+        ref = fit_zca(train.images, backend="numpy")
+        np.testing.assert_allclose(zca.W, ref.W, rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(zca.mean, ref.mean, rtol=1e-6, atol=1e-6)
+    view = images_by_class(shards[0])[3]
+    assert isinstance(view, S.ClassView) and view.shape == (len(members),) + train.image_shape
+    a, _ = load_dataset("digits", shard=(0, 1))
+    assert a.shard is None and np.array_equal(a.images, train.images)
