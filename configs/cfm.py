@@ -1,7 +1,7 @@
 """CFM (UniDD curriculum frequency matching) with pixels: the same config as
 configs/cfm_pixel.py (kept so `--config=configs/cfm.py` still works).
 
-CFM runs through the generic loop (`jaxdd.objective.cfm`, builder `jaxdd.cfm.distill_config`):
+CFM runs through the generic loop (`jaxdd.objective.cfm`, builder `jaxdd.config.cfm_config`):
 
     python launch/distill.py --config=configs/cfm_pixel.py        # or launch/cfm.py
     python launch/distill.py --config=configs/cfm_{fred,ddif,nsd}.py
@@ -12,8 +12,8 @@ iterations per class-batch are `recover_iterations` (the old staged pipeline's
 `recover.iterations`); `iterations` is the loop's total (IPC x recover_iterations). The old
 `recover.*` / `eval.*` fields are `objective.*` / `eval.*`, the recover optimizer `opt.syn`.
 """
-from jaxdd.cfm import distill_config
+from jaxdd import config as C
 
 
 def get_config(arg=None):
-    return distill_config("pixel", arg)
+    return C.cfm_config("pixel", arg)

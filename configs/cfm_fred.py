@@ -1,5 +1,5 @@
 """CFM (UniDD curriculum frequency matching) with the fred parameterization, through the
-generic loop (`jaxdd.objective.cfm`; builder: `jaxdd.cfm.distill_config`).
+generic loop (`jaxdd.objective.cfm`; builder: `jaxdd.config.cfm_config`).
 
 Embedded default (offline, 2 CPU cores): digits at 16x16, teacher = student =
 ConvNetD2W32BN (squeezed 30 epochs, cached in the workdir), IPC 10, 200 recover iterations
@@ -17,12 +17,12 @@ Shortcuts: ipc, arch, filter (hfm | lfm), curriculum, beta, signal (mean | class
 recover_iterations, epochs (relabel); any field by its dotted path.
 Accuracies use the soft-label protocol: NOT comparable with the TM / DM / DC tables.
 """
-from jaxdd.cfm import distill_config
+from jaxdd import config as C
 
 # UniDD publishes CFM with pixels only: the CIFAR strings above run UniDD's recipe with this
-# parameterization (jaxdd's choice of its optimizer: jaxdd.cfm._CFM_PARAMS), not a published row
+# parameterization (jaxdd's choice of its optimizer: jaxdd.config.CFM_PARAMS), not a published row
 VARIANTS = []
 
 
 def get_config(arg=None):
-    return distill_config("fred", arg)
+    return C.cfm_config("fred", arg)

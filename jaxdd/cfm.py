@@ -1,59 +1,37 @@
 """CFM (curriculum frequency matching, UniDD): the stages around the CFM objective.
 
-CFM runs through the generic loop like every objective, with any parameterization:
+CFM runs through the generic loop with any parameterization (`launch/distill.py
+--config=configs/cfm_{pixel,fred,ddif,nsd}.py`, configs from `jaxdd.config.cfm_config`;
+launch/cfm.py adds the spectral diagnostic, `jaxdd.bench.spectral`). The loop calls
+`prepare_teacher` first, recovers the set with the pure loss of `jaxdd.objective.cfm`, and
+relabels with `evaluate_soft`. The stages (REFERENCE.md "UniDD / CFM"):
 
-    python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py
+1. squeeze (`train_teacher`, on the training core `jaxdd.train`): one teacher on the training
+   set (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128,
+   `jaxdd.augment.random_crop_flip` with pad 4), cached with its test accuracy.
+2. statistics (`real_statistics`, cached): one pass through the teacher in eval mode; Psi,
+   Phi and the channel mean of the INPUT of every conv layer (ResNet shortcuts excluded).
+3. recover: the generic loop with `jaxdd.objective.cfm`.
+4. relabel (`evaluate_soft`, on the training core): K students trained together with KL to
+   the teacher's softmax at temperature T (online soft labels of the same RandomResizedCrop
+   + flip + `jaxdd.augment.cutmix` batch), AdamW(1e-3, wd 1e-2); the FINAL test accuracy,
+   mean +- std over K. NOT comparable with the TM protocol (hard labels, SGD, DSA).
 
-(`launch/cfm.py` is the same command with configs/cfm_pixel.py as its default, plus the
-spectral diagnostic). The loop (`jaxdd.distill.Run`) calls `prepare_teacher` before its
-first iteration, optimizes the synthetic set with the pure recover loss of
-`jaxdd.objective.cfm` (class-batch curriculum, HFM/LFM filters, EMU as objective state) and
-relabels with `evaluate_soft` at the end. This module holds what is CFM-specific around it
-(SRe2L-style pipeline, REFERENCE.md "UniDD / CFM"):
-
-1. squeeze (`train_teacher`, on the training core `jaxdd.train`): one teacher on the full
-   training set (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128,
-   RandomCrop(pad 4) + flip), cached with its test accuracy (`squeeze_stage`).
-2. statistics (`real_statistics`, cached by `statistics_stage`): one pass over the
-   training set through the teacher in eval mode; for the INPUT of every conv layer (ResNet
-   shortcut convs excluded, the public code's 'downsample' filter) the channel covariance
-   Psi over the N*H*W positions (biased; by default the authors' average of per-batch
-   covariances, batch 128), the channel mean, and Phi = 1/n X'^T Y (`batch_moments`,
-   `MomentMerger`; `jaxdd.objective.spectral`).
-3. recover: the generic loop with `jaxdd.objective.cfm` (module docstring there).
-4. relabel / evaluate (`evaluate_soft`, on the training core): K fresh students trained
-   together (vmap) on the synthetic images with KL to the teacher's softmax at temperature
-   T (online soft labels of the same RandomResizedCrop + flip + CutMix batch),
-   AdamW(1e-3, wd 1e-2); the FINAL test accuracy, mean +- std over the K students.
-`distill_config` builds the configs/cfm_*.py configs; `spectral_report` (and
-`run_spectral_report` for a CFM workdir) is the FFC/FLC diagnostic.
-
-The accuracies are NOT comparable with the TM protocol (hard labels, SGD, DSA): the
-students here learn from the teacher's soft labels.
-
-Behaviour of the public code (bdy9527/UniDD @ 4afb992) followed here, with the paper's
-differences (parity: tests/test_parity_unidd.py runs the same inputs through hook.py):
-* the real Psi: the public code (hook.py pre_hook_fn, synthesis_small.py: batch 128, dataset
-  order) averages per-batch biased covariances weighted by n_b / N; that is the default
-  (`statistics.psi='batch'`, `statistics.batch_size=128`). The paper's "covariance over all
-  N*H*W positions" is `statistics.psi='exact'` (merged in float64, batch-independent).
+Against the public code (bdy9527/UniDD @ 4afb992; parity: tests/test_parity_unidd.py):
+* real Psi: the public code averages per-batch biased covariances (batch 128, dataset
+  order), the default `statistics.psi='batch'`; the paper's covariance over all N*H*W
+  positions is `statistics.psi='exact'` (`jaxdd.objective.spectral.MomentMerger`).
+* relabel lr: the public code's lr * 0.5 (1 + cos(pi e / (2 E))) per epoch e (ends at lr / 2)
+  is schedule 'half_cosine' (default; 'cosine' decays to 0); the KL loss is not multiplied
+  by T^2. The public code reports the best test accuracy over epochs > 0.8 E, jaxdd the final.
+* a last partial minibatch is dropped in teacher training (BatchNorm) and completed with the
+  first images of the permutation in relabeling (PyTorch's number of steps, full batches).
+* pixels start from the first IPC images of each class (`param.init='first'`, `get_one_ipc`).
 * the recover augmentation, losses, EMU and signal: `jaxdd.objective.cfm`.
-* evaluation lr schedule: the public code multiplies lr by 0.5 (1 + cos(pi e / (2 E)))
-  per epoch e (ends at lr / 2): schedule 'half_cosine' (default); 'cosine' decays to 0.
-  The KL loss is not multiplied by T^2 (public code). The public code reports the best test
-  accuracy over epochs > 0.8 E; jaxdd reports the final one.
-* a last partial minibatch is dropped in teacher training (BatchNorm) and completed with
-  images from the start of the permutation in evaluation (same number of steps per epoch
-  as PyTorch's drop_last=False, always full batches).
-* the pixel set starts from the first IPC images of each class in training-set order
-  (`param.init='first'`, the authors' `get_one_ipc`).
 
-Files (in cfg.objective.squeeze.dir, or the run's workdir; a cached file made with another
-config raises):
-    teacher.msgpack       teacher params + batch_stats + test accuracy + the config it was
-                          made with
-    teacher_ckpt.msgpack  in-progress teacher training state (every N epochs; resumes)
-    stats.msgpack         per-layer Psi, Phi, mean of the real data
+Files (in cfg.objective.squeeze.dir, or the run's workdir; one made with another config
+raises): teacher.msgpack (variables, test accuracy, config), teacher_ckpt.msgpack (teacher
+training in progress; resumes), stats.msgpack (per-layer Psi, Phi, mean of the real data).
 """
 from __future__ import annotations
 
@@ -70,80 +48,19 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxdd import io as _io
+from jaxdd.augment import cutmix, random_crop_flip  # noqa: F401  (re-exported)
+from jaxdd.evaluate import EvalResult, accuracy, accuracy_of
 from jaxdd.losses import cross_entropy, kl_divergence
-from jaxdd.objective import spectral
-# the pure pieces (recover augmentation, conv-input capture, statistics, the recover loss)
-# live in the CFM objective; re-exported here for the stages and their callers
+# the pure pieces live in the CFM objective and jaxdd.objective.spectral; re-exported here
+# for the stages and their callers
 from jaxdd.objective.cfm import (  # noqa: F401
     conv_inputs, crop_resize, feature_losses, random_flip, random_resized_crop, random_roll,
     real_targets, recover_augment, recover_terms, rrc_params, synthetic_statistics,
     zero_cache)
+from jaxdd.objective.spectral import PSI_MERGES, MomentMerger, batch_moments  # noqa: F401
 from jaxdd.train import make_trainer, random_orders
 
-# ============================================================================ augmentation
-
-
-def random_crop_flip(key, x, pad, fill=None, flip=True):
-    """RandomCrop(size, padding=pad) + horizontal flip, per image (teacher training).
-
-    fill: (C,) padding value per channel (the normalized value of a black pixel, as
-    torchvision pads the PIL image before ToTensor/Normalize), default 0."""
-    n, hh, ww, c = x.shape
-    k1, k2 = jax.random.split(key)
-    if pad > 0:
-        fillv = jnp.zeros((c,), x.dtype) if fill is None else jnp.asarray(fill, x.dtype)
-        xp = jnp.broadcast_to(fillv, (n, hh + 2 * pad, ww + 2 * pad, c))
-        xp = xp.at[:, pad:pad + hh, pad:pad + ww, :].set(x)
-        off = jax.random.randint(k1, (n, 2), 0, 2 * pad + 1)
-        x = jax.vmap(lambda im, o: jax.lax.dynamic_slice(im, (o[0], o[1], 0), (hh, ww, c)))(
-            xp, off)
-    if flip:
-        x = random_flip(k2, x, per_sample=True)
-    return x
-
-
-def cutmix(key, x, alpha=1.0):
-    """CutMix of the public code: one box for the batch (side sqrt(1 - lam) of the image,
-    lam ~ Beta(alpha, alpha), centre uniform, clipped), filled from a permuted batch."""
-    n, hh, ww, _ = x.shape
-    kl, kp, kx, ky = jax.random.split(key, 4)
-    # Beta(1, 1) is U(0, 1) (the default; avoids compiling the gamma sampler)
-    lam = (jax.random.uniform(kl) if float(alpha) == 1.0
-           else jax.random.beta(kl, alpha, alpha))
-    perm = jax.random.permutation(kp, n)
-    rat = jnp.sqrt(1.0 - lam)
-    cut_h = jnp.floor(hh * rat).astype(jnp.int32)
-    cut_w = jnp.floor(ww * rat).astype(jnp.int32)
-    cy = jax.random.randint(ky, (), 0, hh)
-    cx = jax.random.randint(kx, (), 0, ww)
-    y1, y2 = jnp.clip(cy - cut_h // 2, 0, hh), jnp.clip(cy + cut_h // 2, 0, hh)
-    x1, x2 = jnp.clip(cx - cut_w // 2, 0, ww), jnp.clip(cx + cut_w // 2, 0, ww)
-    rows = jnp.arange(hh)[:, None]
-    cols = jnp.arange(ww)[None, :]
-    box = (rows >= y1) & (rows < y2) & (cols >= x1) & (cols < x2)
-    return jnp.where(box[None, :, :, None], x[perm], x)
-
-
 # ============================================================================ squeeze
-
-def predict(model, variables, images, batch_size=1000):
-    """Logits of a model (eval mode) over a large array, batched. -> numpy (N, classes)."""
-    fn = _predict_fn(model)
-    out = []
-    for s in range(0, images.shape[0], batch_size):
-        out.append(np.asarray(fn(variables, jnp.asarray(images[s:s + batch_size]))))
-    return np.concatenate(out)
-
-
-@functools.lru_cache(maxsize=8)
-def _predict_fn(model):
-    return jax.jit(lambda v, x: model.apply(v, x, train=False))
-
-
-def accuracy_of(model, variables, images, labels, batch_size=1000) -> float:
-    logits = predict(model, variables, images, batch_size)
-    return float((logits.argmax(-1) == np.asarray(labels)).mean())
-
 
 @functools.lru_cache(maxsize=8)
 def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, momentum=0.9,
@@ -161,9 +78,8 @@ def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, moment
     sched = lambda count: lr * 0.5 * (1.0 + jnp.cos(jnp.pi * (count // steps) / epochs))
     tx = optax.chain(optax.add_decayed_weights(weight_decay),
                      optax.sgd(sched, momentum=momentum))
-    fill_t = None if fill is None else tuple(float(f) for f in np.asarray(fill).ravel())
     trainer = make_trainer(model, tx, loss=cross_entropy, batch_size=batch_size,
-                           augment=lambda k, x: random_crop_flip(k, x, crop_pad, fill_t, flip),
+                           augment=lambda k, x: random_crop_flip(k, x, crop_pad, fill, flip),
                            last_batch="drop")
 
     @jax.jit
@@ -175,6 +91,12 @@ def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, moment
         return state, met["loss"].mean(), met["acc"].mean()
 
     return trainer, train_epoch
+
+
+def _teacher_ckpt(state, epoch):
+    """The tree of teacher_ckpt.msgpack (`jaxdd.io.save_state`) of one TrainState."""
+    return {"params": state.params, "opt": state.opt_state, "epoch": epoch,
+            "state": {k: v for k, v in state.variables.items() if k != "params"}}
 
 
 def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=128, lr=0.1,
@@ -196,10 +118,7 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
     state = trainer.init_one(kinit, images[:2])
     start = 0
     if ckpt_path and os.path.exists(ckpt_path):
-        extra = {k: v for k, v in state.variables.items() if k != "params"}
-        # {'params', 'state': {'batch_stats'?}, 'opt', 'epoch'} (jaxdd.io.save_state)
-        restored = _io.load_state(ckpt_path, {"params": state.params, "state": extra,
-                                              "opt": state.opt_state, "epoch": 0})
+        restored = _io.load_state(ckpt_path, _teacher_ckpt(state, 0))
         state = state.replace(params=restored["params"], opt_state=restored["opt"],
                               batch_stats=restored["state"].get("batch_stats", {}))
         start = int(restored["epoch"])
@@ -214,88 +133,12 @@ def train_teacher(key, model, train_images, train_labels, *, epochs, batch_size=
             log({"stage": "squeeze", "epoch": e + 1, "loss": float(loss),
                  "train_acc": float(acc)})
         if ckpt_path and ((e + 1) % checkpoint_every == 0) and e + 1 < epochs:
-            one = jax.tree.map(lambda a: a[0], state)
-            extra = {k: v for k, v in one.variables.items() if k != "params"}
-            _io.save_state(ckpt_path, {"params": one.params, "state": extra,
-                                       "opt": one.opt_state, "epoch": e + 1})
+            _io.save_state(ckpt_path, _teacher_ckpt(jax.tree.map(lambda a: a[0], state), e + 1))
     bar.close()
     return jax.tree.map(lambda a: a[0], state.variables)
 
 
 # ============================================================================ statistics
-
-def batch_moments(feats, y, w, num_classes):
-    """Per-layer moments of one (padded) batch of conv-input features (pure, jit-able).
-
-    feats: list of (n, h, w, d) features; y: int (n,); w: (n,) 1/0 weights (padding 0).
-    Returns a list of (cnt, mean, m2, cls) per layer: cnt = sum(w) h w positions, mean (d,)
-    over those positions, m2 (d, d) = sum of centered outer products (so m2 / cnt is the
-    batch's biased covariance, the authors' `torch.cov(x, correction=0)` over B*H*W),
-    cls (d, classes) = sum_i w_i xbar_i onehot(y_i)^T (xbar_i: spatial mean of image i).
-    """
-    out = []
-    onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
-    for f in feats:
-        xf = f.reshape(f.shape[0], -1, f.shape[-1])
-        npos = xf.shape[1]
-        cnt = w.sum() * npos
-        mean = jnp.einsum("n,npd->d", w, xf) / jnp.maximum(cnt, 1.0)
-        xc = xf - mean
-        m2 = jnp.einsum("n,npd,npe->de", w, xc, xc, precision=jax.lax.Precision.HIGHEST)
-        xp = xf.mean(axis=1)
-        cls = jnp.einsum("n,nd,nk->dk", w, xp, onehot, precision=jax.lax.Precision.HIGHEST)
-        out.append((cnt, mean, m2, cls))
-    return out
-
-
-PSI_MERGES = ("batch", "exact")
-
-
-class MomentMerger:
-    """Merges `batch_moments` outputs over the batches of one pass (float64, numpy).
-
-    merge='batch' (the authors' hook.py `pre_hook_fn`): Psi = sum_b (n_b / N) cov_b, the
-    average of the per-batch biased covariances weighted by batch size (each batch centered
-    at its own mean; the result depends on the batch size and order: the authors use 128,
-    in dataset order). merge='exact': the biased covariance of all N*h*w positions (Chan et
-    al.'s parallel update; independent of batching). Both: mean = overall mean,
-    Phi = (1/N) sum_i xbar_i onehot(y_i)^T (hook.py: running_class_mean).
-    """
-
-    def __init__(self, merge="batch"):
-        if merge not in PSI_MERGES:
-            raise ValueError(f"unknown Psi merge {merge!r}; expected one of {PSI_MERGES}")
-        self.merge = merge
-        self.acc = None
-        self.n = 0
-
-    def add(self, out, n_images):
-        if self.acc is None:
-            self.acc = [[0.0, np.zeros_like(np.asarray(mu), np.float64),
-                         np.zeros_like(np.asarray(m2), np.float64),
-                         np.zeros_like(np.asarray(cl), np.float64)] for (_, mu, m2, cl) in out]
-        for a, (cnt, mu, m2, cl) in zip(self.acc, out):
-            cnt = float(cnt)
-            mu, m2 = np.asarray(mu, np.float64), np.asarray(m2, np.float64)
-            na = a[0]
-            tot = na + cnt
-            delta = mu - a[1]
-            a[1] = a[1] + delta * (cnt / tot)
-            if self.merge == "exact":
-                a[2] = a[2] + m2 + np.outer(delta, delta) * (na * cnt / tot)
-            else:  # sum_b n_b cov_b; divided by N in result()
-                a[2] = a[2] + (m2 / cnt) * n_images
-            a[3] = a[3] + np.asarray(cl, np.float64)
-            a[0] = tot
-        self.n += int(n_images)
-
-    def result(self):
-        """(psi list, phi list, mean list) as float32 numpy."""
-        psi = [(a[2] / a[0]) if self.merge == "exact" else (a[2] / self.n) for a in self.acc]
-        return ([p.astype(np.float32) for p in psi],
-                [(a[3] / self.n).astype(np.float32) for a in self.acc],
-                [a[1].astype(np.float32) for a in self.acc])
-
 
 @functools.lru_cache(maxsize=8)
 def _stats_fn(model, num_classes, exclude):
@@ -355,12 +198,24 @@ def real_statistics(model, variables, images, labels, num_classes, *, batch_size
     return {"names": list(names), "psi": psi, "phi": phi, "mean": mean, "count": int(n)}
 
 
-def _check_meta(path, stored, current, what):
-    if json.dumps(stored, sort_keys=True, default=str) != json.dumps(
-            current, sort_keys=True, default=str):
-        raise ValueError(f"{path} was made with a different {what} config:\n  stored "
-                         f"{stored}\n  current {current}\nUse another workdir (or the "
-                         "squeeze dir), or delete the file.")
+def _cached(path, meta, what, build):
+    """(tree, loaded): the tree stored in `path` (made with the config `meta`, else raises),
+    or build() stored there with `meta` and the seconds it took."""
+    if os.path.exists(path):
+        d = _io.load_tree(path)
+        stored = json.loads(d["meta"])
+        if json.dumps(stored, sort_keys=True, default=str) != json.dumps(
+                meta, sort_keys=True, default=str):
+            raise ValueError(f"{path} was made with a different {what} config:\n  stored "
+                             f"{stored}\n  current {meta}\nUse another workdir (or the "
+                             "squeeze dir), or delete the file.")
+        return d, True
+    t0 = time.time()
+    d = build()
+    d["seconds"] = time.time() - t0
+    d["meta"] = json.dumps(meta)
+    _io.save_tree(path, d)
+    return d, False
 
 
 def squeeze_meta(ocfg, dataset_meta):
@@ -379,34 +234,34 @@ def squeeze_stage(ocfg, train_ds, test_ds, directory, *, dataset_meta, progress=
     os.makedirs(directory, exist_ok=True)
     model = get_model(ocfg.teacher.name, int(train_ds.num_classes),
                       **dict(ocfg.teacher.get("overrides", {}) or {}))
-    meta = squeeze_meta(ocfg, dataset_meta)
     path = os.path.join(directory, "teacher.msgpack")
-    if os.path.exists(path):
-        d = _io.load_tree(path)
-        _check_meta(path, json.loads(d["meta"]), meta, "teacher")
-        print(f"[cfm] teacher loaded from {path} (test accuracy {float(d['test_acc']):.4f})")
-        return (model, jax.tree.map(jnp.asarray, d["variables"]),
-                {"test_acc": float(d["test_acc"]), "seconds": float(d["seconds"])})
-    s = ocfg.squeeze
-    t0 = time.time()
     ck = os.path.join(directory, "teacher_ckpt.msgpack")
-    fill = train_ds.normalize(np.zeros((1, 1, 1, train_ds.image_shape[-1])))
-    variables = train_teacher(
-        jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), model,
-        train_ds.images, train_ds.labels, epochs=int(s.epochs), batch_size=int(s.batch_size),
-        lr=float(s.lr), momentum=float(s.momentum), weight_decay=float(s.weight_decay),
-        crop_pad=int(s.crop_pad), fill=fill.ravel(), flip=bool(s.flip), ckpt_path=ck,
-        checkpoint_every=int(s.get("checkpoint_every", 10)), progress=progress, log=log)
-    acc = accuracy_of(model, variables, test_ds.images, test_ds.labels)
-    secs = time.time() - t0
-    _io.save_tree(path, {"variables": variables, "test_acc": acc, "seconds": secs,
-                        "meta": json.dumps(meta)})
-    if os.path.exists(ck):
-        os.remove(ck)
-    print(f"[cfm] teacher trained in {secs:.1f} s: test accuracy {acc:.4f}")
-    if log is not None:
-        log({"stage": "squeeze", "test_acc": acc, "seconds": secs})
-    return model, jax.tree.map(jnp.asarray, variables), {"test_acc": acc, "seconds": secs}
+
+    def build():
+        s = ocfg.squeeze
+        fill = train_ds.normalize(np.zeros((1, 1, 1, train_ds.image_shape[-1])))
+        variables = train_teacher(
+            jax.random.fold_in(jax.random.key(int(s.get("seed", 0))), 1), model,
+            train_ds.images, train_ds.labels, epochs=int(s.epochs),
+            batch_size=int(s.batch_size), lr=float(s.lr), momentum=float(s.momentum),
+            weight_decay=float(s.weight_decay), crop_pad=int(s.crop_pad), fill=fill.ravel(),
+            flip=bool(s.flip), ckpt_path=ck, checkpoint_every=int(s.get("checkpoint_every", 10)),
+            progress=progress, log=log)
+        return {"variables": variables,
+                "test_acc": accuracy_of(model, variables, test_ds.images, test_ds.labels)}
+
+    d, loaded = _cached(path, squeeze_meta(ocfg, dataset_meta), "teacher", build)
+    info = {"test_acc": float(d["test_acc"]), "seconds": float(d["seconds"])}
+    if loaded:
+        print(f"[cfm] teacher loaded from {path} (test accuracy {info['test_acc']:.4f})")
+    else:
+        if os.path.exists(ck):
+            os.remove(ck)
+        print(f"[cfm] teacher trained in {info['seconds']:.1f} s: test accuracy "
+              f"{info['test_acc']:.4f}")
+        if log is not None:
+            log({"stage": "squeeze", **info})
+    return model, jax.tree.map(jnp.asarray, d["variables"]), info
 
 
 def statistics_stage(ocfg, model, variables, train_ds, directory, *, dataset_meta,
@@ -418,21 +273,15 @@ def statistics_stage(ocfg, model, variables, train_ds, directory, *, dataset_met
     merge = str(st.get("psi", "exact"))
     meta = json.loads(json.dumps({**squeeze_meta(ocfg, dataset_meta), "exclude": list(exclude),
                                   "psi": merge, "batch_size": int(st.batch_size)}))
-    path = os.path.join(directory, "stats.msgpack")
-    if os.path.exists(path):
-        d = _io.load_tree(path)
-        _check_meta(path, json.loads(d["meta"]), meta, "statistics")
-        return d
-    t0 = time.time()
-    out = real_statistics(model, variables, train_ds.images, train_ds.labels,
-                          int(train_ds.num_classes), batch_size=int(st.batch_size),
-                          exclude=exclude, progress=progress, merge=merge)
-    out["seconds"] = time.time() - t0
-    out["meta"] = json.dumps(meta)
-    _io.save_tree(path, out)
-    print(f"[cfm] statistics of {len(out['names'])} conv inputs "
-          f"({', '.join(out['names'])}) in {out['seconds']:.1f} s")
-    return out
+    d, loaded = _cached(os.path.join(directory, "stats.msgpack"), meta, "statistics",
+                        lambda: real_statistics(
+                            model, variables, train_ds.images, train_ds.labels,
+                            int(train_ds.num_classes), batch_size=int(st.batch_size),
+                            exclude=exclude, progress=progress, merge=merge))
+    if not loaded:
+        print(f"[cfm] statistics of {len(d['names'])} conv inputs "
+              f"({', '.join(d['names'])}) in {d['seconds']:.1f} s")
+    return d
 
 
 def prepare_teacher(ocfg, train_ds, test_ds, directory, *, dataset_meta=None, progress=True,
@@ -452,101 +301,6 @@ def prepare_teacher(ocfg, train_ds, test_ds, directory, *, dataset_meta=None, pr
                              progress=progress)
     return {"model": model, "variables": variables, "stats": stats,
             "test_acc": info["test_acc"]}
-
-
-# ============================================================================ distill configs
-
-# UniDD relabel batch sizes (the public code's commands); digits uses CIFAR-10's
-_EVAL_BATCH = {("cifar10", 1): 10, ("cifar10", 10): 50, ("cifar10", 50): 100,
-               ("cifar100", 1): 20, ("cifar100", 10): 100, ("cifar100", 50): 200}
-# the synthetic optimizer per parameterization: UniDD's Adam(0.25, (0.5, 0.9)) with a cosine
-# per class-batch on per-instance parameters (pixels; FreD's orthonormal DCT coefficients);
-# smaller constant-lr Adam for DDiF's fields and NSD's shared kernels (jaxdd choices: no
-# published CFM setting for them)
-_CFM_PARAMS = {
-    # pixels start from the first IPC images of each class (UniDD's get_one_ipc)
-    "pixel": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"init": "first"}),
-    "fred": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"norm": "ortho"}),
-    "ddif": dict(opt=dict(lr=1e-3, cosine=False, per_instance=True), param={}),
-    "nsd": dict(opt=dict(lr=1e-2, cosine=False, per_instance=False), param={}),
-}
-
-
-def distill_config(param: str, arg=None):
-    """The config of CFM through the generic loop for parameterization `param`
-    (configs/cfm_{pixel,fred,ddif,nsd}.py; the config string as every config's).
-
-    digits (default): teacher = student = ConvNetD2W32BN, 30 squeeze epochs, IPC 10,
-    200 recover iterations per class-batch, 5 students x 300 relabel epochs; cifar10 /
-    cifar100: UniDD's published recover / squeeze / relabel settings (ConvNetD3BN; arch=resnet18
-    for ResNet18BN). cfg.iterations = IPC x recover iterations (the class-batch curriculum:
-    `jaxdd.objective.cfm`). Shortcuts: ipc, arch, filter, curriculum, beta, signal,
-    recover_iterations, epochs (relabel).
-    """
-    import ml_collections as mlc
-    from jaxdd import config as C
-    from jaxdd import param as param_lib
-    from jaxdd.objective import cfm as obj
-
-    if param not in _CFM_PARAMS:
-        raise ValueError(f"CFM configs exist for {sorted(_CFM_PARAMS)}, got {param!r}")
-    dataset, ov = C.parse_arg(arg)
-    if dataset not in ("digits", "cifar10", "cifar100"):
-        raise ValueError(f"CFM configs have variants digits, cifar10, cifar100; got "
-                         f"{dataset!r}")
-    ipc = int(ov.pop("ipc", 10))
-    arch = str(ov.pop("arch", "convnet")).lower()
-    per_batch = int(ov.pop("recover_iterations", 200 if dataset == "digits" else 1000))
-    short = {"filter": "objective.filter", "curriculum": "objective.curriculum",
-             "beta": "objective.beta", "signal": "objective.signal", "epochs": "eval.epochs"}
-    ov = {short.get(k, k): v for k, v in ov.items()}
-    digits = dataset == "digits"
-
-    cfg = C.base_config(dataset, ipc)
-    cfg.source = (C.EMBEDDED if digits else
-                  "UniDD (bdy9527/UniDD @ 4afb992) synthesis_small.py / README commands")
-    cfg.param = param_lib.get(param).default_config()
-    cfg.param.name, cfg.param.ipc = param, ipc
-    spec = C._MATCHING_PARAMS[param]
-    for k, v in {**spec["param"], **_CFM_PARAMS[param]["param"]}.items():
-        cfg.param[k] = v
-    if digits and spec["digits"] is not None:
-        spec["digits"](cfg, "dm")  # the parameterization's digits shape (k, width, t3/t4)
-    o = cfg.objective = obj.default_config()
-    if digits:
-        o.teacher.name = "ConvNetD2W32BN"
-    elif arch in ("convnet", "resnet18"):
-        o.teacher.name = "ConvNetD3BN" if arch == "convnet" else "ResNet18BN"
-    else:
-        raise ValueError(f"arch must be convnet or resnet18, got {arch!r}")
-    o.squeeze.epochs = {"digits": 30, "cifar10": 200, "cifar100": 100}[dataset]
-    o.squeeze.crop_pad = 2 if digits else 4
-    o.squeeze.flip = o.flip = not digits  # flipped digits are other digits
-    o.jitter = 2 if digits else 4
-    cfg.model.name = o.teacher.name  # the relabel students have the teacher's architecture
-    cfg.dsa_strategy = "none"  # CFM's own recover augmentation (objective.rrc_*, jitter)
-    cfg.iterations = ipc * per_batch
-    cfg.checkpoint_every = per_batch
-    cfg.log_every = 50
-    so = _CFM_PARAMS[param]["opt"]
-    cfg.opt.syn = mlc.ConfigDict(dict(name="adam", lr=so["lr"], b1=0.5, b2=0.9,
-                                      per_instance=so["per_instance"],
-                                      schedule="cosine" if so["cosine"] else "constant",
-                                      decay_steps=per_batch))
-    cfg.opt.lr.init = 0.0  # no learned student lr (soft-label relabel has its own)
-    e = cfg.eval
-    e.every = 0
-    e.num_nets = e.final_nets = 5
-    e.epochs = 300 if digits else 1000
-    e.batch_size = _EVAL_BATCH.get(("cifar10" if digits else dataset, ipc), 100)
-    e.lr, e.weight_decay, e.temperature, e.cutmix_alpha = 1e-3, 1e-2, 20.0, 1.0
-    e.rrc_scale = (0.08, 1.0)
-    e.flip = not digits
-    e.schedule = "half_cosine"
-    e.t2_scale = False
-    e.random_real_baseline = False
-    return C.apply_overrides(cfg, ov)
-
 
 # ============================================================================ relabel / evaluate
 
@@ -626,7 +380,6 @@ def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test
                   desc="relabel", log=None):
     """Relabel / evaluate: train `num_nets` students on `images` with the teacher's soft
     labels (module docstring), return the FINAL test accuracy as an `EvalResult`."""
-    from jaxdd.evaluate import EvalResult
     t0 = time.time()
     images = jnp.asarray(images, jnp.float32)
     n = images.shape[0]
@@ -652,83 +405,6 @@ def evaluate_soft(key, student, teacher, teacher_vars, images, test_images, test
         if log is not None:
             log({"stage": "evaluate", "epoch": done, "kl": ml})
     bar.close()
-    test_images = jnp.asarray(test_images)
-    test_labels = jnp.asarray(test_labels)
-    tot = 0
-    for s in range(0, test_images.shape[0], 1000):
-        tot = tot + np.asarray(correct(state, test_images[s:s + 1000],
-                                       test_labels[s:s + 1000]))
-    accs = tot / test_images.shape[0]
+    accs = accuracy(correct, state, jnp.asarray(test_images), jnp.asarray(test_labels), 1000)
     return EvalResult(accs=accs, mean=float(accs.mean()), std=float(accs.std()),
                       seconds=time.time() - t0, epochs=int(epochs), num_train=n)
-
-
-# ============================================================================ diagnostics
-
-def spectral_report(model, variables, real_images, real_labels, syn_images, syn_labels,
-                    num_classes, *, bands=8, exclude=("shortcut",), real_stats=None,
-                    batch_size=500, progress=False):
-    """Per-layer spectra of the real and the synthetic set through one network.
-
-    For every recorded conv-layer input: the eigenvalues of the real and the synthetic Psi
-    (descending), and the FLC energy per frequency band: ||U_b^T Phi||^2 with U the
-    eigenvectors of the REAL Psi (low frequency = large eigenvalue first), bands = groups
-    of contiguous eigen-indices; for both Phi (real) and Phi_s (synthetic).
-    Returns a JSON-able dict {'layers': [...], 'bands': bands}.
-    """
-    real = real_stats or real_statistics(model, variables, real_images, real_labels,
-                                         num_classes, batch_size=batch_size, exclude=exclude,
-                                         progress=progress)
-    syn = real_statistics(model, variables, syn_images, syn_labels, num_classes,
-                          batch_size=batch_size, exclude=exclude, progress=False)
-    layers = []
-    for l, name in enumerate(real["names"]):
-        lam_r, u = spectral.eigh_sorted(jnp.asarray(real["psi"][l], jnp.float32))
-        lam_s, _ = spectral.eigh_sorted(jnp.asarray(syn["psi"][l], jnp.float32))
-        _, band_r = spectral.flc_band_energy(jnp.asarray(real["phi"][l]), u, bands)
-        _, band_s = spectral.flc_band_energy(jnp.asarray(syn["phi"][l]), u, bands)
-        band_r, band_s = np.asarray(band_r, np.float64), np.asarray(band_s, np.float64)
-        layers.append({
-            "name": name,
-            "dim": int(lam_r.shape[0]),
-            "eig_real": [float(v) for v in np.asarray(lam_r)],
-            "eig_syn": [float(v) for v in np.asarray(lam_s)],
-            "flc_band_energy_real": [float(v) for v in band_r],
-            "flc_band_energy_syn": [float(v) for v in band_s],
-            "flc_band_fraction_real": [float(v) for v in band_r / max(band_r.sum(), 1e-30)],
-            "flc_band_fraction_syn": [float(v) for v in band_s / max(band_s.sum(), 1e-30)],
-        })
-    return {"bands": int(bands), "num_real": int(real["count"]),
-            "num_syn": int(np.asarray(syn_images).shape[0]), "layers": layers}
-
-
-def datasets_of(cfg):
-    """(train, test) of a run's cfg.dataset, loaded as `jaxdd.distill.Run` loads them."""
-    from jaxdd.data import load_dataset
-    d = cfg.dataset
-    return load_dataset(d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
-                        zca=d.get("zca", False), zca_eps=d.get("zca_eps", 0.1),
-                        normalize=d.get("normalize"), stats=d.get("stats"),
-                        resize=d.get("resize"))
-
-
-def run_spectral_report(workdir, synthetic=None, *, bands=8, progress=False):
-    """`spectral_report` of a CFM run of the generic loop (a configs/cfm_*.py workdir):
-    its teacher and cached real statistics (loaded by `prepare_teacher`, the files the run
-    wrote) and its synthetic set (default <workdir>/synthetic.msgpack)."""
-    import ml_collections
-
-    with open(os.path.join(workdir, "config.json")) as f:
-        cfg = ml_collections.ConfigDict(json.load(f))
-    if cfg.objective.get("name") != "cfm":
-        raise ValueError(f"{workdir} is not a CFM run (objective {cfg.objective.get('name')!r}); "
-                         "use jaxdd.bench.spectral.synthetic_report for other sets")
-    train, test = datasets_of(cfg)
-    t = prepare_teacher(cfg.objective, train, test,
-                        cfg.objective.squeeze.get("dir", "") or workdir, progress=progress)
-    images, labels, _ = _io.decode_synthetic(synthetic or os.path.join(workdir,
-                                                                       "synthetic.msgpack"))
-    exclude = tuple(cfg.objective.statistics.get("exclude", ("shortcut",)))
-    return spectral_report(t["model"], t["variables"], None, None, np.asarray(images),
-                           np.asarray(labels), int(train.num_classes), bands=int(bands),
-                           exclude=exclude, real_stats=t["stats"])

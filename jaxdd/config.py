@@ -7,6 +7,7 @@ literals when they parse, else strings).
   base_config(dataset, ipc)         the fields every distillation config has
   apply_mtt / digits_tm             MTT's published rows / the digits TM setting (tm_*.py)
   matching_config(obj, param, arg)  every DM / DC config (configs/{dm,dc}_*.py)
+  cfm_config(param, arg)            every CFM config (configs/cfm_*.py)
   buffer_config(arg)                the expert-buffer recipe (configs/buffer.py, build hints)
   buffer_for(cfg)                   the buffer a distillation config reads
   default_workdir(--config value)   workdirs/<config>-<variant>
@@ -546,6 +547,99 @@ def matching_config(objective: str, param: str, arg: str | None = None):
     else:
         spec["published"](cfg, objective, dataset, ipc)
     return apply_overrides(cfg, overrides)
+
+
+# ----------------------------------------------------------------------------- CFM configs
+# configs/cfm_{pixel,fred,ddif,nsd}.py are `cfm_config(param, arg)`: CFM through the generic
+# loop (jaxdd.objective.cfm; the stages around it: jaxdd.cfm).
+
+# UniDD relabel batch sizes (the public code's commands); digits uses CIFAR-10's
+CFM_EVAL_BATCH = {("cifar10", 1): 10, ("cifar10", 10): 50, ("cifar10", 50): 100,
+                  ("cifar100", 1): 20, ("cifar100", 10): 100, ("cifar100", 50): 200}
+# the synthetic optimizer per parameterization: UniDD's Adam(0.25, (0.5, 0.9)) with a cosine
+# per class-batch on per-instance parameters (pixels; FreD's orthonormal DCT coefficients);
+# smaller constant-lr Adam for DDiF's fields and NSD's shared kernels (jaxdd choices: no
+# published CFM setting for them)
+CFM_PARAMS = {
+    # pixels start from the first IPC images of each class (UniDD's get_one_ipc)
+    "pixel": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"init": "first"}),
+    "fred": dict(opt=dict(lr=0.25, cosine=True, per_instance=True), param={"norm": "ortho"}),
+    "ddif": dict(opt=dict(lr=1e-3, cosine=False, per_instance=True), param={}),
+    "nsd": dict(opt=dict(lr=1e-2, cosine=False, per_instance=False), param={}),
+}
+
+
+def cfm_config(param: str, arg: str | None = None):
+    """The config of CFM through the generic loop for parameterization `param`
+    (configs/cfm_{pixel,fred,ddif,nsd}.py; the config string as every config's).
+
+    digits (default): teacher = student = ConvNetD2W32BN, 30 squeeze epochs, IPC 10,
+    200 recover iterations per class-batch, 5 students x 300 relabel epochs; cifar10 /
+    cifar100: UniDD's published recover / squeeze / relabel settings (ConvNetD3BN; arch=resnet18
+    for ResNet18BN). cfg.iterations = IPC x recover iterations (the class-batch curriculum:
+    `jaxdd.objective.cfm`). Shortcuts: ipc, arch, filter, curriculum, beta, signal,
+    recover_iterations, epochs (relabel).
+    """
+    from jaxdd import param as param_lib
+    from jaxdd.objective import cfm as obj
+
+    if param not in CFM_PARAMS:
+        raise ValueError(f"CFM configs exist for {sorted(CFM_PARAMS)}, got {param!r}")
+    dataset, ov = parse_arg(arg)
+    if dataset not in ("digits", "cifar10", "cifar100"):
+        raise ValueError(f"CFM configs have variants digits, cifar10, cifar100; got "
+                         f"{dataset!r}")
+    ipc = int(ov.pop("ipc", 10))
+    arch = str(ov.pop("arch", "convnet")).lower()
+    per_batch = int(ov.pop("recover_iterations", 200 if dataset == "digits" else 1000))
+    short = {"filter": "objective.filter", "curriculum": "objective.curriculum",
+             "beta": "objective.beta", "signal": "objective.signal", "epochs": "eval.epochs"}
+    ov = {short.get(k, k): v for k, v in ov.items()}
+    digits = dataset == "digits"
+
+    cfg = base_config(dataset, ipc)
+    cfg.source = (EMBEDDED if digits else
+                  "UniDD (bdy9527/UniDD @ 4afb992) synthesis_small.py / README commands")
+    cfg.param = param_lib.get(param).default_config()
+    cfg.param.name, cfg.param.ipc = param, ipc
+    spec = _MATCHING_PARAMS[param]
+    for k, v in {**spec["param"], **CFM_PARAMS[param]["param"]}.items():
+        cfg.param[k] = v
+    if digits and spec["digits"] is not None:
+        spec["digits"](cfg, "dm")  # the parameterization's digits shape (k, width, t3/t4)
+    o = cfg.objective = obj.default_config()
+    if digits:
+        o.teacher.name = "ConvNetD2W32BN"
+    elif arch in ("convnet", "resnet18"):
+        o.teacher.name = "ConvNetD3BN" if arch == "convnet" else "ResNet18BN"
+    else:
+        raise ValueError(f"arch must be convnet or resnet18, got {arch!r}")
+    o.squeeze.epochs = {"digits": 30, "cifar10": 200, "cifar100": 100}[dataset]
+    o.squeeze.crop_pad = 2 if digits else 4
+    o.squeeze.flip = o.flip = not digits  # flipped digits are other digits
+    o.jitter = 2 if digits else 4
+    cfg.model.name = o.teacher.name  # the relabel students have the teacher's architecture
+    cfg.dsa_strategy = "none"  # CFM's own recover augmentation (objective.rrc_*, jitter)
+    cfg.iterations = ipc * per_batch
+    cfg.checkpoint_every = per_batch
+    cfg.log_every = 50
+    so = CFM_PARAMS[param]["opt"]
+    cfg.opt.syn = ml_collections.ConfigDict(dict(
+        name="adam", lr=so["lr"], b1=0.5, b2=0.9, per_instance=so["per_instance"],
+        schedule="cosine" if so["cosine"] else "constant", decay_steps=per_batch))
+    cfg.opt.lr.init = 0.0  # no learned student lr (soft-label relabel has its own)
+    e = cfg.eval
+    e.every = 0
+    e.num_nets = e.final_nets = 5
+    e.epochs = 300 if digits else 1000
+    e.batch_size = CFM_EVAL_BATCH.get(("cifar10" if digits else dataset, ipc), 100)
+    e.lr, e.weight_decay, e.temperature, e.cutmix_alpha = 1e-3, 1e-2, 20.0, 1.0
+    e.rrc_scale = (0.08, 1.0)
+    e.flip = not digits
+    e.schedule = "half_cosine"
+    e.t2_scale = False
+    e.random_real_baseline = False
+    return apply_overrides(cfg, ov)
 
 
 def dataset_tag(d) -> str:

@@ -194,6 +194,16 @@ def accuracy(correct_fn, state, images, labels, batch_size=1024):
     return total / n
 
 
+def accuracy_of(model, variables, images, labels, batch_size=1000) -> float:
+    """Test accuracy of ONE flax network given its variables (eval mode), by `accuracy`."""
+    return float(accuracy(_correct_one(model), variables, images, labels, batch_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _correct_one(model):
+    return jax.jit(lambda v, x, y: (model.apply(v, x, train=False).argmax(-1) == y).sum())
+
+
 def _schedule(run, reset, carry, *, lr, epochs, chunk_epochs=None, bar=None):
     """The authors' schedule (`authors_schedule`): run(carry, lr, start, n) passes at lr,
     then reset(carry) (a new optimizer) and the rest at lr * 0.1 (Python float, as the

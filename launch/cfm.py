@@ -34,6 +34,7 @@ def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     from jaxdd import cfm, distill
+    from jaxdd.bench import spectral
     from jaxdd.config import default_workdir
 
     cfg = _CONFIG.value
@@ -45,7 +46,7 @@ def main(argv):
     progress = not _NO_PROGRESS.value
     print(f"[cfm] workdir: {workdir}")
     if _MODE.value == "squeeze":
-        train, test = cfm.datasets_of(cfg)
+        train, test = distill.load_data(cfg)
         t = cfm.prepare_teacher(cfg.objective, train, test,
                                 cfg.objective.squeeze.get("dir", "") or workdir,
                                 progress=progress)
@@ -55,7 +56,7 @@ def main(argv):
     print(f"[cfm] done: {os.path.join(workdir, 'result.json')}")
     if _DIAG.value:
         from jaxdd.viz import write_spectral_report
-        png, _ = write_spectral_report(cfm.run_spectral_report(workdir),
+        png, _ = write_spectral_report(spectral.cfm_workdir_report(workdir, progress=progress),
                                        os.path.join(workdir, "spectral"))
         print(f"[cfm] spectral diagnostic: {png}")
 

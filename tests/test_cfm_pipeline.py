@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 
 from jaxdd import cfm, distill, io
+from jaxdd import config as C
+from jaxdd.bench import spectral
 from jaxdd.data import load_dataset
 from jaxdd.models import get_model
 
@@ -27,7 +29,7 @@ TINY = ("digits,ipc=2,recover_iterations=3,epochs=2,dataset.resolution=8,"
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     wd = str(tmp_path_factory.mktemp("cfm"))
-    cfg = cfm.distill_config("pixel", TINY)
+    cfg = C.cfm_config("pixel", TINY)
     result = distill.run(cfg, wd, progress=False)
     return wd, cfg, result
 
@@ -66,14 +68,14 @@ def test_resume_loads_the_stages(run_dir, capsys):
                                   np.asarray(io.decode_synthetic(
                                       os.path.join(wd, "synthetic.msgpack"))[0]))
     # a cached teacher made with another squeeze config is refused, naming the file
-    other = cfm.distill_config("pixel", TINY + ",objective.squeeze.lr=0.05")
+    other = C.cfm_config("pixel", TINY + ",objective.squeeze.lr=0.05")
     with pytest.raises(ValueError, match="teacher.msgpack"):
-        cfm.prepare_teacher(other.objective, *cfm.datasets_of(other), wd, progress=False)
+        cfm.prepare_teacher(other.objective, *distill.load_data(other), wd, progress=False)
 
 
 def test_spectral_report_and_launcher(run_dir, tmp_path):
     wd, _, _ = run_dir
-    rep = cfm.run_spectral_report(wd, bands=2)
+    rep = spectral.cfm_workdir_report(wd, bands=2, progress=False)
     assert rep["num_syn"] == 20 and len(rep["layers"]) == 1
     lay = rep["layers"][0]  # the conv input of a gray image: d = 1 (one band)
     assert lay["dim"] == 1 and len(lay["eig_syn"]) == 1

@@ -39,10 +39,12 @@ L_filter = torch.norm(., 'fro') and L_signal = torch.norm(., 2) of the (flattene
 i.e. both Frobenius norms, NOT squared (hook.py:259-260; `cfm_losses`); beta curriculum
 beta (1 + cos(pi b / IPC)) / 2 with b 0-based (synthesis_small.py:92; `curriculum_beta`).
 The real Psi of the authors averages per-batch covariances (hook.py:160): see
-`jaxdd.cfm.MomentMerger`.
+`MomentMerger`.
 
-Everything here is a pure jnp function of arrays (jit/grad/vmap-able). Shapes: Psi (d, d)
-symmetric PSD, Phi (d, c) (or (d,) for the public code's 'mean' signal), lambda (d,).
+Everything here is a pure jnp function of arrays (jit/grad/vmap-able), except
+`MomentMerger`, the float64 numpy accumulator of `batch_moments` over the batches of one
+pass (the real statistics: `jaxdd.cfm.real_statistics`). Shapes: Psi (d, d) symmetric PSD,
+Phi (d, c) (or (d,) for the public code's 'mean' signal), lambda (d,).
 """
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ from typing import Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 _HI = jax.lax.Precision.HIGHEST
 
@@ -201,6 +204,81 @@ def cfm_losses(psi, phi, psi_s, phi_s, *, kind="hfm", beta=0.1):
     l_filter = _fro(ft - fs)
     l_signal = _fro(jnp.matmul(ft, phi, precision=_HI) - jnp.matmul(fs, phi_s, precision=_HI))
     return l_filter, l_signal
+
+
+# ----------------------------------------------------------------------------- dataset pass
+
+def batch_moments(feats, y, w, num_classes):
+    """Per-layer moments of one (padded) batch of conv-input features (pure, jit-able).
+
+    feats: list of (n, h, w, d) features; y: int (n,); w: (n,) 1/0 weights (padding 0).
+    Returns a list of (cnt, mean, m2, cls) per layer: cnt = sum(w) h w positions, mean (d,)
+    over those positions, m2 (d, d) = sum of centered outer products (so m2 / cnt is the
+    batch's biased covariance, the authors' `torch.cov(x, correction=0)` over B*H*W),
+    cls (d, classes) = sum_i w_i xbar_i onehot(y_i)^T (xbar_i: spatial mean of image i).
+    """
+    out = []
+    onehot = jax.nn.one_hot(y, num_classes, dtype=jnp.float32)
+    for f in feats:
+        xf = f.reshape(f.shape[0], -1, f.shape[-1])
+        npos = xf.shape[1]
+        cnt = w.sum() * npos
+        mean = jnp.einsum("n,npd->d", w, xf) / jnp.maximum(cnt, 1.0)
+        xc = xf - mean
+        m2 = jnp.einsum("n,npd,npe->de", w, xc, xc, precision=_HI)
+        xp = xf.mean(axis=1)
+        cls = jnp.einsum("n,nd,nk->dk", w, xp, onehot, precision=_HI)
+        out.append((cnt, mean, m2, cls))
+    return out
+
+
+PSI_MERGES = ("batch", "exact")
+
+
+class MomentMerger:
+    """Merges `batch_moments` outputs over the batches of one pass (float64, numpy).
+
+    merge='batch' (the authors' hook.py `pre_hook_fn`): Psi = sum_b (n_b / N) cov_b, the
+    average of the per-batch biased covariances weighted by batch size (each batch centered
+    at its own mean; the result depends on the batch size and order: the authors use 128,
+    in dataset order). merge='exact': the biased covariance of all N*h*w positions (Chan et
+    al.'s parallel update; independent of batching). Both: mean = overall mean,
+    Phi = (1/N) sum_i xbar_i onehot(y_i)^T (hook.py: running_class_mean).
+    """
+
+    def __init__(self, merge="batch"):
+        if merge not in PSI_MERGES:
+            raise ValueError(f"unknown Psi merge {merge!r}; expected one of {PSI_MERGES}")
+        self.merge = merge
+        self.acc = None
+        self.n = 0
+
+    def add(self, out, n_images):
+        if self.acc is None:
+            self.acc = [[0.0, np.zeros_like(np.asarray(mu), np.float64),
+                         np.zeros_like(np.asarray(m2), np.float64),
+                         np.zeros_like(np.asarray(cl), np.float64)] for (_, mu, m2, cl) in out]
+        for a, (cnt, mu, m2, cl) in zip(self.acc, out):
+            cnt = float(cnt)
+            mu, m2 = np.asarray(mu, np.float64), np.asarray(m2, np.float64)
+            na = a[0]
+            tot = na + cnt
+            delta = mu - a[1]
+            a[1] = a[1] + delta * (cnt / tot)
+            if self.merge == "exact":
+                a[2] = a[2] + m2 + np.outer(delta, delta) * (na * cnt / tot)
+            else:  # sum_b n_b cov_b; divided by N in result()
+                a[2] = a[2] + (m2 / cnt) * n_images
+            a[3] = a[3] + np.asarray(cl, np.float64)
+            a[0] = tot
+        self.n += int(n_images)
+
+    def result(self):
+        """(psi list, phi list, mean list) as float32 numpy."""
+        psi = [(a[2] / a[0]) if self.merge == "exact" else (a[2] / self.n) for a in self.acc]
+        return ([p.astype(np.float32) for p in psi],
+                [(a[3] / self.n).astype(np.float32) for a in self.acc],
+                [a[1].astype(np.float32) for a in self.acc])
 
 
 # ----------------------------------------------------------------------------- curriculum
