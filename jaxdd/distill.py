@@ -406,6 +406,12 @@ def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
     cfg.objective.squeeze.dir or, when that is empty, the run's workdir."""
     from jaxdd import cfm
 
+    if getattr(train_ds, "shard", None) is not None:
+        raise ValueError(
+            "CFM in a multi-process run: the teacher's squeeze and real-statistics passes "
+            "read the whole training split, which each process of a distributed run holds "
+            "only a shard of. Run CFM in one process (without --distributed; it uses every "
+            "local device).")
     directory = cfg.objective.squeeze.get("dir", "") or workdir
     if not directory:
         raise ValueError("the CFM objective caches its teacher in a directory: set "
@@ -432,6 +438,7 @@ def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progres
         trajs = load_or_build_trajectories(buffer_for(cfg), epochs, train_ds=train_ds,
                                            test_ds=test_ds, progress=progress)
     mesh = sharding.mesh_from_config(cfg)
+    train_ds = real_guided_train(cfg, train_ds, mesh)
     setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=train_ds,
                   test_ds=test_ds, trajectories=trajs, progress=progress, teacher=teacher,
                   syn_labels=None if syn_labels is None else np.asarray(syn_labels),
@@ -440,6 +447,33 @@ def build_objective_for(cfg, model, apply_fn, train_ds, test_ds=None, *, progres
     if progress or trajs is not None:
         print(memory_plan(objective, trajs, cfg, mesh))
     return objective
+
+
+def real_guided_train(cfg, train_ds, mesh):
+    """The train split as TM's real-guided term (NSD, cfg.objective.gamma > 0) reads it:
+    the flat (N, ...) images and labels, from which it draws real_batch rows per iteration.
+    With a mesh they are placed once, split over the devices along N when N divides by the
+    device count (`sharding.leading`; else replicated); without one, or for any other
+    objective, `train_ds` is returned unchanged. A multi-process shard is gathered first
+    (`jaxdd.data.shard.gather_split`, a transient full host copy, then only each process's
+    device blocks are kept): the term draws from the flat split by row number, so every row
+    must sit at its global position."""
+    o = cfg.objective
+    if (o.get("name") != "tm" or float(o.get("gamma", 0.0) or 0.0) <= 0
+            or sharding.size(mesh) <= 1):
+        return train_ds
+    if getattr(train_ds, "shard", None) is not None:
+        from jaxdd.data.shard import gather_split
+        images, labels = gather_split(train_ds)
+    else:
+        images, labels = np.asarray(train_ds.images), np.asarray(train_ds.labels)
+    images = sharding.put(images, sharding.leading(mesh, images.shape))
+    labels = sharding.put(labels, sharding.leading(mesh, labels.shape))
+    import copy
+    view = copy.copy(train_ds)
+    for name, value in (("images", images), ("labels", labels), ("shard", None)):
+        object.__setattr__(view, name, value)  # frozen Dataset: a modified copy
+    return view
 
 
 def memory_plan(objective, trajectories, cfg, mesh=None) -> str:

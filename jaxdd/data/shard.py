@@ -31,7 +31,7 @@ from typing import Callable, Optional
 import numpy as np
 
 __all__ = ["ShardInfo", "shard_rows", "make_shard", "allgather", "allsum",
-           "gather_class_rows", "gather_class", "ClassView", "process_shard"]
+           "gather_class_rows", "gather_class", "gather_split", "ClassView", "process_shard"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -140,6 +140,27 @@ def gather_class(ds, cls: int, **kw) -> np.ndarray:
     local[:len(mine)] = mine
     parts = allgather(local, **kw)  # (p, m, ...): within-class index j = k * p + process
     return np.swapaxes(parts, 0, 1).reshape((m * p,) + local.shape[1:])[:n_c]
+
+
+def gather_split(ds, **kw):
+    """The whole train split from the processes' shards, in training-set order: (images
+    (N, H, W, C) float32, labels (N,) int32), identical on every process (collective; a
+    full host copy: only for what must read the flat split, see `jaxdd.distill`)."""
+    sh = ds.shard
+    n_loc = np.asarray([len(sh.rows)], np.int64)
+    m = int(allgather(n_loc, **kw).max())
+    loc = np.full((2, m), -1, np.int64)
+    loc[0, :len(sh.rows)] = sh.rows
+    loc[1, :len(sh.rows)] = np.asarray(ds.labels)
+    parts = allgather(loc, **kw)  # (P, 2, m)
+    labels = np.zeros((sh.total,), np.int32)
+    for part in parts:
+        ok = part[0] >= 0
+        labels[part[0][ok]] = part[1][ok]
+    images = np.zeros((sh.total,) + tuple(ds.image_shape), np.float32)
+    for c in range(len(sh.class_counts)):
+        images[np.flatnonzero(labels == c)] = gather_class(ds, c, **kw)
+    return images, labels
 
 
 class ClassView:

@@ -371,6 +371,19 @@ def build(setup) -> "Objective":
     signal, ema, aug = str(o.signal), bool(o.ema), aug_kwargs(o)
     loss = make_loss(teacher, num_classes=nc, filter=str(o.filter), signal=signal,
                      eta=float(o.eta), ema=ema, aug=aug, exclude=exclude)
+    mesh = getattr(setup, "mesh", None)
+    from jaxdd import sharding
+    if sharding.size(mesh) > 1:
+        # the class-batch (one instance per class) and the teacher forward over it:
+        # data-parallel over the mesh when the batch divides by the device count
+        base_loss = loss
+
+        def loss(key, syn_images, syn_labels, ctx):
+            x = sharding.constrain(syn_images, sharding.batch(mesh, syn_images.shape))
+            return base_loss(key, x, syn_labels, ctx)
+
+    def _split(x):
+        return sharding.constrain(x, sharding.batch(mesh, x.shape))
     real = real_targets(t["stats"], signal)
     data = {"variables": t["variables"], "real": real}
     table_j = jnp.asarray(table)
@@ -399,7 +412,7 @@ def build(setup) -> "Objective":
         last = (step + 1 >= total) | (batch_of(step + 1) != b)
 
         def fold(cache):
-            xa = recover_augment(key, images, **aug)
+            xa = _split(recover_augment(key, _split(images), **aug))
             _, _, feats = conv_inputs(teacher, data["variables"], xa, exclude=exclude)
             psi, phi = synthetic_statistics(feats, hard_labels(labels), nc, signal)
             return spectral.emu(cache, {"psi": psi, "phi": phi},

@@ -277,6 +277,22 @@ def default_config():
                                           batch_train=256, class_chunk=0))
 
 
+def _batch_parallel(augment, mesh):
+    """The inner network's minibatch (on the synthetic set) data-parallel over the mesh:
+    the per-batch hook of the training core (`augment(key, x)`, after DSA when there is
+    one) constrains the batch to `sharding.batch` (split when its size divides by the
+    device count). No mesh: `augment` unchanged."""
+    from jaxdd import sharding
+    if sharding.size(mesh) <= 1:
+        return augment
+
+    def hook(key, x):
+        x = x if augment is None else augment(key, x)
+        return sharding.constrain(x, sharding.batch(mesh, x.shape))
+
+    return hook
+
+
 def build(run) -> "Objective":
     """DC: per-class gradient matching against a network carried in obj_state.
 
@@ -294,12 +310,13 @@ def build(run) -> "Objective":
     if outer <= 0 or inner <= 0:
         outer, inner = get_loops(int(cfg.param.ipc))
     data = real_data(run)
-    mesh = getattr(run, "mesh", None)
     max_n = max_class_size(data)
     batch = min(int(o.get("batch_real", 256)), max_n)
     strategy = cfg.dsa_strategy
     augment = make_class_augment(strategy)
     train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy))
+    mesh = getattr(run, "mesh", None)
+    train_aug = _batch_parallel(train_aug, mesh)
     tx = optax.sgd(float(o.get("lr_net", 0.01)),
                    momentum=float(o.get("net_momentum", 0.0)) or None)
     init_net = make_init_fn(run.model, run.train_ds.image_shape)

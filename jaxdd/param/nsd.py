@@ -425,13 +425,13 @@ def init(key, real_images_by_class, cfg):
         k1s = np.zeros((z, t1, u1))
         used = np.zeros((z, need), np.int32)
         for cls in range(z):  # init-time only (host numpy), not part of decode
-            real = np.asarray(real_images_by_class[cls], np.float64)
-            n_c = real.shape[0]
+            real = real_images_by_class[cls]  # indexed before the copy: only the drawn
+            n_c = int(real.shape[0])            # rows are read (a process shard's view)
             if n_c == 0:
                 raise ValueError(f"class {cls} has no real images to initialize from")
             idx = rng.choice(n_c, size=need, replace=n_c < need)
             used[cls] = idx
-            x = real[idx].reshape(n_t, u1, h, w, c)
+            x = np.asarray(real[idx], np.float64).reshape(n_t, u1, h, w, c)
             # spatial/channel projection: (n_t, u1, t2, t3, t4)
             y = np.einsum("ieghf,bf,cg,dh->iebcd", x, k2, k3, k4)
             if t1 == u1:
