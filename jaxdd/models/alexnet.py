@@ -17,8 +17,8 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from jaxdd.models.conv import Conv, Linear
-from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
+                                 first_padding, pool)
 
 
 class AlexNet(nn.Module):
@@ -40,14 +40,9 @@ class AlexNet(nn.Module):
         ks = (5, 5, 3, 3, 3)
         pool_after = (True, True, False, False, True)
         for i in range(5):
-            pad = ks[i] // 2
-            if i == 0 and self.gray_padding and x.shape[-1] == 1:
-                pad = 4
-            x = Conv(w[i], (ks[i], ks[i]), padding=pad, conv_impl=self.conv_impl,
-                     name=f"conv_{i}")(x)
-            x = apply_norm(norm, x, train, name=f"norm_{i}")
-            x = act(x)
+            pad = first_padding(x, i, self.gray_padding, ks[i] // 2, 4)
+            x = conv_block(x, w[i], ks[i], padding=pad, norm=norm, act=act, train=train,
+                           conv_impl=self.conv_impl, index=i)
             if pool_after[i]:
                 x = pool(x, "max")
-        x = x.reshape(x.shape[0], -1)
-        return Linear(self.num_classes, name="classifier")(x)
+        return classifier(x, self.num_classes)

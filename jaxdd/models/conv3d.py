@@ -15,35 +15,12 @@ pass conv_impl='native' for large volumes on CPU if memory is tight.
 """
 from __future__ import annotations
 
-import flax.linen as nn
-
-from jaxdd.models.conv import Conv, Linear
-from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+from jaxdd.models.convnet import ConvNet
 
 
-class Conv3DNet(nn.Module):
-    """x (N, D, H, W, C) -> logits (N, num_classes)."""
-    num_classes: int
-    depth: int = 3
+class Conv3DNet(ConvNet):
+    """x (N, D, H, W, C) -> logits (N, num_classes): ``ConvNet`` on volumes (its fields;
+    width 64 by default)."""
     width: int = 64
-    norm: str = "instance"
-    act: str = "relu"
-    pooling: str = "avg"
-    conv_impl: str = "auto"
-    gray_padding: bool = True
 
-    @nn.compact
-    def __call__(self, x, train: bool = False):
-        if x.ndim != 5:
-            raise ValueError(f"Conv3DNet expects NDHWC input, got shape {x.shape}")
-        norm = canonical_norm(self.norm)
-        act = activation(self.act)
-        for d in range(self.depth):
-            pad = 3 if (self.gray_padding and d == 0 and x.shape[-1] == 1) else 1
-            x = Conv(self.width, (3, 3, 3), padding=pad, conv_impl=self.conv_impl,
-                     name=f"conv_{d}")(x)
-            x = apply_norm(norm, x, train, name=f"norm_{d}")
-            x = act(x)
-            x = pool(x, self.pooling)
-        x = x.reshape(x.shape[0], -1)
-        return Linear(self.num_classes, name="classifier")(x)
+    layout = "NDHWC"

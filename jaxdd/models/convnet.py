@@ -33,8 +33,8 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from jaxdd.models.conv import Conv3x3, Linear
-from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
+                                 first_padding, pool)
 
 
 class ConvNet(nn.Module):
@@ -52,7 +52,8 @@ class ConvNet(nn.Module):
 
     ``__call__(x, train=False)``: x (N, H, W, C) float32 -> logits (N, num_classes).
     ``train`` only matters for norm='batch' (batch statistics + 'batch_stats' update; call
-    apply with ``mutable=['batch_stats']``).
+    apply with ``mutable=['batch_stats']``). The convs have as many spatial dims as the
+    input (``Conv3DNet`` is this network on NDHWC volumes).
     """
     num_classes: int
     depth: int = 3
@@ -63,17 +64,17 @@ class ConvNet(nn.Module):
     conv_impl: str = "auto"
     gray_padding: bool = True
 
+    layout = "NHWC"  # the input layout (a class constant, not a field)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
-        if x.ndim != 4:
-            raise ValueError(f"ConvNet expects NHWC input, got shape {x.shape}")
+        if x.ndim != len(self.layout):
+            raise ValueError(f"{type(self).__name__} expects {self.layout} input, got shape "
+                             f"{x.shape}")
         norm = canonical_norm(self.norm)
         act = activation(self.act)
         for d in range(self.depth):
-            pad = 3 if (self.gray_padding and d == 0 and x.shape[-1] == 1) else 1
-            x = Conv3x3(self.width, padding=pad, conv_impl=self.conv_impl, name=f"conv_{d}")(x)
-            x = apply_norm(norm, x, train, name=f"norm_{d}")
-            x = act(x)
+            x = conv_block(x, self.width, 3, padding=first_padding(x, d, self.gray_padding, 1, 3),
+                           norm=norm, act=act, train=train, conv_impl=self.conv_impl, index=d)
             x = pool(x, self.pooling)
-        x = x.reshape(x.shape[0], -1)
-        return Linear(self.num_classes, name="classifier")(x)
+        return classifier(x, self.num_classes)

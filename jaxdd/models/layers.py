@@ -1,4 +1,5 @@
-"""Small shared layers: instance norm, norm/activation factories, reshape-based pooling.
+"""Small shared layers: instance norm, norm/activation factories, reshape-based pooling,
+and the conv block / classifier head that ConvNet, Conv3DNet, AlexNet and VGG are built from.
 
 All layers are channels-last and dimension-generic (NWC, NHWC, NDHWC).
 """
@@ -7,6 +8,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import flax.linen as nn
+
+from jaxdd.models.conv import Conv, Linear
 
 NORMS = ("instance", "batch", "layer", "group", "none")
 ACTS = ("relu", "sigmoid", "leakyrelu", "gelu")
@@ -122,3 +125,28 @@ def pool(x, kind: str, window: int = 2):
     x = x.reshape(shape + (c,))
     axes = tuple(2 + 2 * i for i in range(len(out)))
     return jnp.mean(x, axis=axes) if kind == "avg" else jnp.max(x, axis=axes)
+
+
+# ----------------------------------------------------------------------------------------
+# The plain conv networks' pieces (call inside the network's nn.compact __call__: the
+# submodules belong to the calling network, under the names given)
+# ----------------------------------------------------------------------------------------
+
+def first_padding(x, index: int, gray_padding: bool, padding: int, gray: int) -> int:
+    """The padding of conv `index`: the authors pad the FIRST conv wider (`gray`) when the
+    input has one channel (MNIST 28x28 -> 32x32), if `gray_padding`; else `padding`."""
+    return gray if (gray_padding and index == 0 and x.shape[-1] == 1) else padding
+
+
+def conv_block(x, features: int, kernel: int, *, padding, norm: str, act, train: bool,
+               conv_impl: str, index: int):
+    """Conv (kernel in every spatial dim, stride 1, bias) -> norm -> act, as the submodules
+    'conv_{index}' and 'norm_{index}' of the calling network."""
+    x = Conv(features, (kernel,) * (x.ndim - 2), padding=padding, conv_impl=conv_impl,
+             name=f"conv_{index}")(x)
+    return act(apply_norm(norm, x, train, name=f"norm_{index}"))
+
+
+def classifier(x, num_classes: int):
+    """flatten -> Linear(num_classes), the submodule 'classifier' of the calling network."""
+    return Linear(num_classes, name="classifier")(x.reshape(x.shape[0], -1))

@@ -13,8 +13,8 @@ from typing import Sequence, Union
 
 import flax.linen as nn
 
-from jaxdd.models.conv import Conv3x3, Linear
-from jaxdd.models.layers import activation, apply_norm, canonical_norm, pool
+from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
+                                 first_padding, pool)
 
 VGG_CFGS = {
     "VGG11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -41,9 +41,6 @@ class VGG(nn.Module):
             if c == "M":
                 x = pool(x, "max")
                 continue
-            pad = 3 if (i == 0 and self.gray_padding and x.shape[-1] == 1) else 1
-            x = Conv3x3(int(c), padding=pad, conv_impl=self.conv_impl, name=f"conv_{i}")(x)
-            x = apply_norm(norm, x, train, name=f"norm_{i}")
-            x = act(x)
-        x = x.reshape(x.shape[0], -1)
-        return Linear(self.num_classes, name="classifier")(x)
+            x = conv_block(x, int(c), 3, padding=first_padding(x, i, self.gray_padding, 1, 3),
+                           norm=norm, act=act, train=train, conv_impl=self.conv_impl, index=i)
+        return classifier(x, self.num_classes)
