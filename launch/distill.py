@@ -46,7 +46,7 @@ def main(argv):
     try:
         distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
     except (ConfigError, WorkdirError, distill.NonFiniteError,
-            experts.ExpertMismatchError) as e:
+            experts.ExpertMismatchError, experts.MissingExpertsError) as e:
         raise SystemExit(f"[jaxdd] {type(e).__name__}: {e}") from None
     print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")
 
