@@ -20,27 +20,20 @@ All data is random (no dataset is read). Rows:
 """
 import ml_collections
 
+from jaxdd.bench import suite
+
 
 def _tm(param, ipc, steps, remat, augment="dsa", **kw):
-    return dict(param=param, ipc=ipc, syn_steps=steps, remat=remat, conv_impl="auto",
-                augment=augment, mode="time", **kw)
+    return suite.tm_spec(param, ipc, steps, remat, augment=augment, **kw)
 
 
 def get_config(arg=None):
-    cfg = ml_collections.ConfigDict()
-    cfg.out = "bench_results/bench_gpu.json"
-    cfg.sections = ["ceilings", "tm", "peer", "authors", "experts", "eval", "ddif", "fred"]
-    cfg.repeats = 3
-    cfg.warmup = 1
-    cfg.model = "ConvNetD3"
-    cfg.side, cfg.channels, cfg.num_classes = 32, 3, 10
-    cfg.real_per_class = 0
-    cfg.ceiling_matmul = 4096
-    cfg.ceiling_conv = (256, 32, 128)
-    cfg.ceiling_repeats = 5
-    cfg.ceilings_at_end = False
-    cfg.tm_max_wall_s = 200          # rows not started by then are recorded as skipped
-    cfg.param_overrides = ml_collections.ConfigDict({"ddif": {"warmup_steps": 0}})
+    # shared fields: jaxdd.bench.suite.base_config; larger ceilings and sections on a GPU
+    cfg = suite.base_config(
+        "bench_results/bench_gpu.json",
+        ["ceilings", "tm", "peer", "authors", "experts", "eval", "ddif", "fred"],
+        ceiling_matmul=4096, ceiling_conv=(256, 32, 128), ceilings_at_end=False,
+        tm_max_wall_s=200)  # rows not started by then are recorded as skipped
 
     cfg.peer = ml_collections.ConfigDict(dict(
         ipc=1, num_images=10, syn_steps=50, width=128, depth=3, repeats=3, warmup=1,
@@ -66,31 +59,18 @@ def get_config(arg=None):
         warmup_steps=500, warmup_fields_torch=3, timeout_s=240, compile_cache=None,
         torch_device="cuda"))
 
-    cfg.experts = ml_collections.ConfigDict(dict(
-        num_examples=5120, num_experts=10, batch_size=256,
-        dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
-    cfg.eval = ml_collections.ConfigDict(dict(
-        num_train=[10, 100, 500], num_nets=5, epochs=20, schedule_epochs=1000,
-        batch_size=256, dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
-    cfg.ddif = ml_collections.ConfigDict(dict(
-        ipc=1, num_classes=10, warmup_fields=110, warmup_steps=200,
-        decode_resolutions=[32, 128], repeats=3, library_call=True))
-    cfg.fred = ml_collections.ConfigDict(dict(ipcs=[1, 10], k=64, mask="evr", repeats=3))
+    cfg.experts.update(num_examples=5120, num_experts=10, batch_size=256)
+    cfg.eval.update(num_train=[10, 100, 500], epochs=20)
+    cfg.ddif.update(warmup_fields=110, warmup_steps=200)
 
     if arg == "smoke":
         # the same path on tiny shapes: runs on a CPU in about a minute (no GPU, no torch
         # needed: the PyTorch rows are skipped without torch)
         cfg.out = "bench_results/bench_gpu_smoke.json"
-        cfg.repeats, cfg.warmup, cfg.ceiling_repeats = 1, 0, 1
-        cfg.model = "ConvNetD1W4"
-        cfg.side, cfg.channels, cfg.num_classes = 8, 1, 2
-        cfg.ceiling_matmul = 64
-        cfg.ceiling_conv = (2, 8, 4)
+        suite.tiny_shapes(cfg)
         cfg.param_overrides = ml_collections.ConfigDict({
             "ddif": {"warmup_steps": 0, "width": 2, "num_layers": 1}})
-        cfg.peer.update(num_images=2, syn_steps=2, width=4, depth=1, repeats=1, warmup=0,
-                        jax_warmup=0, torch_threads=[1], remat=[], timeout_s=120,
-                        torch_device="cpu")
+        cfg.peer.update(jax_warmup=0, torch_device="cpu")
         cfg.tm_rows = [_tm("pixel", 1, 2, False, batch_syn=2, repeats=1, warmup=0,
                            augment="none"),
                        _tm("ddif", 1, 2, True, batch_syn=2, side=16, model="ConvNetD2W4",
@@ -98,17 +78,8 @@ def get_config(arg=None):
                            param_cfg={"width": 2, "num_layers": 1, "w0": 40.0,
                                       "warmup_steps": 0},
                            repeats=1, warmup=0, name="ddif_imagenette128_ipc1")]
-        cfg.authors.update(side=8, channels=1, num_classes=2, model="ConvNetD1W4",
-                           methods=["mtt"], syn_steps={"mtt": 2}, repeats={"mtt": 1},
-                           warmup=0, fred_k=16, ddif_width=2, ddif_layers=1, warmup_steps=2,
-                           warmup_fields_torch=1, timeout_s=120, torch_device="cpu")
-        cfg.experts.update(num_examples=8, num_experts=2, batch_size=4, repeats=1,
-                           dsa_strategy="none")
-        cfg.eval.update(num_train=[4], num_nets=2, epochs=1, schedule_epochs=2, batch_size=4,
-                        repeats=1, dsa_strategy="none")
-        cfg.ddif.update(num_classes=2, warmup_fields=2, warmup_steps=2, decode_resolutions=[8],
-                        repeats=1, library_call=False)
-        cfg.fred.update(ipcs=[1], k=16, repeats=1)
+        cfg.authors.update(methods=["mtt"], repeats={"mtt": 1}, timeout_s=120,
+                           torch_device="cpu")
     elif arg:
         raise ValueError(f"unknown bench_gpu variant {arg!r} (use '' or 'smoke')")
     return cfg

@@ -17,25 +17,15 @@ TM rows: dicts (or tuples (param, ipc, syn_steps, remat, conv_impl, augment, mod
 """
 import ml_collections
 
-
-def _tm(param, ipc, steps, remat, conv_impl="auto", augment="dsa", mode="time", **kw):
-    return dict(param=param, ipc=ipc, syn_steps=steps, remat=remat, conv_impl=conv_impl,
-                augment=augment, mode=mode, **kw)
+from jaxdd.bench import suite
+from jaxdd.bench.suite import tm_spec as _tm
 
 
 def get_config(arg=None):
-    cfg = ml_collections.ConfigDict()
-    cfg.out = "bench_results/bench_tm.json"
-    cfg.sections = ["ceilings", "peer", "authors", "tm", "experts", "eval", "ddif", "fred"]
-    cfg.repeats = 3
-    cfg.warmup = 1
-    cfg.model = "ConvNetD3"
-    cfg.side, cfg.channels, cfg.num_classes = 32, 3, 10
-    cfg.real_per_class = 0
-    cfg.ceiling_matmul = 1024
-    cfg.ceiling_conv = (64, 32, 128)
-    cfg.ceiling_repeats = 5
-    cfg.param_overrides = ml_collections.ConfigDict({"ddif": {"warmup_steps": 0}})
+    # shared fields, experts / eval / ddif / fred sections: jaxdd.bench.suite.base_config
+    cfg = suite.base_config("bench_results/bench_tm.json",
+                            ["ceilings", "peer", "authors", "tm", "experts", "eval", "ddif",
+                             "fred"])
 
     # PyTorch peer (jaxdd.bench.torch_reference) and the same JAX step, side by side
     cfg.peer = ml_collections.ConfigDict(dict(
@@ -77,21 +67,6 @@ def get_config(arg=None):
         _tm("pixel", 10, 50, False, mode="memory"),
     ]
 
-    # expert training: E experts together (vmap) vs one at a time, one epoch each
-    cfg.experts = ml_collections.ConfigDict(dict(
-        num_examples=128, num_experts=4, batch_size=128,
-        dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
-    # evaluation training: K networks together vs one at a time (IPC 1 and 10 set sizes)
-    cfg.eval = ml_collections.ConfigDict(dict(
-        num_train=[10, 100], num_nets=5, epochs=2, schedule_epochs=1000, batch_size=256,
-        dsa_strategy="color_crop_cutout_flip_scale_rotate", repeats=2))
-    # DDiF: warm-up all fields at once vs one at a time; decode per instance
-    cfg.ddif = ml_collections.ConfigDict(dict(
-        ipc=1, num_classes=10, warmup_fields=37, warmup_steps=20,
-        decode_resolutions=[32, 128], repeats=3, library_call=True))
-    # FreD: EVR mask construction (k = 64, CIFAR-10 IPC 1 / 10)
-    cfg.fred = ml_collections.ConfigDict(dict(ipcs=[1, 10], k=64, mask="evr", repeats=3))
-
     if arg == "grid":
         cfg.out = "bench_results/bench_tm_grid.json"
         cfg.tm_rows = [_tm(p, ipc, s, r, repeats=1 if ipc == 10 else 2,
@@ -104,32 +79,13 @@ def get_config(arg=None):
         # the authors section starts fresh processes (compiles again): its own test runs the
         # jaxdd child in-process (tests/test_benchmark.py)
         cfg.sections = [s for s in cfg.sections if s != "authors"]
-        cfg.repeats = 1
-        cfg.warmup = 0
-        cfg.ceiling_repeats = 1
-        cfg.model = "ConvNetD1W4"
-        cfg.side, cfg.channels, cfg.num_classes = 8, 1, 2
-        cfg.ceiling_matmul = 64
-        cfg.ceiling_conv = (2, 8, 4)
-        cfg.peer.update(num_images=2, syn_steps=2, width=4, depth=1, repeats=1, warmup=0,
-                        torch_threads=[1], remat=[], timeout_s=120)  # no JAX peer row: the
-        # TM row below exercises the same path (keeps the test short)
+        suite.tiny_shapes(cfg)  # no JAX peer row: the TM row below exercises the same path
         cfg.param_overrides = ml_collections.ConfigDict({
             "ddif": {"warmup_steps": 0, "width": 2, "num_layers": 1},
             "fred": {"k": 16},
             "nsd": {"t3": 2, "t4": 2}})
         cfg.tm_rows = [_tm("ddif", 1, 2, True, augment="none")]
-        cfg.authors.update(side=8, channels=1, num_classes=2, model="ConvNetD1W4",
-                           methods=["mtt", "ddif_warmup"], syn_steps={"mtt": 2},
-                           rounds=1, warmup=0, fred_k=16, ddif_width=2, ddif_layers=1,
-                           warmup_steps=2, warmup_fields_torch=1, timeout_s=300)
-        cfg.experts.update(num_examples=8, num_experts=2, batch_size=4, repeats=1,
-                           dsa_strategy="none")
-        cfg.eval.update(num_train=[4], num_nets=2, epochs=1, schedule_epochs=2, batch_size=4,
-                        repeats=1, dsa_strategy="none")
-        cfg.ddif.update(num_classes=2, warmup_fields=2, warmup_steps=2, decode_resolutions=[8],
-                        repeats=1, library_call=False)
-        cfg.fred.update(ipcs=[1], k=16, repeats=1)
+        cfg.authors.update(methods=["mtt", "ddif_warmup"], rounds=1, timeout_s=300)
     elif arg in ("authors", "authors_quick"):
         # only the comparison with the authors' code (issue 17's table); 'authors_quick'
         # unrolls FreD and DDiF 5 student steps instead of 20 and runs them one round (for a

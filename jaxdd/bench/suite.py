@@ -73,6 +73,69 @@ from jaxdd.bench.torch_reference import reset_peak_rss, rss_bytes  # torch: lazi
 
 SECTIONS = ("ceilings", "peer", "authors", "tm", "experts", "eval", "ddif", "fred")
 
+# ----------------------------------------------------------------------------- config builders
+# configs/bench_tm.py and configs/bench_gpu.py are built from these: the fields every
+# benchmark config has, a TM row, and the tiny shapes of their smoke variants.
+
+_DSA = "color_crop_cutout_flip_scale_rotate"
+
+
+def tm_spec(param, ipc, steps, remat, conv_impl="auto", augment="dsa", mode="time", **kw):
+    """One entry of cfg.tm_rows (the fields: configs/bench_tm.py's docstring)."""
+    return dict(param=param, ipc=ipc, syn_steps=steps, remat=remat, conv_impl=conv_impl,
+                augment=augment, mode=mode, **kw)
+
+
+def base_config(out, sections, **fields):
+    """The fields of a benchmark config at CIFAR-10 shapes (ConvNetD3, 32x32x3, 10 classes,
+    random data) with the CPU suite's experts / eval / ddif / fred sections; `fields`
+    replace top-level fields. cfg.peer, cfg.authors and cfg.tm_rows are the config's own."""
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict(dict(
+        out=out, sections=list(sections), repeats=3, warmup=1, model="ConvNetD3", side=32,
+        channels=3, num_classes=10, real_per_class=0, ceiling_matmul=1024,
+        ceiling_conv=(64, 32, 128), ceiling_repeats=5,
+        param_overrides={"ddif": {"warmup_steps": 0}}))
+    # expert training: E experts together (vmap) vs one at a time, one epoch each
+    cfg.experts = ml_collections.ConfigDict(dict(
+        num_examples=128, num_experts=4, batch_size=128, dsa_strategy=_DSA, repeats=2))
+    # evaluation training: K networks together vs one at a time (IPC 1 and 10 set sizes)
+    cfg.eval = ml_collections.ConfigDict(dict(
+        num_train=[10, 100], num_nets=5, epochs=2, schedule_epochs=1000, batch_size=256,
+        dsa_strategy=_DSA, repeats=2))
+    # DDiF: warm-up all fields at once vs one at a time; decode per instance
+    cfg.ddif = ml_collections.ConfigDict(dict(
+        ipc=1, num_classes=10, warmup_fields=37, warmup_steps=20,
+        decode_resolutions=[32, 128], repeats=3, library_call=True))
+    # FreD: EVR mask construction (k = 64, CIFAR-10 IPC 1 / 10)
+    cfg.fred = ml_collections.ConfigDict(dict(ipcs=[1, 10], k=64, mask="evr", repeats=3))
+    cfg.update(fields)
+    return cfg
+
+
+def tiny_shapes(cfg):
+    """The smoke variants' shapes (ConvNetD1W4 on 8x8x1, 2 classes, one repeat, no warm-up,
+    no augmentation): the same code paths in seconds on a CPU. Changes cfg in place."""
+    cfg.repeats, cfg.warmup, cfg.ceiling_repeats = 1, 0, 1
+    cfg.model = "ConvNetD1W4"
+    cfg.side, cfg.channels, cfg.num_classes = 8, 1, 2
+    cfg.ceiling_matmul = 64
+    cfg.ceiling_conv = (2, 8, 4)
+    cfg.peer.update(num_images=2, syn_steps=2, width=4, depth=1, repeats=1, warmup=0,
+                    torch_threads=[1], remat=[], timeout_s=120)
+    cfg.authors.update(side=8, channels=1, num_classes=2, model="ConvNetD1W4",
+                       syn_steps={"mtt": 2}, warmup=0, fred_k=16, ddif_width=2,
+                       ddif_layers=1, warmup_steps=2, warmup_fields_torch=1)
+    cfg.experts.update(num_examples=8, num_experts=2, batch_size=4, repeats=1,
+                       dsa_strategy="none")
+    cfg.eval.update(num_train=[4], num_nets=2, epochs=1, schedule_epochs=2, batch_size=4,
+                    repeats=1, dsa_strategy="none")
+    cfg.ddif.update(num_classes=2, warmup_fields=2, warmup_steps=2, decode_resolutions=[8],
+                    repeats=1, library_call=False)
+    cfg.fred.update(ipcs=[1], k=16, repeats=1)
+    return cfg
+
 
 # ----------------------------------------------------------------------------- measuring
 
@@ -619,13 +682,8 @@ def _fmt_authors(r):
         return f"{desc:64s} skipped: {r['skipped']}"
     sec = r.get("seconds_median")
     out = f"{desc:64s} {sec:9.3f} s" if sec is not None else desc
-    if r.get("rss_hwm_bytes"):
-        out += f" | RSS hwm {r['rss_hwm_bytes'] / 2**20:6.0f} MiB"
-    if r.get("compile_s"):
-        out += f" | comp {r['compile_s']:5.1f} s"
-    if r.get("load"):
-        out += f" | load {r['load'][0]:.1f}"
-    return out
+    return (out + _piece(r, "rss_hwm_bytes", " | RSS hwm {:6.0f} MiB", lambda b: b / 2**20)
+            + _piece(r, "compile_s", " | comp {:5.1f} s") + _load_piece(r))
 
 
 # ----------------------------------------------------------------------------- training rows
@@ -842,6 +900,21 @@ def fred_section(cfg, ceil):
 
 # ----------------------------------------------------------------------------- reporting
 
+def _piece(r, key, fmt, get=None, shown=bool):
+    """One optional part of a printed row: fmt.format(r[key], through `get`) when
+    shown(r.get(key)) (default: the field is truthy), else ''."""
+    v = r.get(key)
+    return fmt.format(v if get is None else get(v)) if shown(v) else ""
+
+
+def _is_set(v):
+    return v is not None
+
+
+def _load_piece(r):
+    return _piece(r, "load", " | load {:.1f}", lambda a: a[0])
+
+
 def _describe(r):
     w = r["workload"]
     if w.startswith("tm_iteration_pytorch"):
@@ -874,10 +947,8 @@ def _fmt_row(r):
         return f"{desc:64s} skipped: {r['skipped']}"
     sec = r.get("seconds_median")
     s = f"{desc:64s} {sec:9.3f} s" if sec is not None else f"{desc:64s} {'(compile only)':>11s}"
-    if r.get("cpu_seconds_median") is not None:
-        s += f" cpu {r['cpu_seconds_median']:8.2f}"
-    if r.get("compile_s") is not None:
-        s += f" | comp {r['compile_s']:5.1f} s"
+    s += (_piece(r, "cpu_seconds_median", " cpu {:8.2f}", shown=_is_set)
+          + _piece(r, "compile_s", " | comp {:5.1f} s", shown=_is_set))
     mem = r.get("xla_bytes") or r.get("peak_bytes") or r.get("rss_peak_bytes")
     if mem:
         s += f" | mem {mem / 2 ** 20:6.1f} MiB"
@@ -887,13 +958,8 @@ def _fmt_row(r):
             s += f" {100 * r['frac_conv_ceiling']:4.0f}% conv"
         if r.get("frac_conv_ceiling_cpu") is not None:
             s += f" ({100 * r['frac_conv_ceiling_cpu']:3.0f}% per cpu-s)"
-    if r.get("images_per_s"):
-        s += f" | {r['images_per_s']:8.1f} img/s"
-    if r.get("speedup_vs_one_at_a_time"):
-        s += f" | x{r['speedup_vs_one_at_a_time']:.2f} vs one"
-    if r.get("load"):
-        s += f" | load {r['load'][0]:.1f}"
-    return s
+    return (s + _piece(r, "images_per_s", " | {:8.1f} img/s")
+            + _piece(r, "speedup_vs_one_at_a_time", " | x{:.2f} vs one") + _load_piece(r))
 
 
 def _print_row(r):

@@ -3,7 +3,7 @@ code does it, for side-by-side timing with jaxdd (``[bench]`` extra).
 
     pip install -e ".[bench]"        # torch (CPU wheel)
     python launch/torch_reference.py --num_images=10 --syn_steps=20 --repeats=3
-    python -m jaxdd.bench.torch_reference --method=fred --dsa=1 --ipc=1 --side=28 --channels=1
+    python -m jaxdd.bench.torch_reference --method=fred --dsa --ipc=1 --side=28 --channels=1
 
 torch is imported inside the functions only (jaxdd never needs it to import).
 
@@ -549,31 +549,33 @@ def bench(num_images=10, syn_steps=20, batch_syn=0, repeats=3, warmup=1, threads
             "peak_bytes": peak, "peak_kind": "rss_hwm_delta", **info}
 
 
+# the command line (python -m jaxdd.bench.torch_reference, launch/torch_reference.py):
+# (flag, default, help); the type follows the default; 0 means "off" / "default"
+_FLAGS = (
+    ("num_images", 10, "synthetic images"), ("syn_steps", 20, "student steps unrolled"),
+    ("batch_syn", 0, "images per student step (0: all)"), ("side", 32, "image side"),
+    ("channels", 3, "image channels"), ("num_classes", 10, "classes"),
+    ("width", 128, "ConvNet width"), ("depth", 3, "ConvNet depth"),
+    ("repeats", 3, "timed calls"), ("warmup", 1, "untimed calls first"),
+    ("threads", 0, "torch threads (0: torch's default)"),
+    ("max_seconds", 0.0, "stop repeating after this long (0: never)"),
+    ("method", "mtt", "the authors' step: " + " | ".join(METHODS)),
+    ("dsa", 0, "1 (or the bare flag): DSA on (the authors' TM default)"),
+    ("ipc", 0, ">0: set size from the method's budget (else num_images)"),
+    ("fred_k", 64, "FreD coefficients per channel"), ("ddif_width", 6, "DDiF field width"),
+    ("ddif_layers", 2, "DDiF sine layers"), ("anomaly", 0, "1: torch anomaly detection"),
+    ("device", "cpu", "cpu | cuda"),
+    ("ddif_warmup", 0, ">0: time DDiF's per-field warm-up loop on this many fields instead"),
+    ("warmup_steps", 100, "Adam steps of that warm-up"),
+)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--num_images", type=int, default=10)
-    ap.add_argument("--syn_steps", type=int, default=20)
-    ap.add_argument("--batch_syn", type=int, default=0)
-    ap.add_argument("--side", type=int, default=32)
-    ap.add_argument("--channels", type=int, default=3)
-    ap.add_argument("--num_classes", type=int, default=10)
-    ap.add_argument("--width", type=int, default=128)
-    ap.add_argument("--depth", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--warmup", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--max_seconds", type=float, default=0.0)
-    ap.add_argument("--method", default="mtt", choices=METHODS)
-    ap.add_argument("--dsa", type=int, default=0, help="1: DSA on (the authors' TM default)")
-    ap.add_argument("--ipc", type=int, default=0, help=">0: set size from the method's budget")
-    ap.add_argument("--fred_k", type=int, default=64)
-    ap.add_argument("--ddif_width", type=int, default=6)
-    ap.add_argument("--ddif_layers", type=int, default=2)
-    ap.add_argument("--anomaly", type=int, default=0)
-    ap.add_argument("--device", default="cpu", help="cpu | cuda")
-    ap.add_argument("--ddif_warmup", type=int, default=0,
-                    help=">0: time DDiF's per-field warm-up loop on this many fields instead")
-    ap.add_argument("--warmup_steps", type=int, default=100)
+    for name, default, help_ in _FLAGS:
+        extra = {"nargs": "?", "const": 1} if name == "dsa" else {}
+        extra.update({"choices": METHODS} if name == "method" else {})
+        ap.add_argument(f"--{name}", type=type(default), default=default, help=help_, **extra)
     a = ap.parse_args(argv)
     if a.ddif_warmup:
         r = ddif_warmup_bench(a.ddif_warmup, a.warmup_steps, a.side, a.channels, a.ddif_width,
@@ -583,8 +585,9 @@ def main(argv=None):
         sys.stdout.flush()
         return
     r = bench(a.num_images, a.syn_steps, a.batch_syn, a.repeats, a.warmup, a.threads or None,
-              max_seconds=a.max_seconds or None, side=a.side, channels=a.channels, num_classes=a.num_classes, width=a.width,
-              depth=a.depth, method=a.method, dsa=bool(a.dsa), ipc=a.ipc or None,
+              max_seconds=a.max_seconds or None, side=a.side, channels=a.channels,
+              num_classes=a.num_classes, width=a.width, depth=a.depth, method=a.method,
+              dsa=bool(a.dsa), ipc=a.ipc or None,
               fred_k=a.fred_k, ddif_width=a.ddif_width, ddif_layers=a.ddif_layers,
               anomaly=bool(a.anomaly), device=a.device)
     print("TORCH_RESULT " + json.dumps(r))
