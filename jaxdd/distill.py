@@ -387,16 +387,20 @@ def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None
         trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw,
                                              build_hint=experts.build_command(bcfg))
     except experts.MissingExpertsError as e:
-        if jax.process_count() > 1 or getattr(train_ds, "shard", None) is not None:
-            raise experts.MissingExpertsError(
-                f"{e}\nA multi-process run does not build experts (each process holds only "
-                f"its shard of the training data): build the buffer first in ONE process "
-                f"(it uses every local device): {experts.build_command(bcfg)} ; then start "
-                f"the distributed run again.") from None
+        full = train_ds
+        if getattr(train_ds, "shard", None) is not None:
+            # experts train on the whole split: each process gets a transient full copy
+            # and builds its share of the missing experts (i % processes == its index)
+            import dataclasses
+
+            from jaxdd.data.shard import gather_split
+            images, labels = gather_split(train_ds)
+            full = dataclasses.replace(train_ds, images=images, labels=labels, shard=None)
         print(f"[jaxdd] {e}\n[jaxdd] building the missing experts now in {bcfg.buffer_dir} "
               f"({bcfg.num_experts} experts x {bcfg.epochs} epochs) ...")
-        experts.build_buffer(bcfg.buffer_dir, bcfg, train=train_ds, test=test_ds,
+        experts.build_buffer(bcfg.buffer_dir, bcfg, train=full, test=test_ds,
                              progress=progress)
+        del full
         trajs, _ = experts.load_trajectories(bcfg.buffer_dir, **kw)
     return jax.tree.map(np.asarray, trajs)
 

@@ -459,11 +459,26 @@ def _ocp():
     return ocp
 
 
-def _checkpointer():
+def _checkpointer(local: bool = False):
+    """The expert checkpointer. local: in a multi-process run, this process writes alone
+    (Orbax's primary host = this process, no barrier with the others; Orbax writes numpy
+    leaves from process 0 only, so only process 0 saves this way: `build_buffer`)."""
     ocp = _ocp()
+    if not local or jax.process_count() == 1:
+        registry = ocp.handlers.create_default_handler_registry(
+            **{_TRAJ_ITEM: ocp.PyTreeCheckpointHandler(),
+               _META_ITEM: ocp.JsonCheckpointHandler()})
+        return ocp.Checkpointer(ocp.CompositeCheckpointHandler(handler_registry=registry))
+    me = jax.process_index()
+    mp = ocp.options.MultiprocessingOptions(primary_host=me, active_processes={me},
+                                            barrier_sync_key_prefix=f"jaxdd_expert_p{me}")
     registry = ocp.handlers.create_default_handler_registry(
-        **{_TRAJ_ITEM: ocp.PyTreeCheckpointHandler(), _META_ITEM: ocp.JsonCheckpointHandler()})
-    return ocp.Checkpointer(ocp.CompositeCheckpointHandler(handler_registry=registry))
+        **{_TRAJ_ITEM: ocp.PyTreeCheckpointHandler(multiprocessing_options=mp),
+           _META_ITEM: ocp.JsonCheckpointHandler(multiprocessing_options=mp)})
+    handler = ocp.CompositeCheckpointHandler(
+        handler_registry=registry,
+        composite_options=ocp.CompositeOptions(multiprocessing_options=mp))
+    return ocp.Checkpointer(handler, multiprocessing_options=mp)
 
 
 def _jsonable(x):
@@ -479,11 +494,13 @@ def _jsonable(x):
     return json.loads(json.dumps(x, default=default))
 
 
-def save_expert(path, trajectory, meta: dict, *, force: bool = False) -> str:
+def save_expert(path, trajectory, meta: dict, *, force: bool = False,
+                local: bool = False) -> str:
     """Write one expert: ``trajectory`` leaves (R + 1, ...) (epoch-major) + JSON ``meta``.
 
     Atomic: Orbax writes a temporary directory and renames it when complete.
-    ``meta`` gains 'format' and 'num_snapshots'. Returns the path.
+    ``meta`` gains 'format' and 'num_snapshots'. Returns the path. local: this process
+    writes it alone in a multi-process run (process 0, `build_buffer`).
     """
     path = os.path.abspath(os.fspath(path))
     leaves = jax.tree.leaves(trajectory)
@@ -494,7 +511,7 @@ def save_expert(path, trajectory, meta: dict, *, force: bool = False) -> str:
             for e in range(n)}
     meta = _jsonable({**meta, "format": FORMAT, "num_snapshots": n})
     ocp = _ocp()
-    _checkpointer().save(path, ocp.args.Composite(**{
+    _checkpointer(local).save(path, ocp.args.Composite(**{
         _TRAJ_ITEM: ocp.args.PyTreeSave(tree), _META_ITEM: ocp.args.JsonSave(meta)}),
         force=force)
     return path
@@ -949,6 +966,32 @@ def _clean_tmp(buffer_dir):
     return removed
 
 
+def _gather_groups(traj, acc, hist, secs, group):
+    """Multi-process `build_buffer`: every process's trained group (leading expert axis,
+    padded to `group`) on every process -> [(traj, acc, hist, secs) per process], leaf by
+    leaf (`jaxdd.data.shard.allgather`, exact bytes)."""
+    from jaxdd.data.shard import allgather
+
+    def pad(a, axis):
+        a = np.asarray(a)
+        widths = [(0, 0)] * a.ndim
+        widths[axis] = (0, group - a.shape[axis])
+        return np.pad(a, widths)
+
+    leaves, tdef = jax.tree.flatten(traj)
+    g_leaves = [allgather(pad(a, 0)) for a in leaves]
+    g_acc = allgather(pad(acc, 0))
+    g_hist = allgather(pad(hist, 1))
+    g_secs = allgather(np.asarray([secs], np.float64))
+    return [(jax.tree.unflatten(tdef, [g[q] for g in g_leaves]), g_acc[q], g_hist[q],
+             float(g_secs[q][0])) for q in range(len(g_acc))]
+
+
+def _barrier(name):
+    from jax.experimental import multihost_utils
+    multihost_utils.sync_global_devices(name)
+
+
 def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     """Train and store the experts of ``cfg`` that are not in ``buffer_dir`` yet (resumable).
 
@@ -966,15 +1009,18 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     """
     buffer_dir = os.fspath(buffer_dir)
     n = int(cfg.num_experts)
-    if jax.process_count() > 1 or getattr(train, "shard", None) is not None:
-        raise RuntimeError(
-            f"build_buffer in a multi-process run ({jax.process_count()} processes): experts "
-            f"are built by ONE process (the expert axis over its local devices, the whole "
-            f"training set in its memory). Build the buffer first without --distributed: "
-            f"{build_command(cfg, buffer_dir)} ; then start the distributed run.")
+    if getattr(train, "shard", None) is not None:
+        raise ValueError(
+            "build_buffer trains every expert on the whole training split, but `train` is "
+            "one process's shard (jaxdd.data.shard): pass the whole split (load_dataset "
+            "without shard, or jaxdd.data.shard.gather_split)")
     if n < 1:
         raise ValueError(f"num_experts={n}: a buffer needs at least one expert")
-    if os.path.isdir(buffer_dir):
+    # multi-process: every process reads the buffer, process 0 alone tidies it; then each
+    # process trains and writes the missing experts i with i % processes == its index
+    procs, me = jax.process_count(), jax.process_index()
+    tidy = me == 0
+    if os.path.isdir(buffer_dir) and tidy:
         removed = _clean_tmp(buffer_dir)
         if removed and progress:
             print(f"[experts] removed {len(removed)} unfinished temporary dir(s): {removed}")
@@ -987,16 +1033,23 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
             try:
                 meta = load_expert_metadata(p)
             except Exception as e:  # noqa: BLE001 -- damaged metadata: set aside, rebuild
-                _set_aside_expert(buffer_dir, p, e)
+                if tidy:
+                    _set_aside_expert(buffer_dir, p, e)
                 todo.append(i)
                 continue
             check_metadata(meta, expected, where=f"expert {i} ({p})",
                            buffer_dir=buffer_dir, hint=build_command(cfg, buffer_dir))
         else:
-            if os.path.exists(p):  # final name but not complete: never loadable, redo
+            if os.path.exists(p) and tidy:  # final name but not complete: never loadable
                 _set_aside_expert(buffer_dir, p, ValueError("incomplete (not finalized)"))
             todo.append(i)
 
+    if procs > 1:  # after process 0's tidying: every process sees the same buffer
+        _barrier("jaxdd_experts_scanned")
+        found = list_experts(buffer_dir)
+        todo = [i for i in range(n) if i not in found]
+    # process q trains the missing experts i with i % procs == q, one group per round
+    shares = [[i for i in todo if i % procs == q] for q in range(procs)]
     t0 = time.time()
     if todo:
         if train is None:
@@ -1027,10 +1080,13 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
         rec = _cfg_get(cfg, "record_epochs")
         rec = int(cfg.epochs) if rec is None else int(rec)
         if progress:
-            print(f"[experts] {len(todo)} of {n} experts to train in {buffer_dir} "
+            part = f" (process {me} of {procs}: {len(shares[me])})" if procs > 1 else ""
+            print(f"[experts] {len(todo)} of {n} experts to train{part} in {buffer_dir} "
                   f"({cfg.model.name}, {cfg.epochs} epochs, groups of {group})")
-        for g0 in range(0, len(todo), group):
-            idx = todo[g0:g0 + group]
+        rounds = max(-(-len(sh) // group) for sh in shares)
+        for r in range(rounds):
+            mine = shares[me][r * group:(r + 1) * group]
+            idx = mine or todo[:1]  # nothing left here this round: a stand-in, discarded
             keys = jnp.stack([jax.random.fold_in(seed_key, i) for i in idx])
             tg = time.time()
             traj, acc, hist = _train(
@@ -1040,15 +1096,27 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
                 progress=progress, mesh=None, desc=f"experts {idx[0]}-{idx[-1]}", lanes=lanes)
             secs = (time.time() - tg) / len(idx)
             num_params = count_params(jax.tree.map(lambda a: a[0, 0], traj))
-            for j, i in enumerate(idx):
-                meta = _meta_for(cfg, i, key=keys[j], test_acc=acc[j], hist=hist[:, j],
-                                 seconds=secs, num_params=num_params, train=train, record=rec)
-                meta["lanes"] = int(lanes)
-                os.makedirs(buffer_dir, exist_ok=True)
-                save_expert(expert_dir(buffer_dir, i), jax.tree.map(lambda a: a[j], traj), meta)
-                from jaxdd.workdir import fault_point
-                fault_point("saved_expert")
+            if procs == 1:
+                work = [(idx, traj, acc, hist, secs)]
+            else:  # every process's group to process 0, which writes them all
+                got = _gather_groups(traj, acc, hist, secs, group)
+                if me != 0:
+                    continue
+                work = [(shares[q][r * group:(r + 1) * group],) + got[q] for q in range(procs)]
+            for ids, tr, ac, hi, sc in work:
+                for j, i in enumerate(ids):
+                    meta = _meta_for(cfg, i, key=jax.random.fold_in(seed_key, i),
+                                     test_acc=ac[j], hist=hi[:, j], seconds=sc,
+                                     num_params=num_params, train=train, record=rec)
+                    meta["lanes"] = int(lanes)
+                    os.makedirs(buffer_dir, exist_ok=True)
+                    save_expert(expert_dir(buffer_dir, i), jax.tree.map(lambda a: a[j], tr),
+                                meta, local=procs > 1)
+                    from jaxdd.workdir import fault_point
+                    fault_point("saved_expert")
     elapsed = time.time() - t0
+    if procs > 1:
+        _barrier("jaxdd_experts_built")
 
     found = list_experts(buffer_dir)
     metas = [load_expert_metadata(found[i]) for i in range(n)]

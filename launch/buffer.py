@@ -25,6 +25,9 @@ _CONFIG = config_flags.DEFINE_config_file(
 _BUFFER_DIR = flags.DEFINE_string(
     "buffer_dir", None, "Where the experts go (overrides config.buffer_dir).")
 _QUIET = flags.DEFINE_bool("quiet", False, "No progress bars.")
+_DISTRIBUTED = flags.DEFINE_bool(
+    "distributed", False, "call jax.distributed.initialize() (multi-host): every process "
+    "loads the whole training set and trains its share of the experts (i % processes)")
 _MODEL_OVERRIDES = {}
 
 
@@ -32,6 +35,9 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    if _DISTRIBUTED.value:  # before any JAX work; JAX_* env vars or the cluster's
+        from jaxdd.sharding import initialize_distributed
+        initialize_distributed()
     from jaxdd import validate
     from jaxdd.data import load_dataset
 

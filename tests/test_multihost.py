@@ -2,8 +2,9 @@
 coordinator, CPU collectives), 4 virtual CPU devices each, one mesh over the 8 devices.
 
 A tiny pixel TM run (3 classes x IPC 8 = 24 instances, split over the 8 devices inside the
-step; the expert buffer built by the single-process reference run) is started in two
-processes, "killed" after 2 of 4 iterations (both processes exit after a collective Orbax
+step) is started in two processes, which first build the missing expert buffer (process p
+trains and writes expert p on its 4 devices, from a transient full copy of the split; the
+experts equal those one process builds), "killed" after 2 of 4 iterations (both processes exit after a collective Orbax
 checkpoint), restarted in two new processes, which resume from the checkpoint and finish.
 Its synthetic set equals the single-process, single-device run's (float tolerance: the
 sharded step sums in another order, see tests/test_sharding.py). Checked too: one set of
@@ -113,7 +114,7 @@ def _launch(tmp, workdir, npz, buffer_dir, stop_after, tag):
             pytest.fail(f"{tag}: the two processes did not finish")
     for p, log in zip(procs, logs):
         assert p.returncode == 0, f"{tag} failed:\n" + log[-6000:]
-    return [dict(np.load(o)) for o in outs]
+    return [dict(np.load(o)) for o in outs], logs
 
 
 @pytest.fixture(scope="module")
@@ -124,22 +125,32 @@ def npz_path(tmp_path_factory):
 
 
 def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz_path):
-    from jaxdd import distill
+    from jaxdd import distill, experts
 
     buffer_dir = str(tmp_path / "buffer")
-    ref = distill.Run(tiny_cfg(npz_path, buffer_dir), str(tmp_path / "single"),
-                      progress=False)
-    ref.train()  # also builds the expert buffer the two processes load
-    ref_images = np.asarray(ref.state.syn_params["images"])
-
     workdir = str(tmp_path / "multi")
-    first = _launch(tmp_path, workdir, npz_path, buffer_dir, 2, "first")
+    # the two processes build the buffer (expert p by process p), then run 2 iterations
+    first, _ = _launch(tmp_path, workdir, npz_path, buffer_dir, 2, "first")
     assert [int(r["step"]) for r in first] == [2, 2]
+    ref = distill.Run(tiny_cfg(npz_path, buffer_dir), str(tmp_path / "single"),
+                      progress=False)  # loads the buffer the two processes built
+    ref.train()
+    ref_images = np.asarray(ref.state.syn_params["images"])
     _check_shards(first, ref)
+    # the same experts as one process builds
+    from jaxdd.config import buffer_for
+    bcfg = buffer_for(ref.cfg)
+    one_dir = str(tmp_path / "buffer_one")
+    experts.build_buffer(one_dir, bcfg, train=ref.train_ds, test=ref.test_ds, progress=False)
+    kw = dict(expected=experts.expected_metadata(bcfg), num_experts=2, epochs=2)
+    got, _ = experts.load_trajectories(buffer_dir, **kw)
+    want, _ = experts.load_trajectories(one_dir, **kw)
+    for a, b in zip(jax_leaves(got), jax_leaves(want)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)
     steps = sorted(int(d) for d in os.listdir(os.path.join(workdir, "checkpoints"))
                    if d.isdigit())
     assert steps[-1] == 2  # one set of checkpoint files, written collectively
-    second = _launch(tmp_path, workdir, npz_path, buffer_dir, 0, "second")
+    second, _ = _launch(tmp_path, workdir, npz_path, buffer_dir, 0, "second")
     for r in second:
         assert int(r["start"]) == 2 and int(r["step"]) == 4 and int(r["devices"]) == 8
         assert bool(r["replicated_between_steps"])
@@ -151,6 +162,11 @@ def test_two_processes_checkpoint_kill_resume_equal_single_process(tmp_path, npz
     assert os.path.exists(metrics)
     with open(metrics) as f:
         assert [json.loads(x)["step"] for x in f if '"loss"' in x][-1] == 4
+
+
+def jax_leaves(tree):
+    import jax
+    return jax.tree.leaves(tree)
 
 
 def _check_shards(first, ref):
