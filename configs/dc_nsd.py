@@ -3,7 +3,7 @@
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1, t3 = t4 =
 4 (the paper's H/2 = 8 does not fit the 256-float budget of one 16x16x1 image per class):
 one spectrum tensor (5 x 1 x 4 x 4) and one kernel set decode 8 images per class in 249
-floats. EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: a fresh network
+floats. 300 iterations with 64 real images per class (IPC 1: a fresh network
 every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dc_nsd.py
@@ -20,11 +20,9 @@ not published:
 """
 from jaxdd import config as C
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dc"]
 # NSD reports DC + NSD at CIFAR-10 IPC 10 only (Table 5); convention: jaxdd/published
 VARIANTS = ["cifar10,ipc=10"]
 
 
-def get_config(arg=None):
-    # the shared DC recipe + the nsd hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dc", "nsd", arg)

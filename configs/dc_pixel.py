@@ -1,7 +1,7 @@
 """DC (gradient matching with siamese DSA, Zhao et al.) with the pixel parameterization.
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
-EMBEDDED_ITERS iterations with 64 real images per class (IPC 1: outer/inner loop 1/1, a
+300 iterations with 64 real images per class (IPC 1: outer/inner loop 1/1, a
 fresh network every iteration), then the evaluation protocol (5 networks x 1000 epochs)
 and the random-real baseline:
 
@@ -24,12 +24,10 @@ jaxdd pixel default) gives similar results according to the authors.
 """
 from jaxdd import config as C
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dc"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = ([f"cifar10,ipc={i}" for i in (1, 10, 50)]
             + [f"cifar100,ipc={i}" for i in (1, 10)])
 
 
-def get_config(arg=None):
-    # the shared DC recipe + the pixel hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dc", "pixel", arg)

@@ -2,7 +2,7 @@
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1, SIREN
 width 6 with 2 sine layers (67 floats per field) -> 3 fields per class, warm-up 1000 Adam
-steps; EMBEDDED_ITERS DM iterations with 64 real images per class, then 5 networks x 1000
+steps; 500 DM iterations with 64 real images per class, then 5 networks x 1000
 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_ddif.py
@@ -23,11 +23,9 @@ the same script values. VARIANTS lists them; an unpublished (dataset, ipc) raise
 from jaxdd import config as C
 from jaxdd.published import ddif as P
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d, i in P.FIELDS_DM if d in C.DATASETS]
 
 
-def get_config(arg=None):
-    # the shared DM recipe + the ddif hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dm", "ddif", arg)

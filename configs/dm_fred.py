@@ -2,7 +2,7 @@
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1, k = 64 of
 256 DCT positions -> 4 instances per class, 64 real images per class per step;
-EMBEDDED_ITERS DM iterations, then 5 networks x 1000 epochs and the random-real baseline.
+500 DM iterations, then 5 networks x 1000 epochs and the random-real baseline.
 (The CIFAR ratio k/HW = 64/1024 would give k = 16 on digits: 16 blurry instances per
 class, 81% vs 95% with k = 64 in a 300-iteration calibration, 3 nets x 300 epochs.)
 
@@ -11,30 +11,25 @@ class, 81% vs 95% with k = 64 in a 300-iteration calibration, 3 nets x 300 epoch
 Expected: test accuracy 95.9 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
 
-Published settings (sdh0818/FreD @ 9f35a7a, transcribed in jaxdd/published/fred.py and
-checked against the authors' files by tests/test_parity_fred_tables.py): CIFAR-10 (IPC 1, 2,
-10, 11, 50, 51) from DM/scripts/run_DM_FreD.sh -- k = 64, SGD(lr_freq 1e6, momentum 0.5) on
-the UNNORMALIZED DCT, 20000 iterations, batch_real 256, DSA, evaluation lr 0.01 -- and
-ImageNette 128 px (IPC 1, 2) from ImageNet-abcde/scripts/run_DM_FreD.sh -- k = 2048,
-lr_freq 1e6, 1000 iterations, evaluation lr 0.001. Other (dataset, ipc) raise and list these.
+Published settings (sdh0818/FreD @ 9f35a7a, in jaxdd/published/fred.py, checked by
+tests/test_parity_fred_tables.py): CIFAR-10 (IPC 1, 2, 10, 11, 50, 51) from
+DM/scripts/run_DM_FreD.sh -- k = 64, SGD(lr_freq 1e6, momentum 0.5) on the UNNORMALIZED DCT,
+20000 iterations, batch_real 256, DSA, evaluation lr 0.01 -- and ImageNette 128 px (IPC 1,
+2) from ImageNet-abcde/scripts/run_DM_FreD.sh -- k = 2048, lr_freq 1e6, 1000 iterations,
+evaluation lr 0.001. Other (dataset, ipc) raise and list these.
 
     python launch/distill.py --config=configs/dm_fred.py:cifar10,ipc=2
     python launch/distill.py --config=configs/dm_fred.py:imagenette,ipc=1
 
-jaxdd uses the authors' unnormalized DCT (param.norm = 'none'), so their lr_freq applies
-unchanged. The digits default uses DIGITS_LR = 1.024e5, the unnormalized equivalent of the
-orthonormal lr 100 it was tuned with (x 4 H W at 16x16; the expected accuracy above was
-measured with that orthonormal setting, whose DC row/column steps were 2x larger).
+The digits lr 1.024e5 is jaxdd.config.FRED_DIGITS_LR['dm'] (the orthonormal lr 100 it was
+tuned with, for the authors' unnormalized DCT that every variant uses).
 """
 from jaxdd import config as C
 from jaxdd.published import fred as published
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
-DIGITS_LR = C.FRED_DIGITS_LR["dm"]  # the unnormalized-DCT lr of the digits default
 # the published settings this config encodes (jaxdd.published convention)
 VARIANTS = [f"{d},ipc={i}" for d, i in published.DM if d in C.DATASETS]
 
 
-def get_config(arg=None):
-    # the shared DM recipe + the fred hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dm", "fred", arg)

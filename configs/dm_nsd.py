@@ -3,7 +3,7 @@
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1. The
 paper's t3 = t4 = H/2 = 8 kernels alone (2 x 8 x 16 = 256 floats) fill the 256-float
 budget, so t3 = t4 = 4: one spectrum tensor (5 x 1 x 4 x 4) and one kernel set decode 8
-images per class in 249 floats. EMBEDDED_ITERS DM iterations with 64 real images per
+images per class in 249 floats. 500 DM iterations with 64 real images per
 class, then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_nsd.py
@@ -19,11 +19,9 @@ with the DM recipe (20000 iterations, batch_real 256); the learning rate is not 
 """
 from jaxdd import config as C
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # NSD reports DM + NSD at CIFAR-10 IPC 10 only (Table 5); convention: jaxdd/published
 VARIANTS = ["cifar10,ipc=10"]
 
 
-def get_config(arg=None):
-    # the shared DM recipe + the nsd hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dm", "nsd", arg)

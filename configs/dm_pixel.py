@@ -1,7 +1,7 @@
 """DM (distribution matching, Zhao & Bilen) with the pixel parameterization.
 
 Embedded default (offline, 2 CPU cores): digits at 16x16x1, ConvNetD2W32, IPC 1,
-EMBEDDED_ITERS iterations with 64 real images per class, then the evaluation protocol (5
+500 iterations with 64 real images per class, then the evaluation protocol (5
 networks x 1000 epochs) and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_pixel.py
@@ -21,11 +21,9 @@ Any field can be overridden in the config string (`...:digits,iterations=100`).
 """
 from jaxdd import config as C
 
-EMBEDDED_ITERS = C.MATCHING_EMBEDDED_ITERS["dm"]
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d in ("cifar10", "cifar100") for i in (1, 10, 50)]
 
 
-def get_config(arg=None):
-    # the shared DM recipe + the pixel hooks: jaxdd.config.matching_config
+def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config
     return C.matching_config("dm", "pixel", arg)

@@ -30,7 +30,6 @@ Evaluate a DDiF set at another resolution:
     python launch/evaluate.py --synthetic=workdirs/tm_ddif-default/synthetic.msgpack --resolution=32
 """
 from jaxdd import config as C
-from jaxdd.param import ddif
 from jaxdd.published import ddif as P
 
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
@@ -38,12 +37,7 @@ VARIANTS = [f"{d},ipc={i}" for d, i in P.TM if d in C.DATASETS]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = ddif.default_config()
-    cfg.param.name = "ddif"
-    cfg.param.ipc = ipc
+    cfg, dataset, ipc, overrides = C.start("ddif", arg)  # base_config + the ddif block
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="adam", lr=1e-4))  # lr_nf
     cfg.opt.lr.min_syn_lr = 1e-3  # main_TM.py:344 clips syn_lr at >= 1e-3 after each step
     if dataset == "digits":

@@ -29,10 +29,10 @@ Learning rate: the authors optimize UNNORMALIZED DCT coefficients (torch-dct nor
 SGD(lr_freq, momentum 0.5): 1e8 at 32x32 and 28x28, 1e9 at 128x128. jaxdd uses the same
 convention (param.norm = 'none') and the same numbers, so nothing is converted and the
 resolution does not enter. (`--config.param.norm=ortho` needs
-`fred.equivalent_ortho_lr_map`; a scalar lr is not equivalent on the DC row/column.)
+`jaxdd.param.fred.equivalent_ortho_lr_map`; a scalar lr is not equivalent on the DC
+row/column.)
 """
 from jaxdd import config as C
-from jaxdd.param import fred
 from jaxdd.published import fred as published
 
 DIGITS_LR = 1000.0 * 4 * 16 * 16  # = 1.024e6: the tuned orthonormal lr 1000 at 16x16
@@ -42,12 +42,7 @@ DIGITS_LR = 1000.0 * 4 * 16 * 16  # = 1.024e6: the tuned orthonormal lr 1000 at 
 VARIANTS = [f"{d},ipc={i}" for d, i in published.TM if d in C.DATASETS]
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = fred.default_config()
-    cfg.param.name = "fred"
-    cfg.param.ipc = ipc
+    cfg, dataset, ipc, overrides = C.start("fred", arg)  # base_config + the fred block
     cfg.param.norm = "none"  # the authors' unnormalized DCT; lr_freq as published
     cfg.opt.lr.min_syn_lr = 1e-3  # main_TM_FreD.py: syn_lr clipped at 0.001 after each step
     if dataset == "digits":

@@ -26,7 +26,6 @@ CIFAR-10 row of the same IPC, without ZCA, with the dataset's default network. A
 IPC without an MTT row raises (listing the published ones).
 """
 from jaxdd import config as C
-from jaxdd.param import nsd
 from jaxdd.published import mtt
 
 # (dataset, ipc) with an NSD result in the paper (Table 1: CIFAR-10 1/10/50, CIFAR-100 1/10;
@@ -37,12 +36,7 @@ VARIANTS = [f"{d},ipc={i}" for d, i in NSD_REPORTED]  # convention: jaxdd/publis
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = nsd.default_config()
-    cfg.param.name = "nsd"
-    cfg.param.ipc = ipc
+    cfg, dataset, ipc, overrides = C.start("nsd", arg)  # base_config + the nsd block
     cfg.objective.gamma = 0.1
     cfg.opt.lr.min_syn_lr = 1e-3  # as FreD/DDiF: without it syn_lr went negative on digits
     cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.9))

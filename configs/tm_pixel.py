@@ -22,7 +22,6 @@ Any field can be overridden in the config string (`...:digits,iterations=100`) o
 absl's `--config.field=value`.
 """
 from jaxdd import config as C
-from jaxdd.param import pixel
 from jaxdd.published import mtt
 
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
@@ -30,12 +29,7 @@ VARIANTS = [f"{d},ipc={i}" for d, i in mtt.TABLE if d in C.DATASETS]
 
 
 def get_config(arg=None):
-    dataset, overrides = C.parse_arg(arg)
-    ipc = int(overrides.get("ipc", 1))
-    cfg = C.base_config(dataset, ipc)
-    cfg.param = pixel.default_config()
-    cfg.param.name = "pixel"
-    cfg.param.ipc = ipc
+    cfg, dataset, ipc, overrides = C.start("pixel", arg)  # base_config + the pixel block
     if dataset == "digits":
         C.digits_tm(cfg)
         cfg.source = "jaxdd embedded CPU setting (digits)"
