@@ -334,6 +334,13 @@ def test_tfds_real_array_record_read(tmp_path):
         got = np.round(ds.images * 255).astype(np.int64).reshape(len(ds), -1)
         got_rows = np.concatenate([got, ds.labels[:, None]], 1)
         np.testing.assert_array_equal(np.unique(got_rows, axis=0), np.unique(ref_rows, axis=0))
+    # process 1 of 2 reads only its shard of the train records (labels scanned first)
+    sh, te1 = load_dataset("tfds:jaxdd_tiny_images", data_dir=tmp_path, normalize=False,
+                           shard=(1, 2))
+    assert sh.shard is not None and len(sh) == 15 and sh.shard.total == 30
+    np.testing.assert_array_equal(sh.images, tr.images[sh.shard.rows])
+    np.testing.assert_array_equal(sh.labels, tr.labels[sh.shard.rows])
+    assert (sh.shard.within % 2 == 1).all() and te1.shard is None and len(te1) == len(te)
 
 
 def test_unprepared_tfds_fails_fast(tmp_path):
