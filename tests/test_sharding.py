@@ -13,6 +13,8 @@ suite keeps its single device) runs every check and prints one JSON line:
   results differ by a few ulps per reduction (observed ~1e-7 relative); the bound 2e-4 of
   the update's size is far below any change a wrong sharding (a dropped shard, a
   misplaced instance) makes, which moves the update by O(1) of its size.
+* CFM (pixel, 8 classes: the class-batch of one instance per class split over the 8
+  devices, the BatchNorm teacher's forward over it): one recover step, the same check;
 * the instances really are split: the decoded images / parameters of the 8-device state
   carry a sharding over 8 devices when their count divides by 8;
 * evaluation (`evaluate_synthetic`, 3 networks padded to 8 and split over the devices)
@@ -36,9 +38,11 @@ OBJECTIVES = ("tm", "dm", "dc")
 # three objectives (the full 3 x 3 matrix passed too, see the issue-15 report; 7 of the 9
 # keep the subprocess near a minute on 2 CI cores)
 # NSD with TM and its real-guided term (gamma > 0: the flat real split placed over the
-# devices, `distill.real_guided_train`); DC's inner network minibatch is data-parallel too
-PAIRS = (("tm", "pixel"), ("tm", "fred"), ("tm", "ddif"), ("tm", "nsd"), ("dm", "pixel"),
-         ("dm", "ddif"), ("dc", "pixel"), ("dc", "fred"))
+# devices, `distill.real_guided_train`); DC's inner network minibatch is data-parallel too.
+# TM x FreD (passed, issue-15 report) left out to keep the subprocess's time: FreD's
+# sharded part (its coefficient instances) is the same under DC.
+PAIRS = (("tm", "pixel"), ("tm", "ddif"), ("tm", "nsd"), ("dm", "pixel"), ("dm", "ddif"),
+         ("dc", "pixel"), ("dc", "fred"))
 RES, NC, PER_CLASS = 8, 10, 16
 
 
@@ -134,6 +138,55 @@ def _one_run(param, objective, mesh, ds, model, trajs, steps=1):
     return losses, jax.tree.map(np.asarray, state.syn_params), params, (any(split), can)
 
 
+CFM_K = 8  # classes of the CFM check: its class-batch (one instance per class) splits over 8
+
+
+def _cfm_run(mesh):
+    """One CFM recover step (pixel, class-batch of 8 split over the mesh, the BatchNorm
+    teacher's forward over it) -> (loss, updated images)."""
+    import types
+
+    import jax
+    import jax.numpy as jnp
+    import ml_collections
+    import numpy as np
+
+    from jaxdd import distill
+    from jaxdd.models import get_model
+    from jaxdd.objective import Setup
+    from jaxdd.objective import cfm as ocfm
+    from jaxdd.param import pixel
+
+    model = get_model("ConvNetD2W4BN", CFM_K, conv_impl="native")
+    v = model.init(jax.random.PRNGKey(0), jnp.zeros((2, RES, RES, 1)))
+    rng = np.random.default_rng(1)
+    real_x = rng.normal(size=(4 * CFM_K, RES, RES, 1)).astype(np.float32)
+    real_y = np.arange(4 * CFM_K, dtype=np.int32) % CFM_K
+    _, _, feats = ocfm.conv_inputs(model, v, jnp.asarray(real_x))
+    psi, phi = ocfm.synthetic_statistics(feats, jnp.asarray(real_y), CFM_K, "class")
+    cfg = ml_collections.ConfigDict()
+    cfg.iterations = 2
+    cfg.objective = ocfm.default_config()
+    cfg.objective.signal = "class"
+    cfg.opt = ml_collections.ConfigDict(dict(
+        syn=dict(name="adam", lr=0.05, b1=0.5, b2=0.9, per_instance=True),
+        lr=dict(lr=0.0, momentum=0.5)))
+    by_class = [real_x[real_y == c][:2] for c in range(CFM_K)]
+    params, aux = pixel.init(jax.random.PRNGKey(2), by_class,
+                             ml_collections.ConfigDict(dict(ipc=2, init="first")))
+    o = ocfm.build(Setup(cfg=cfg, model=None, apply_fn=None,
+                         train_ds=types.SimpleNamespace(num_classes=CFM_K),
+                         teacher={"model": model, "variables": v,
+                                  "stats": {"psi": psi, "phi": phi}},
+                         syn_labels=aux["labels"], mesh=mesh))
+    step, init_state = distill.make_step(pixel, aux, o, cfg, mesh=mesh)
+    state = init_state(jax.random.PRNGKey(3), params, 0.0)
+    state, m = step(state, o.data)
+    split = not state.syn_params["images"].sharding.is_fully_replicated
+    return float(m["loss"]), np.asarray(state.syn_params["images"]), np.asarray(
+        params["images"]), split
+
+
 def worker():
     import jax
     import jax.numpy as jnp
@@ -164,6 +217,14 @@ def worker():
         out[f"{objective}_{param}"] = {
             "loss_1": l1, "loss_8": l8, "update": upd, "param_diff": diff,
             "split": split, "can_split": can, "seconds": time.time() - t0}
+    # CFM: class-batch of 8 (one instance per class) split over the 8 devices
+    t0 = time.time()
+    l1, s1, p0, _ = _cfm_run(None)
+    l8, s8, _, split = _cfm_run(mesh)
+    out["cfm_pixel"] = {"loss_1": [l1], "loss_8": [l8],
+                        "update": float(np.max(np.abs(s1 - p0))),
+                        "param_diff": float(np.max(np.abs(s1 - s8))),
+                        "split": split, "can_split": True, "seconds": time.time() - t0}
     # DM/DC real data split over the devices (class sizes 13 / 11: padded to 16), built
     # block by block on the host: equal to the one-device array
     import types
@@ -213,7 +274,7 @@ def result():
     return json.loads(lines[-1][len("RESULT "):])
 
 
-@pytest.mark.parametrize("objective,param", PAIRS)
+@pytest.mark.parametrize("objective,param", PAIRS + (("cfm", "pixel"),))
 def test_step_on_8_devices_equals_one_device(result, objective, param):
     import numpy as np
     r = result[f"{objective}_{param}"]
