@@ -20,8 +20,15 @@ What is sharded (explicit ``NamedSharding``s, GSPMD inserts the collectives):
   multiple of the device count with extra networks that are trained and dropped (as
   expert training does), so no device trains all K;
 * DM/DC real batches (classes, B, ...): over B when it divides, else over the classes
-  (:func:`real_batch`);
-* expert training: ``jaxdd.experts`` (its own mesh over the expert axis, unchanged).
+  (:func:`real_batch`); DC's inner-network minibatch and CFM's class-batch (:func:`batch`);
+  TM's real-guided term (NSD): the flat real split along its rows (``jaxdd.distill``);
+* expert training: ``jaxdd.experts`` (its own mesh over the expert axis of this process's
+  devices; a multi-process build gives each process a disjoint share of the experts).
+
+Host memory in a multi-process run: each process holds only its shard of the training
+split (``jaxdd.data.shard``: image j of class c on process j % processes); the pieces that
+need the whole split (statistics, ZCA, initial set, DM/DC real data) are built from the
+shards collectively, see there.
 
 Single-process runs keep the synthetic state split over devices between iterations;
 multi-process runs keep it replicated between iterations (split inside the step), so every
