@@ -15,8 +15,9 @@ Each process holds only its shard of the train split in host memory (`jaxdd.data
 image j of class c on process j % 2): its rows are exactly that shard of the one-process
 split, the two shards are disjoint and cover it; the initial synthetic set (pixel 'real'
 init: real images fetched from their owners), the DM real batch drawn from the split real
-data (`dm.real_data`, each process placing only its rows) and the random-real baseline
-equal the one-process ones.
+data (`dm.real_data`, each process placing only its rows), the random-real baseline and the
+flat split of NSD's real-guided term (`distill.real_guided_train`) equal the one-process
+ones.
 """
 import json
 import os
@@ -57,9 +58,19 @@ def _shard_checks(run):
     draw = jax.jit(lambda k, r, c, o: dm.sample_real(k, r, c, max_n - 3, max_n, o))
     imgs, mask = draw(jax.random.PRNGKey(5), data["real"], data["counts"], data["order"])
     xr, _ = random_real(jax.random.PRNGKey(6), ds, 2)
+    # NSD's real-guided term: the flat split, every row at its global position
+    import ml_collections
+
+    from jaxdd import distill
+    cfg = ml_collections.ConfigDict(run.cfg.to_dict())
+    cfg.objective.gamma = 0.1
+    flat = distill.real_guided_train(cfg, ds, data["real"].sharding.mesh)
     return dict(rows=ds.shard.rows, local_images=ds.images, local_labels=ds.labels,
                 dm_images=sharding.to_host(imgs), dm_mask=sharding.to_host(mask),
-                random_real=xr, real_rms=run.real_rms)
+                random_real=xr, real_rms=run.real_rms,
+                flat_images=sharding.to_host(flat.images),
+                flat_labels=sharding.to_host(flat.labels),
+                flat_split=not flat.images.sharding.is_fully_replicated)
 
 
 def worker(pid, port, workdir, npz_path, buffer_dir, stop_after, out):
@@ -193,6 +204,9 @@ def _check_shards(first, ref):
         np.testing.assert_allclose(r["dm_images"], np.asarray(imgs), rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(r["random_real"], xr, rtol=1e-6, atol=1e-6)
         np.testing.assert_allclose(float(r["real_rms"]), ref.real_rms, rtol=1e-9)
+        np.testing.assert_array_equal(r["flat_labels"], full.labels)
+        np.testing.assert_allclose(r["flat_images"], full.images, rtol=1e-6, atol=1e-6)
+        assert bool(r["flat_split"])
 
 
 if __name__ == "__main__" and len(sys.argv) > 1 and sys.argv[1] == "worker":
