@@ -48,17 +48,14 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxdd import io as _io
-from jaxdd.augment import cutmix, random_crop_flip  # noqa: F401  (re-exported)
+from jaxdd.augment import cutmix, random_crop_flip
 from jaxdd.evaluate import EvalResult, accuracy, accuracy_of
 from jaxdd.losses import cross_entropy, kl_divergence
-# the pure pieces live in the CFM objective and jaxdd.objective.spectral; re-exported here
-# for the stages and their callers
-from jaxdd.objective.cfm import (  # noqa: F401
-    conv_inputs, crop_resize, feature_losses, random_flip, random_resized_crop, random_roll,
-    real_targets, recover_augment, recover_terms, rrc_params, synthetic_statistics,
-    zero_cache)
-from jaxdd.objective.spectral import PSI_MERGES, MomentMerger, batch_moments  # noqa: F401
-from jaxdd.train import make_trainer, random_orders
+from jaxdd.objective.cfm import conv_inputs, random_flip, random_resized_crop
+# the pure pieces the parity test (tests/test_parity_unidd.py) reaches through this module
+from jaxdd.objective.cfm import feature_losses, zero_cache  # noqa: F401
+from jaxdd.objective.spectral import MomentMerger, batch_moments
+from jaxdd.train import make_trainer
 
 # ============================================================================ squeeze
 
@@ -72,7 +69,8 @@ def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, moment
     partial batch dropped), RandomCrop(pad) + flip per image, cross-entropy; BatchNorm
     statistics carried. train_epoch(state (K=1 stacked TrainState), key, images, labels)
     -> (state, mean loss, mean train accuracy); epoch key -> (k_perm, k_aug) = split(key),
-    order permutation(k_perm, N), step s augmented with split(k_aug, steps)[s].
+    order permutation(k_perm, N), step s augmented with split(k_aug, steps)[s]
+    (``Trainer.keyed_epoch``).
     """
     steps = max(num_train // batch_size, 1)
     sched = lambda count: lr * 0.5 * (1.0 + jnp.cos(jnp.pi * (count // steps) / epochs))
@@ -84,10 +82,7 @@ def make_teacher_fns(model, *, num_train, epochs, batch_size=128, lr=0.1, moment
 
     @jax.jit
     def train_epoch(state, key, images, labels):
-        kperm, kaug = jax.random.split(key)
-        orders = jax.random.permutation(kperm, images.shape[0])[None]
-        step_keys = jax.random.split(kaug, trainer.num_steps(images.shape[0]))[None]
-        state, met = trainer.epoch(state, orders, step_keys, images, labels)
+        state, met = trainer.keyed_epoch(state, key[None], images, labels)
         return state, met["loss"].mean(), met["acc"].mean()
 
     return trainer, train_epoch
@@ -361,10 +356,7 @@ def make_soft_eval_fns(student, teacher, *, num_train, epochs, batch_size, lr=1e
         dummy = jnp.zeros((images.shape[0],), jnp.int32)
 
         def body(st, ke):
-            kperm, kaug = jnp.moveaxis(jax.vmap(jax.random.split)(ke), 1, 0)
-            orders = random_orders(kperm, num_train)
-            step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(kaug)
-            st, met = trainer.epoch(st, orders, step_keys, images, dummy, aux=tvars)
+            st, met = trainer.keyed_epoch(st, ke, images, dummy, aux=tvars)
             return st, met["loss"].mean(1)
 
         state, losses = jax.lax.scan(body, state, jnp.moveaxis(keys, 1, 0))

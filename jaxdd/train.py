@@ -9,6 +9,8 @@ soft-label students (cfm.py) -- is this one epoch function with different argume
     state = trainer.init(keys (K,), x0)                         # TrainState, leaves (K, ...)
     state, metrics = trainer.epoch(state, orders (K, N), step_keys (K, S), images, labels,
                                    lr=None)       # {'loss', 'acc'}: (K, S) per step
+    state, metrics = trainer.keyed_epoch(state, keys (K,), images, labels)  # orders and
+                                                  # step keys drawn from one key per network
     correct = trainer.correct(state, x, y)                      # (K,) eval-mode hits
 
 * ``TrainState`` is flax's TrainState without the functions: ``params``, ``opt_state``,
@@ -256,6 +258,18 @@ class Trainer:
                                    images, labels, lr, aux, per_net_data)
             met = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]], 0), met, mt)
         return state, jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), met)
+
+    def keyed_epoch(self, state: TrainState, keys, images, labels, lr=None, *, aux=None):
+        """``epoch`` with the randomness drawn from ONE key per network (keys (K,)): the
+        convention of evaluate.py and CFM's teacher and students. (k_perm, k_aug) =
+        split(key); the order is permutation(k_perm, N), step s is augmented with
+        split(k_aug, S)[s]."""
+        n = images.shape[0]
+        steps = self.num_steps(n)
+        kperm, kaug = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
+        step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(kaug)
+        return self.epoch(state, random_orders(kperm, n), step_keys, images, labels, lr,
+                          aux=aux)
 
     # ------------------------------------------------------------------ eval mode
     def logits(self, state: TrainState, x):

@@ -411,3 +411,26 @@ def test_jit_compiles_once():
     dsa(jax.random.PRNGKey(6), x)
     dsa(jax.random.PRNGKey(7), 2 * x)
     assert dsa._cache_size() == before
+
+
+def test_random_crop_flip_is_torchvision_random_crop_with_fill():
+    """Each output is a (possibly flipped) window of the image padded with `fill`
+    (torchvision RandomCrop(padding=pad) on the normalized image), at an offset in [0, 2 pad]
+    per axis; every offset and both flips occur."""
+    pad, fill = 2, np.array([-0.5, 0.25, 1.5], np.float32)
+    x = np.asarray(_x(3, (256, 5, 6, 3)))
+    out = np.asarray(A.random_crop_flip(jax.random.PRNGKey(7), jnp.asarray(x), pad, fill))
+    xp = np.broadcast_to(fill, (256, 5 + 2 * pad, 6 + 2 * pad, 3)).copy()
+    xp[:, pad:pad + 5, pad:pad + 6] = x
+    seen = set()
+    for n in range(256):
+        hits = [(i, j, f) for i in range(2 * pad + 1) for j in range(2 * pad + 1)
+                for f in (False, True)
+                if np.array_equal(out[n], (lambda w: w[:, ::-1] if f else w)(
+                    xp[n, i:i + 5, j:j + 6]))]
+        assert hits, n
+        seen.update(hits)
+    assert {f for *_, f in seen} == {False, True}
+    assert {(i, j) for i, j, _ in seen} == {(i, j) for i in range(5) for j in range(5)}
+    # no padding, no flip: the identity
+    assert np.array_equal(A.random_crop_flip(jax.random.PRNGKey(0), x, 0, flip=False), x)

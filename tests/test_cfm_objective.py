@@ -39,7 +39,7 @@ def teacher():
 @pytest.mark.parametrize("filt,signal", [("hfm", "mean"), ("lfm", "class")])
 def test_loss_equals_the_pieces_value_and_gradient(teacher, filt, signal):
     model, v, st = teacher
-    real = cfm.real_targets(st, signal)
+    real = obj.real_targets(st, signal)
     rng = np.random.default_rng(1)
     # a non-trivial EMU cache (batch 2 of the curriculum: weight 1/2)
     cache = jax.tree.map(lambda a: a * 0.9 + 0.01, real)
@@ -61,9 +61,9 @@ def test_loss_equals_the_pieces_value_and_gradient(teacher, filt, signal):
 
     # gradient: the parity-checked pieces composed by hand (tests/test_parity_unidd.py)
     def by_hand(x):
-        xa = cfm.recover_augment(key, x, **AUG)
-        logits, _, feats = cfm.conv_inputs(model, v, xa)
-        lf, ls, _ = cfm.feature_losses(real, cache, feats, labels, beta, b, num_classes=K,
+        xa = obj.recover_augment(key, x, **AUG)
+        logits, _, feats = obj.conv_inputs(model, v, xa)
+        lf, ls, _ = obj.feature_losses(real, cache, feats, labels, beta, b, num_classes=K,
                                        filter=filt, signal=signal, ema=True)
         return cross_entropy(logits, labels) + 0.1 * (lf + ls)
 
@@ -78,11 +78,11 @@ def test_loss_is_the_ce_when_synthetic_statistics_equal_the_real(teacher):
     model, v, _ = teacher
     x = jnp.asarray(np.random.default_rng(2).normal(size=(K, 8, 8, 2)), jnp.float32)
     labels = jnp.arange(K, dtype=jnp.int32)
-    logits, _, feats = cfm.conv_inputs(model, v, x)
-    psi, phi = cfm.synthetic_statistics(feats, labels, K, "class")
+    logits, _, feats = obj.conv_inputs(model, v, x)
+    psi, phi = obj.synthetic_statistics(feats, labels, K, "class")
     real = {"psi": psi, "phi": phi}
     for filt in ("hfm", "lfm"):
-        ctx = obj.CFMContext(variables=v, real=real, cache=cfm.zero_cache(real),
+        ctx = obj.CFMContext(variables=v, real=real, cache=obj.zero_cache(real),
                              beta=jnp.float32(0.1), b=jnp.float32(1.0))
         loss = obj.make_loss(model, num_classes=K, filter=filt, signal="class", eta=0.1,
                              ema=False, aug=IDENTITY)
@@ -92,8 +92,8 @@ def test_loss_is_the_ce_when_synthetic_statistics_equal_the_real(teacher):
         # the feature term (norms, not squared: a kink at the minimum) is ~0 there and
         # grows when the synthetic batch moves away from the real statistics
         def feat(x):
-            feats = cfm.conv_inputs(model, v, x)[2]
-            lf, ls, _ = cfm.feature_losses(real, cfm.zero_cache(real), feats, labels, 0.1, 1.0,
+            feats = obj.conv_inputs(model, v, x)[2]
+            lf, ls, _ = obj.feature_losses(real, obj.zero_cache(real), feats, labels, 0.1, 1.0,
                                            num_classes=K, filter=filt, signal="class",
                                            ema=False)
             return float(lf + ls)
@@ -113,20 +113,30 @@ def test_class_batches_and_errors():
         obj.class_batches(np.array([0, 0, 1]), 2)
 
 
-def test_build_schedules_batches_beta_and_emu(teacher):
+def _run_cfg(iterations, **objective):
+    """A minimal run config for obj.build: the CFM objective (class signal + `objective`)."""
+    cfg = ml_collections.ConfigDict()
+    cfg.iterations = iterations
+    cfg.objective = obj.default_config()
+    cfg.objective.signal = "class"
+    cfg.objective.update(objective)
+    return cfg
+
+
+def _build(teacher, cfg, labels):
     model, v, st = teacher
 
     class DS:
         num_classes = K
 
-    cfg = ml_collections.ConfigDict()
-    cfg.iterations = 4
-    cfg.objective = obj.default_config()
-    cfg.objective.signal = "class"
+    return obj.build(Setup(cfg=cfg, model=None, apply_fn=None, train_ds=DS(),
+                           teacher={"model": model, "variables": v, "stats": st},
+                           syn_labels=labels))
+
+
+def test_build_schedules_batches_beta_and_emu(teacher):
     labels = np.repeat(np.arange(K), 2)  # class-major, 2 instances per class: m = 2
-    o = obj.build(Setup(cfg=cfg, model=None, apply_fn=None, train_ds=DS(),
-                        teacher={"model": model, "variables": v, "stats": st},
-                        syn_labels=labels))
+    o = _build(teacher, _run_cfg(4), labels)
     assert o.learn_lr is False
     # batch b = step * m // T: iterations 0, 1 -> batch 0 (instances 0, 2, 4), 2, 3 -> batch 1
     assert [np.asarray(o.select(s)).tolist() for s in range(4)] == [[0, 2, 4]] * 2 + [
@@ -157,17 +167,7 @@ def test_recover_steps_of_the_loop_reduce_the_loss(teacher):
     from jaxdd import distill
     from jaxdd.param import pixel
 
-    model, v, st = teacher
-
-    class DS:
-        num_classes = K
-
-    cfg = ml_collections.ConfigDict()
-    cfg.iterations = 30
-    cfg.objective = obj.default_config()
-    cfg.objective.signal = "class"
-    cfg.objective.update(dict(rrc_scale=(1.0, 1.0), rrc_ratio=(1.0, 1.0), flip=False,
-                              jitter=0))
+    cfg = _run_cfg(30, rrc_scale=(1.0, 1.0), rrc_ratio=(1.0, 1.0), flip=False, jitter=0)
     cfg.opt = ml_collections.ConfigDict(dict(
         syn=dict(name="adam", lr=0.05, b1=0.5, b2=0.9, per_instance=True,
                  schedule="cosine", decay_steps=30),
@@ -175,9 +175,7 @@ def test_recover_steps_of_the_loop_reduce_the_loss(teacher):
     x0 = np.random.default_rng(2).normal(size=(K, 1, 8, 8, 2)).astype(np.float32) * 2.0
     pcfg = ml_collections.ConfigDict(dict(ipc=1, init="first"))
     params, aux = pixel.init(jax.random.key(0), list(x0), pcfg)
-    o = obj.build(Setup(cfg=cfg, model=None, apply_fn=None, train_ds=DS(),
-                        teacher={"model": model, "variables": v, "stats": st},
-                        syn_labels=aux["labels"]))
+    o = _build(teacher, cfg, aux["labels"])
     step, init_state = distill.make_step(pixel, aux, o, cfg)
     state = init_state(jax.random.key(1), params, 0.0)
     losses = []

@@ -11,8 +11,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdd import cfm
+from jaxdd import augment, cfm
 from jaxdd.models import get_model
+from jaxdd.objective import cfm as obj
 from jaxdd.objective import spectral
 
 
@@ -178,10 +179,10 @@ def test_flc_band_energy_parseval_and_bands():
 def test_crop_resize_identity_and_known_crop():
     rng = np.random.default_rng(9)
     x = jnp.asarray(rng.normal(size=(2, 6, 6, 2)), jnp.float32)
-    full = cfm.crop_resize(x, jnp.array([0]), jnp.array([0]), jnp.array([6]), jnp.array([6]))
+    full = obj.crop_resize(x, jnp.array([0]), jnp.array([0]), jnp.array([6]), jnp.array([6]))
     np.testing.assert_allclose(full, x, atol=1e-6)
     # a 3x3 crop upsampled x2: PyTorch bilinear (align_corners=False) by hand along rows
-    out = cfm.crop_resize(x, jnp.array([1]), jnp.array([2]), jnp.array([3]), jnp.array([3]))
+    out = obj.crop_resize(x, jnp.array([1]), jnp.array([2]), jnp.array([3]), jnp.array([3]))
     src = np.clip((np.arange(6) + 0.5) * 3 / 6 - 0.5, 0, None)
     y0 = np.minimum(np.floor(src), 2).astype(int)
     y1 = np.minimum(y0 + 1, 2)
@@ -198,9 +199,9 @@ def test_rrc_params_valid_and_augment_differentiable():
 
     @jax.jit  # one compile for all the random pieces (threefry compiles slowly on CPU)
     def run(x):
-        params = cfm.rrc_params(jax.random.key(0), 200, 8, 8)
-        g = jax.grad(lambda z: cfm.recover_augment(jax.random.key(1), z, jitter=2).sum())(x)
-        return params, g, cfm.cutmix(jax.random.key(3), x)
+        params = obj.rrc_params(jax.random.key(0), 200, 8, 8)
+        g = jax.grad(lambda z: obj.recover_augment(jax.random.key(1), z, jitter=2).sum())(x)
+        return params, g, augment.cutmix(jax.random.key(3), x)
 
     (i, j, h, w), g, m = run(xs)
     i, j, h, w = map(np.asarray, (i, j, h, w))
@@ -230,7 +231,7 @@ def test_conv_inputs_match_manual_forward():
     model, v, x = _tiny_teacher()
     names, _ = cfm.layer_names(model, v, x.shape[1:])
     assert names == ("conv_0", "conv_1")
-    logits, feats = jax.jit(lambda v_, x_: cfm.conv_inputs(model, v_, x_)[::2])(v, x)
+    logits, feats = jax.jit(lambda v_, x_: obj.conv_inputs(model, v_, x_)[::2])(v, x)
     assert len(feats) == 2
     p, s = v["params"], v["batch_stats"]
 
@@ -278,7 +279,7 @@ def test_real_statistics_batched_equals_full_numpy():
     x = rng.normal(size=(11, 8, 8, 2)).astype(np.float32)
     y = rng.integers(0, 3, size=11).astype(np.int32)
     st = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False)  # 4+4+3 (pad)
-    _, _, feats = cfm.conv_inputs(model, v, jnp.asarray(x))
+    _, _, feats = obj.conv_inputs(model, v, jnp.asarray(x))
     for l, f in enumerate(feats):
         f = np.asarray(f, np.float64)
         flat = f.reshape(-1, f.shape[-1])
@@ -300,7 +301,7 @@ def test_real_statistics_batch_merge_is_the_authors_average_of_batch_covariances
     y = rng.integers(0, 3, size=11).astype(np.int32)
     st = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="batch")
     ex = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="exact")
-    _, _, feats = cfm.conv_inputs(model, v, jnp.asarray(x))
+    _, _, feats = obj.conv_inputs(model, v, jnp.asarray(x))
     for l, f in enumerate(feats):
         f = np.asarray(f, np.float64)
         ref = sum(np.cov(f[s:s + 4].reshape(-1, f.shape[-1]).T, bias=True) * len(f[s:s + 4])
@@ -310,4 +311,4 @@ def test_real_statistics_batch_merge_is_the_authors_average_of_batch_covariances
         np.testing.assert_allclose(st["mean"][l], ex["mean"][l], rtol=1e-6, atol=1e-7)
     assert not np.allclose(st["psi"][0], ex["psi"][0], rtol=1e-3)
     with pytest.raises(ValueError, match="Psi merge"):
-        cfm.MomentMerger("mean")
+        spectral.MomentMerger("mean")
