@@ -34,13 +34,13 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 PARAMS = ("pixel", "fred", "ddif")
 OBJECTIVES = ("tm", "dm", "dc")
-# every objective with two or three parameterizations and every parameterization with two or
-# three objectives (the full 3 x 3 matrix passed too, see the issue-15 report; 7 of the 9
-# keep the subprocess near a minute on 2 CI cores)
-# NSD with TM and its real-guided term (gamma > 0: the flat real split placed over the
-# devices, `distill.real_guided_train`); DC's inner network minibatch is data-parallel too.
-# TM x FreD (passed, issue-15 report) left out to keep the subprocess's time: FreD's
-# sharded part (its coefficient instances) is the same under DC.
+# every objective with two or three parameterizations, every parameterization with one to
+# three objectives (the full 3 x 3 matrix of pixel/FreD/DDiF passed too, see the issue-15
+# report; a subset keeps the subprocess near a minute and a half of CPU). NSD runs with TM
+# and its real-guided term (gamma > 0: the flat real split placed over the devices,
+# `distill.real_guided_train`); DC's inner network minibatch is data-parallel too. TM x FreD
+# (passed) is left out for time: FreD's sharded part (its coefficient instances) is the
+# same under DC. CFM: `_cfm_run` (8 classes, so its class-batch splits).
 PAIRS = (("tm", "pixel"), ("tm", "ddif"), ("tm", "nsd"), ("dm", "pixel"), ("dm", "ddif"),
          ("dc", "pixel"), ("dc", "fred"))
 RES, NC, PER_CLASS = 8, 10, 16
