@@ -17,8 +17,7 @@ from typing import Sequence
 
 import flax.linen as nn
 
-from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
-                                 first_padding, pool)
+from jaxdd.models.layers import classifier, conv_block, first_padding, pool
 
 
 class AlexNet(nn.Module):
@@ -32,8 +31,6 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        norm = canonical_norm(self.norm)
-        act = activation(self.act)
         w = tuple(self.widths)
         if len(w) != 5:
             raise ValueError("AlexNet needs 5 widths")
@@ -41,8 +38,8 @@ class AlexNet(nn.Module):
         pool_after = (True, True, False, False, True)
         for i in range(5):
             pad = first_padding(x, i, self.gray_padding, ks[i] // 2, 4)
-            x = conv_block(x, w[i], ks[i], padding=pad, norm=norm, act=act, train=train,
-                           conv_impl=self.conv_impl, index=i)
+            x = conv_block(x, w[i], ks[i], padding=pad, norm=self.norm, act=self.act,
+                           train=train, conv_impl=self.conv_impl, index=i)
             if pool_after[i]:
                 x = pool(x, "max")
         return classifier(x, self.num_classes)

@@ -33,8 +33,7 @@ from __future__ import annotations
 
 import flax.linen as nn
 
-from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
-                                 first_padding, pool)
+from jaxdd.models.layers import classifier, conv_block, first_padding, pool
 
 
 class ConvNet(nn.Module):
@@ -71,10 +70,9 @@ class ConvNet(nn.Module):
         if x.ndim != len(self.layout):
             raise ValueError(f"{type(self).__name__} expects {self.layout} input, got shape "
                              f"{x.shape}")
-        norm = canonical_norm(self.norm)
-        act = activation(self.act)
         for d in range(self.depth):
-            x = conv_block(x, self.width, 3, padding=first_padding(x, d, self.gray_padding, 1, 3),
-                           norm=norm, act=act, train=train, conv_impl=self.conv_impl, index=d)
+            pad = first_padding(x, d, self.gray_padding, 1, 3)
+            x = conv_block(x, self.width, 3, padding=pad, norm=self.norm, act=self.act,
+                           train=train, conv_impl=self.conv_impl, index=d)
             x = pool(x, self.pooling)
         return classifier(x, self.num_classes)

@@ -138,13 +138,14 @@ def first_padding(x, index: int, gray_padding: bool, padding: int, gray: int) ->
     return gray if (gray_padding and index == 0 and x.shape[-1] == 1) else padding
 
 
-def conv_block(x, features: int, kernel: int, *, padding, norm: str, act, train: bool,
+def conv_block(x, features: int, kernel: int, *, padding, norm: str, act: str, train: bool,
                conv_impl: str, index: int):
-    """Conv (kernel in every spatial dim, stride 1, bias) -> norm -> act, as the submodules
-    'conv_{index}' and 'norm_{index}' of the calling network."""
+    """Conv (kernel in every spatial dim, stride 1, bias) -> norm -> act (names of
+    `NORMS` / `ACTS`), as the submodules 'conv_{index}' and 'norm_{index}' of the calling
+    network."""
     x = Conv(features, (kernel,) * (x.ndim - 2), padding=padding, conv_impl=conv_impl,
              name=f"conv_{index}")(x)
-    return act(apply_norm(norm, x, train, name=f"norm_{index}"))
+    return activation(act)(apply_norm(norm, x, train, name=f"norm_{index}"))
 
 
 def classifier(x, num_classes: int):

@@ -13,8 +13,7 @@ from typing import Sequence, Union
 
 import flax.linen as nn
 
-from jaxdd.models.layers import (activation, canonical_norm, classifier, conv_block,
-                                 first_padding, pool)
+from jaxdd.models.layers import classifier, conv_block, first_padding, pool
 
 VGG_CFGS = {
     "VGG11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -35,12 +34,11 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        norm = canonical_norm(self.norm)
-        act = activation(self.act)
         for i, c in enumerate(self.cfg):
             if c == "M":
                 x = pool(x, "max")
                 continue
-            x = conv_block(x, int(c), 3, padding=first_padding(x, i, self.gray_padding, 1, 3),
-                           norm=norm, act=act, train=train, conv_impl=self.conv_impl, index=i)
+            pad = first_padding(x, i, self.gray_padding, 1, 3)
+            x = conv_block(x, int(c), 3, padding=pad, norm=self.norm, act=self.act,
+                           train=train, conv_impl=self.conv_impl, index=i)
         return classifier(x, self.num_classes)
