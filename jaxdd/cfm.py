@@ -9,8 +9,10 @@ relabels with `evaluate_soft`. The stages (REFERENCE.md "UniDD / CFM"):
 1. squeeze (`train_teacher`, on the training core `jaxdd.train`): one teacher on the training
    set (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128,
    `jaxdd.augment.random_crop_flip` with pad 4), cached with its test accuracy.
-2. statistics (`real_statistics`, cached): one pass through the teacher in eval mode; Psi,
-   Phi and the channel mean of the INPUT of every conv layer (ResNet shortcuts excluded).
+2. statistics (`real_statistics`, cached): one pass through the teacher in eval mode; for
+   the INPUT of every conv layer (ResNet shortcut convs excluded: the public code's
+   'downsample' filter) the biased channel covariance Psi over the N*H*W positions,
+   Phi = 1/N X'^T Y (X' the spatial means) and the channel mean.
 3. recover: the generic loop with `jaxdd.objective.cfm`.
 4. relabel (`evaluate_soft`, on the training core): K students trained together with KL to
    the teacher's softmax at temperature T (online soft labels of the same RandomResizedCrop
