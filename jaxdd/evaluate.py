@@ -95,7 +95,7 @@ def _eval_tx(momentum, weight_decay):
 @functools.lru_cache(maxsize=16)
 def make_eval_trainer(model, *, batch_size=256, momentum=0.9, weight_decay=5e-4,
                       dsa_strategy="color_crop_cutout_flip_scale_rotate", temperature=None,
-                      share_dsa_ops=False) -> EvalFns:
+                      share_dsa_ops=False, net_loop="vmap") -> EvalFns:
     """The evaluation protocol's trainer (module doc) on ``jaxdd.train``, any model.
 
     Pass e of network k uses keys[k, e]: (k_perm, k_aug) = split(keys[k, e]); the order is
@@ -111,7 +111,8 @@ def make_eval_trainer(model, *, batch_size=256, momentum=0.9, weight_decay=5e-4,
             return dsa(k, x, strategy=dsa_strategy, op_key=op_key)
     loss = functools.partial(L.cross_entropy, temperature=temperature)
     trainer = T.make_trainer(model, _eval_tx(momentum, weight_decay), loss=loss,
-                             batch_size=batch_size, augment=augment, last_batch="short")
+                             batch_size=batch_size, augment=augment, last_batch="short",
+                             net_loop=net_loop)
 
     @functools.partial(jax.jit, static_argnames=("per_net_data", "given_perms"))
     def _run(state, keys, op_keys, perms, images, labels, lr, start, stop,
@@ -240,7 +241,8 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
                        num_nets=5, epochs=1000, batch_size=256, momentum=0.9,
                        weight_decay=5e-4, dsa_strategy="color_crop_cutout_flip_scale_rotate",
                        temperature=None, chunk_epochs=None, progress=True,
-                       desc="evaluate", share_dsa_ops=False, mesh="auto") -> EvalResult:
+                       desc="evaluate", share_dsa_ops=False, mesh="auto",
+                       net_loop="auto") -> EvalResult:
     """Train `num_nets` fresh networks together on (images, labels); final test accuracy.
 
     Args:
@@ -259,6 +261,9 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
         every device), a `jax.sharding.Mesh`, or None (one device). K is padded to a
         multiple of the device count with networks that are trained and dropped; network
         k gets the same keys as on one device, so the accuracies are the same.
+      net_loop: 'vmap' (the K networks batched), 'map' (one after the other in the compiled
+        step) or 'auto': 'map' on one CPU device, where XLA's grouped convolution of vmapped
+        networks is slow (`jaxdd.train` docstring), else 'vmap'.
     """
     t0 = time.time()
     images = jnp.asarray(images, jnp.float32)
@@ -267,11 +272,12 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     if per_net_data and images.shape[0] != num_nets:
         raise ValueError(f"per-network images have {images.shape[0]} sets for {num_nets} nets")
     n = images.shape[1] if per_net_data else images.shape[0]
-    fns = make_eval_trainer(model, batch_size=batch_size, momentum=momentum,
-                            weight_decay=weight_decay, dsa_strategy=dsa_strategy,
-                            temperature=temperature, share_dsa_ops=bool(share_dsa_ops))
     if isinstance(mesh, str):
         mesh = sharding.mesh_from_config(None)
+    fns = make_eval_trainer(model, batch_size=batch_size, momentum=momentum,
+                            weight_decay=weight_decay, dsa_strategy=dsa_strategy,
+                            temperature=temperature, share_dsa_ops=bool(share_dsa_ops),
+                            net_loop=T.resolve_net_loop(net_loop, sharding.size(mesh)))
     total = sharding.pad_to_devices(num_nets, mesh)  # K padded to the device count
     pad = np.arange(total) % num_nets  # extra networks: copies of the first ones, dropped
     kinit, ktrain = jax.random.split(key)

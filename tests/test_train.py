@@ -169,6 +169,30 @@ def test_k_networks_vmapped_equal_k_single_runs(bn_model):
         np.testing.assert_allclose(met["loss"][k], m1["loss"][0], rtol=1e-5)
 
 
+def test_net_loop_map_equals_vmap(bn_model):
+    """net_loop='map' (networks one after the other) trains and predicts like 'vmap'; 'auto'
+    resolves to 'map' on one CPU device and 'vmap' when K is split over devices."""
+    x, y = _data(7, 3)
+    keys = jax.random.split(jax.random.PRNGKey(0), 2)
+    orders = T.random_orders(jax.random.split(jax.random.PRNGKey(1), 2), 7)
+    skeys = jax.random.split(jax.random.PRNGKey(2), 6).reshape(2, 3, 2)
+    out = {}
+    for loop in ("vmap", "map"):
+        tr = T.make_trainer(bn_model, lambda lr: optax.sgd(lr, momentum=0.9), batch_size=3,
+                            augment=_flip, net_loop=loop)
+        assert tr.net_loop == loop
+        st = jax.jit(tr.init)(keys, x[:1])
+        st, met = jax.jit(tr.epoch)(st, orders, skeys, x, y, jnp.float32(0.05))
+        out[loop] = (st, met, jax.jit(tr.logits)(st, x))
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=2e-6),
+                 out["vmap"], out["map"])
+    assert T.resolve_net_loop("auto", 1) == ("map" if jax.default_backend() == "cpu"
+                                             else "vmap")
+    assert T.resolve_net_loop("auto", 8) == "vmap"
+    with pytest.raises(ValueError, match="net_loop"):
+        T.make_trainer(bn_model, optax.sgd(0.1), net_loop="loop")
+
+
 def test_batchnorm_state_carried_and_used_in_eval_mode(bn_model):
     x, y = _data(7, 4)
     tr = T.make_trainer(bn_model, optax.sgd(0.05), batch_size=3)
