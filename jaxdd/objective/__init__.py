@@ -16,7 +16,23 @@ Each objective module exposes
 from __future__ import annotations
 
 import importlib
-from typing import Any, Callable, NamedTuple
+from typing import Any, Callable, NamedTuple, Sequence
+
+import numpy as np
+
+
+def pad_groups(groups: Sequence, width: int | None = None):
+    """Ragged integer index groups -> (idx (G, width) int32, mask (G, width) float32) numpy
+    arrays: row g holds groups[g] followed by index 0 with mask 0. width None: the longest
+    group (at least 1). Used for static class groups (DC) and explicit minibatch orders (TM)."""
+    groups = [np.asarray(g, np.int64).reshape(-1) for g in groups]
+    width = max(1, max((len(g) for g in groups), default=1)) if width is None else int(width)
+    idx = np.zeros((len(groups), width), np.int32)
+    mask = np.zeros((len(groups), width), np.float32)
+    for i, g in enumerate(groups):
+        idx[i, :len(g)] = g
+        mask[i, :len(g)] = 1.0
+    return idx, mask
 
 
 class Objective(NamedTuple):

@@ -57,6 +57,7 @@ import numpy as np
 import optax
 
 from jaxdd.losses import cross_entropy
+from jaxdd.objective import pad_groups
 from jaxdd.objective.dm import (constrain_real, hard_labels, make_class_augment, make_init_fn,
                                 map_classes, max_class_size, real_data, sample_real)
 from jaxdd.train import TrainState, make_trainer, random_orders
@@ -129,14 +130,7 @@ def static_groups(labels, num_classes: int):
     except (jax.errors.TracerArrayConversionError, jax.errors.ConcretizationTypeError):
         return None
     cls = lab.argmax(-1) if lab.ndim == 2 else lab.reshape(-1)
-    groups = [np.flatnonzero(cls == c) for c in range(int(num_classes))]
-    m = max(1, max(len(g) for g in groups))
-    idx = np.zeros((int(num_classes), m), np.int32)
-    mask = np.zeros((int(num_classes), m), np.float32)
-    for c, g in enumerate(groups):
-        idx[c, :len(g)] = g
-        mask[c, :len(g)] = 1.0
-    return idx, mask
+    return pad_groups([np.flatnonzero(cls == c) for c in range(int(num_classes))])
 
 
 # ----------------------------------------------------------------------------- the loss

@@ -39,6 +39,7 @@ import numpy as np
 
 from jaxdd import sharding
 from jaxdd.losses import cross_entropy
+from jaxdd.objective import pad_groups
 
 
 class TMContext(NamedTuple):
@@ -111,12 +112,7 @@ def schedule_from_chunks(chunks, batch_syn=None):
     b = int(batch_syn) if batch_syn else max(len(c) for c in chunks)
     if any(len(c) > b or len(c) == 0 for c in chunks):
         raise ValueError(f"chunk sizes {[len(c) for c in chunks]} must be in 1..{b}")
-    idx = np.zeros((len(chunks), b), np.int32)
-    w = np.zeros((len(chunks), b), np.float32)
-    for t, c in enumerate(chunks):
-        idx[t, :len(c)] = c
-        w[t, :len(c)] = 1.0
-    return idx, w
+    return pad_groups(chunks, b)
 
 
 def param_distance(a, b):
