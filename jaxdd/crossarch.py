@@ -45,15 +45,81 @@ def fitting_resolution(model, resolution, channels, factors=(1, 2, 4, 8)) -> int
                      f"{[resolution * f for f in factors]}")
 
 
-def _dataset_of(meta, resolution):
+def _dataset_of(meta, resolution, *, name=None, zca=None):
+    """The (train, test) data a saved set was distilled on (its meta.dataset), at
+    `resolution`; `name` / `zca` override the recorded ones."""
     from jaxdd.data import load_dataset
     d = dict(meta.get("dataset", {}) or {})
-    if not d.get("name"):
+    name = name or d.get("name")
+    if not name:
         raise ValueError("the synthetic set has no dataset metadata (meta.dataset.name)")
-    return load_dataset(d["name"], resolution=resolution, zca=d.get("zca", False),
+    return load_dataset(name, resolution=resolution,
+                        zca=d.get("zca", False) if zca is None else zca,
                         zca_eps=d.get("zca_eps", 0.1), data_dir=d.get("data_dir"),
                         resize=d.get("resize"), normalize=d.get("normalize"),
-                        stats=d.get("stats"))
+                        stats=d.get("stats"), download=bool(d.get("download", False)))
+
+
+def evaluate_saved(key, synthetic=None, *, random_real=False, ipc=1, dataset=None,
+                   resolution=None, model=None, zca=None, lr=None, num_nets=5,
+                   epochs=1000) -> dict:
+    """`launch/evaluate.py`: a saved set (path of a synthetic.msgpack), or the random-real
+    baseline (`random_real`, `ipc` images per class of `dataset`), evaluated with the
+    standard protocol by `model` (default: the set's own network and overrides, else
+    ConvNetD3). Every problem with the arguments, the file and the data is found before any
+    training and raised at once (`jaxdd.validate.ConfigError`). Returns a JSON-able dict."""
+    from jaxdd import validate
+    from jaxdd.evaluate import evaluate_random_real, evaluate_synthetic
+    from jaxdd.io import decode_synthetic, load_synthetic
+    from jaxdd.models import get_model
+
+    rep = validate.evaluate_args(num_nets=num_nets, epochs=epochs,
+                                 ipc=ipc if random_real else None, resolution=resolution,
+                                 lr=lr)
+    if not synthetic and not random_real:
+        rep.error("give a synthetic set (--synthetic=PATH) or --random_real")
+    meta, syn = {}, None
+    if synthetic:
+        try:
+            syn = load_synthetic(synthetic)
+            meta = syn.get("meta", {}) or {}
+        except FileNotFoundError:
+            rep.error(f"--synthetic={synthetic}: no such file")
+        except Exception as e:  # noqa: BLE001 -- truncated / not a synthetic.msgpack
+            rep.error(f"{synthetic} is damaged or not a synthetic.msgpack "
+                      f"({type(e).__name__}: {str(e)[:200]}). Re-run the distill command "
+                      f"on its workdir: a finished run rewrites synthetic.msgpack from its "
+                      f"last checkpoint.")
+    rep.raise_if_errors("evaluation")
+    dmeta = dict(meta.get("dataset", {}) or {})
+    name = dataset or dmeta.get("name", "digits")
+    res = resolution or dmeta.get("resolution")
+    model_name = model or (meta.get("model", {}) or {}).get("name", "ConvNetD3")
+    overrides = {} if model else dict((meta.get("model", {}) or {}).get("overrides") or {})
+    try:
+        train, test = _dataset_of({"dataset": dmeta}, res, name=name, zca=zca)
+    except Exception as e:  # noqa: BLE001
+        rep.error(f"dataset {name!r}: {e}")
+        rep.raise_if_errors("evaluation")
+    rep += validate.data(train if random_real else None, test,
+                         ipc=ipc if random_real else None, where=f"dataset {name}")
+    msg = validate.model_at_resolution(model_name, overrides, train.image_shape,
+                                       train.num_classes)
+    if msg:
+        rep.error(msg)
+    rep.raise_if_errors("evaluation")
+    net = get_model(model_name, train.num_classes, **overrides)
+    kw = dict(num_nets=int(num_nets), epochs=int(epochs))
+    if random_real:
+        r = evaluate_random_real(key, net, train, test, int(ipc), lr=lr or 0.01, **kw)
+        what = f"random real, IPC {ipc}"
+    else:
+        images, labels, syn_lr = decode_synthetic(syn, resolution=resolution)
+        r = evaluate_synthetic(key, net, images, labels, test.images, test.labels,
+                               lr=lr or syn_lr, **kw)
+        what = f"{synthetic} ({images.shape[0]} images of {tuple(images.shape[1:])})"
+    return {"what": what, "dataset": name, "resolution": res, "model": model_name,
+            "summary": str(r), **r.to_dict()}
 
 
 def evaluate_pair(key, synthetic, model_name, *, resolution=None, num_nets=5, epochs=1000,
