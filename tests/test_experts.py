@@ -176,23 +176,7 @@ def test_experts_trained_together_equal_one_at_a_time(trained, data, model):
                if u.ndim > 1)
 
 
-@pytest.mark.skipif(jax.device_count() < 2, reason="needs several devices: run with "
-                    "XLA_FLAGS=--xla_force_host_platform_device_count=8")
-def test_expert_axis_sharded_over_devices(trained, data, model):
-    """3 experts on a mesh of all devices (padded to a multiple of the device count) ==
-    the same experts on one device."""
-    from jax.sharding import Mesh
-    keys, traj, acc = trained
-    keys3 = jnp.concatenate([keys, experts.expert_keys(jax.random.PRNGKey(9), 1)])
-    kw = dict(epochs=EPOCHS, batch_size=BS, dsa_strategy=DSA, progress=False)
-    sharded, acc_s = experts.train_experts(keys3, model, data[0], data[1], **kw)
-    one = Mesh(np.asarray(jax.devices()[:1]), ("experts",))
-    single, _ = experts.train_experts(keys3[2:], model, data[0], None, mesh=one, **kw)
-    for a, b, c in zip(_leaves(sharded), _leaves(traj), _leaves(single)):
-        assert a.shape[0] == 3
-        np.testing.assert_allclose(a[:2], b, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(a[2:], c, rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(acc_s[:2], acc, atol=1e-6)
+# the expert axis sharded over 8 devices: tests/test_sharding.py (its 8-device subprocess)
 
 
 def test_rejects_models_with_batch_stats(data):

@@ -18,7 +18,9 @@ suite keeps its single device) runs every check and prints one JSON line:
 * the instances really are split: the decoded images / parameters of the 8-device state
   carry a sharding over 8 devices when their count divides by 8;
 * evaluation (`evaluate_synthetic`, 3 networks padded to 8 and split over the devices)
-  gives the same accuracies as on one device.
+  gives the same accuracies as on one device;
+* expert training (`experts.train_experts`, 3 experts padded to 8 on the mesh) gives the
+  trajectories each expert has when trained alone on one device.
 
 The two-process (multi-host) check is tests/test_multihost.py.
 """
@@ -252,6 +254,24 @@ def worker():
                                      ds.labels, mesh=mesh, **kw)
     out["eval"] = {"accs_1": [float(a) for a in r1.accs],
                    "accs_8": [float(a) for a in r8.accs]}
+    # expert training: 3 experts on the 8-device mesh (padded to 8) vs each on one device
+    from jax.sharding import Mesh
+
+    from jaxdd import experts
+    ekeys = experts.expert_keys(jax.random.PRNGKey(3), 3)
+    ekw = dict(epochs=1, batch_size=32, dsa_strategy="none", progress=False)
+    e8, acc8 = experts.train_experts(ekeys, model, (ds.images, ds.labels), (x, y), mesh=mesh,
+                                     **ekw)
+    one = Mesh(np.asarray(jax.devices()[:1]), ("experts",))
+    e1 = [experts.train_experts(ekeys[i:i + 1], model, (ds.images, ds.labels), None,
+                                mesh=one, **ekw)[0] for i in range(3)]
+    out["experts"] = {
+        "shape0": [int(a.shape[0]) for a in jax.tree.leaves(e8)],
+        "diff": max(float(np.max(np.abs(a[i] - b[0])))
+                    for i in range(3)
+                    for a, b in zip(jax.tree.leaves(e8), jax.tree.leaves(e1[i]))),
+        "moved": max(float(np.max(np.abs(a[:, -1] - a[:, 0]))) for a in jax.tree.leaves(e8)),
+        "accs_finite": bool(np.all(np.isfinite(acc8)))}
     print("RESULT " + json.dumps(out))
 
 
@@ -295,6 +315,12 @@ def test_evaluation_on_8_devices_equals_one_device(result):
     assert result["devices"] == 8
     assert result["eval"]["accs_8"] == pytest.approx(result["eval"]["accs_1"], abs=1e-6)
     assert len(result["eval"]["accs_8"]) == 3
+
+
+def test_experts_on_8_devices_equal_each_alone(result):
+    r = result["experts"]
+    assert set(r["shape0"]) == {3} and r["accs_finite"], r
+    assert r["moved"] > 1e-4 and r["diff"] <= 1e-6, r
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["worker"]:

@@ -39,6 +39,84 @@ import numpy as np
 
 
 # ---------------------------------------------------------------------------------------
+# sine
+# ---------------------------------------------------------------------------------------
+
+# pi/2 in three parts (Cody-Waite): k * _PIO2_1 and k * _PIO2_2 are exact in float32 for
+# |k| < 2**15, i.e. |x| < ~5e4, far beyond what a field's pre-activations reach.
+_PIO2_1, _PIO2_2, _PIO2_3 = 1.5703125, 4.837512969970703125e-4, 7.54978995489188216e-8
+
+
+def _exact_square_error(a, a2):
+    """a*a - fl(a*a) exactly (Dekker's product with Veltkamp's split; no FMA needed)."""
+    c = a * 4097.0
+    hi = c - (c - a)
+    lo = a - hi
+    return ((hi * hi - a2) + 2.0 * hi * lo) + lo * lo
+
+
+def _sincos_poly(x):
+    """(sin x, cos x) from one quadrant reduction r = x - k pi/2 in [-pi/4, pi/4], carried
+    as r + r_lo, and the Taylor polynomials of degree 9 (sin r) and 10 (cos r), whose
+    truncation error on [-pi/4, pi/4] is below 2e-9. The rounding errors of r, r^2 and
+    1 - r^2/2 are carried into the last addition, so the result is within about 0.8 ulp
+    (max abs error 4.8e-8 on [-400, 400]; jnp.sin 3.3e-8, mean errors equal). Only
+    multiplies, adds and selects, which XLA fuses and vectorizes."""
+    x = jnp.asarray(x)
+    k = jnp.round(x * np.float32(2.0 / np.pi))
+    t = (x - k * _PIO2_1) - k * _PIO2_2
+    kp3 = k * _PIO2_3
+    r = t - kp3
+    r_lo = (t - r) - kp3
+    z = r * r
+    z_lo = _exact_square_error(r, z) + 2.0 * r * r_lo          # r_exact^2 = z + z_lo
+    s = r + (r_lo + (r * z) * (-1.0 / 6 + z * (1.0 / 120 + z * (-1.0 / 5040
+                                                                 + z * (1.0 / 362880)))))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    c = w + ((((1.0 - w) - hz) - 0.5 * z_lo) + (z * z) * (1.0 / 24 + z * (-1.0 / 720 + z * (
+        1.0 / 40320 + z * (-1.0 / 3628800)))))
+    q = k.astype(jnp.int32) & 3
+    sin = jnp.where(q == 0, s, jnp.where(q == 1, c, jnp.where(q == 2, -s, -c)))
+    cos = jnp.where(q == 0, c, jnp.where(q == 1, -s, jnp.where(q == 2, -c, s)))
+    return sin.astype(x.dtype), cos.astype(x.dtype)
+
+
+@jax.custom_jvp
+def poly_sin(x):
+    """sin(x) in float32 by range reduction + polynomial (``_sincos_poly``).
+    Differentiable to any order (d sin = cos, d cos = -sin, from the same reduction)."""
+    return _sincos_poly(x)[0]
+
+
+@jax.custom_jvp
+def poly_cos(x):
+    """cos(x), the companion of ``poly_sin``."""
+    return _sincos_poly(x)[1]
+
+
+@poly_sin.defjvp
+def _poly_sin_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return poly_sin(x), poly_cos(x) * t
+
+
+@poly_cos.defjvp
+def _poly_cos_jvp(primals, tangents):
+    (x,), (t,) = primals, tangents
+    return poly_cos(x), -poly_sin(x) * t
+
+
+def sine(x):
+    """The fields' sine: ``poly_sin`` on XLA:CPU, where ``jnp.sin`` is not vectorized
+    (issue 17: 7.5 ms vs 0.37 ms for the 110 x 6 x 784 activations of a digits DDiF set,
+    about 25x, which made it most of a warm-up step), ``jnp.sin`` on GPU/TPU."""
+    if jax.default_backend() == "cpu":
+        return poly_sin(x)
+    return jnp.sin(x)
+
+
+# ---------------------------------------------------------------------------------------
 # coordinate grids
 # ---------------------------------------------------------------------------------------
 
@@ -130,7 +208,7 @@ def siren_apply(params, coords, w0: float = 30.0, w0_initial: float = 30.0):
         z = h @ layer["w"] + layer["b"]
         if l == n - 1:
             return z  # linear output, no activation / clamp
-        h = jnp.sin((w0_initial if l == 0 else w0) * z)
+        h = sine((w0_initial if l == 0 else w0) * z)
     return h  # pragma: no cover
 
 
@@ -139,19 +217,21 @@ def siren_apply_stacked(params, coords, w0: float = 30.0, w0_initial: float = 30
     (P, dim_in) -> (K, P, dim_out).
 
     The same function as ``jax.vmap(siren_apply, in_axes=(0, None, None, None))``, written
-    as one batched contraction per layer (``einsum('pi,kio->kpo')`` for the first layer,
-    ``'kpi,kio->kpo'`` after it).  Measured (issue 17, 110 fields of 2-6-6-1 on 28x28, Adam
-    warm-up step, 2 shared cores): 1.5x faster than the vmapped form on XLA:CPU.
+    as one batched contraction per layer with the P points on the last (contiguous) axis,
+    ``einsum('ip,kio->kop')`` for the first layer and ``'kip,kio->kop'`` after it, and the
+    fields' ``sine``. Measured (issue 17, 110 fields of 2-6-6-1 on 28x28, 100 Adam warm-up
+    steps, 2 shared cores, one process): points-last contractions 0.49 vs 2.98 ms per hidden
+    layer; with ``sine`` 0.69 s per 100 steps against 4.4 s for points-first + ``jnp.sin``.
     """
     layers = params["layers"]
-    h = coords
+    h = jnp.swapaxes(coords, 0, 1)          # (dim_in, P)
     n = len(layers)
     for l, layer in enumerate(layers):
-        spec = "pi,kio->kpo" if l == 0 else "kpi,kio->kpo"
-        z = jnp.einsum(spec, h, layer["w"]) + layer["b"][:, None, :]
+        spec = "ip,kio->kop" if l == 0 else "kip,kio->kop"
+        z = jnp.einsum(spec, h, layer["w"]) + layer["b"][:, :, None]
         if l == n - 1:
-            return z
-        h = jnp.sin((w0_initial if l == 0 else w0) * z)
+            return jnp.swapaxes(z, 1, 2)     # (K, P, dim_out)
+        h = sine((w0_initial if l == 0 else w0) * z)
     return h  # pragma: no cover
 
 
