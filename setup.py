@@ -32,7 +32,19 @@ setup(
         "absl-py",
     ],
     extras_require={
-        "test": ["pytest", "scipy"],
+        "test": [
+            "pytest",
+            # the suite runs its files on 2 worker processes (`-n 2 --dist loadfile`): XLA's
+            # compiles are mostly single-threaded, so two files at once roughly halve the
+            # wall time on the 2-core CI machine.
+            "pytest-xdist",
+            "scipy",
+            # tests/test_benchmark.py checks that the PyTorch reference step of the
+            # side-by-side benchmark computes jaxdd's TM value and gradients. Pinned: the
+            # CPU wheel the project's machines carry (an unpinned torch pulls a CUDA build
+            # of several GB).
+            "torch==2.13.0",
+        ],
         "cuda12": ["jax[cuda12]"],
         # the PyTorch peer row of the benchmark (CPU wheel).
         "bench": ["torch"],
