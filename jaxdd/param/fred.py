@@ -252,8 +252,9 @@ def select_real(key: jax.Array, real_images_by_class: Sequence[np.ndarray],
     """
     out = []
     for c, imgs in enumerate(real_images_by_class):
-        imgs = np.asarray(imgs, dtype=np.float32)
-        n_c = imgs.shape[0]
+        if not hasattr(imgs, "shape"):
+            imgs = np.asarray(imgs, dtype=np.float32)
+        n_c = int(imgs.shape[0])   # a ClassView (multi-process shard): the global class size
         if n_c == 0:
             raise ValueError(f"class {c} has no images")
         kc = jax.random.fold_in(key, c)
@@ -261,7 +262,7 @@ def select_real(key: jax.Array, real_images_by_class: Sequence[np.ndarray],
             idx = np.asarray(jax.random.permutation(kc, n_c))[:npc]
         else:
             idx = np.asarray(jax.random.randint(kc, (npc,), 0, n_c))
-        out.append(imgs[idx])
+        out.append(np.asarray(imgs[idx], dtype=np.float32))   # only the drawn rows are read
     return out
 
 
