@@ -121,12 +121,10 @@ def make_eval_trainer(model, *, batch_size=256, momentum=0.9, weight_decay=5e-4,
         steps = trainer.num_steps(n)
 
         def body(e, st):
-            kperm, kaug = jnp.moveaxis(jax.vmap(jax.random.split)(keys[:, e]), 1, 0)
-            orders = perms[:, e] if given_perms else T.random_orders(kperm, n)
-            step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(kaug)
             shared = jax.random.split(op_keys[e], steps) if share_dsa_ops else None
-            return trainer.epoch(st, orders, step_keys, images, labels, lr,
-                                 shared_keys=shared, per_net_data=per_net_data)[0]
+            return trainer.keyed_epoch(st, keys[:, e], images, labels, lr,
+                                       orders=perms[:, e] if given_perms else None,
+                                       shared_keys=shared, per_net_data=per_net_data)[0]
 
         return jax.lax.fori_loop(start, stop, body, state)
 

@@ -274,17 +274,21 @@ class Trainer:
             met = jax.tree.map(lambda a, b: jnp.concatenate([a, b[None]], 0), met, mt)
         return state, jax.tree.map(lambda a: jnp.moveaxis(a, 0, 1), met)
 
-    def keyed_epoch(self, state: TrainState, keys, images, labels, lr=None, *, aux=None):
+    def keyed_epoch(self, state: TrainState, keys, images, labels, lr=None, *, aux=None,
+                    orders=None, shared_keys=None, per_net_data=False):
         """``epoch`` with the randomness drawn from ONE key per network (keys (K,)): the
         convention of evaluate.py and CFM's teacher and students. (k_perm, k_aug) =
-        split(key); the order is permutation(k_perm, N), step s is augmented with
-        split(k_aug, S)[s]."""
-        n = images.shape[0]
+        split(key); the order is permutation(k_perm, N) unless ``orders`` (K, N) is given,
+        step s is augmented with split(k_aug, S)[s]. shared_keys / per_net_data: as in
+        ``epoch``."""
+        n = images.shape[1] if per_net_data else images.shape[0]
         steps = self.num_steps(n)
         kperm, kaug = jnp.moveaxis(jax.vmap(jax.random.split)(keys), 1, 0)
         step_keys = jax.vmap(lambda k: jax.random.split(k, steps))(kaug)
-        return self.epoch(state, random_orders(kperm, n), step_keys, images, labels, lr,
-                          aux=aux)
+        if orders is None:
+            orders = random_orders(kperm, n)
+        return self.epoch(state, orders, step_keys, images, labels, lr, aux=aux,
+                          shared_keys=shared_keys, per_net_data=per_net_data)
 
     # ------------------------------------------------------------------ eval mode
     def logits(self, state: TrainState, x):
