@@ -101,11 +101,21 @@ def load_synthetic(path):
 
 def decode_synthetic(path_or_dict, resolution=None):
     """-> (images (N, H, W, C), labels, syn_lr) of a saved synthetic set (a path, or the
-    dict of `load_synthetic`)."""
+    dict of `load_synthetic`). resolution: None (the training grid) or another side: the
+    parameterization's own decode there (FreD, DDiF, pixels), else the native images
+    resized bilinearly (NSD)."""
     from jaxdd import param as param_lib  # the decoder of the stored parameterization
 
     d = load_synthetic(path_or_dict) if isinstance(path_or_dict, (str, os.PathLike)) \
         else path_or_dict
     pm = param_lib.get(d["param"])
-    images = pm.decode(d["params"], d["aux"], resolution=resolution)
+    try:
+        images = pm.decode(d["params"], d["aux"], resolution=resolution)
+    except NotImplementedError:
+        # a parameterization with no continuous form (NSD's learned kernels): decode at the
+        # training resolution and resize the images bilinearly, as pixels are
+        images = pm.decode(d["params"], d["aux"])
+        n, c = images.shape[0], images.shape[-1]
+        side = (int(resolution),) * 2 if np.ndim(resolution) == 0 else tuple(resolution)
+        images = jax.image.resize(images, (n, *side, c), method="bilinear")
     return images, np.asarray(d["aux"]["labels"]), d["syn_lr"]

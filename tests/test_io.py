@@ -91,3 +91,23 @@ def test_state_round_trip(tmp_path):
 def jax_tree_map(f, tree):
     import jax
     return jax.tree.map(f, tree)
+
+
+def test_nsd_set_decodes_at_another_resolution(tmp_path):
+    """NSD has no continuous form: a saved NSD set asked for 2x its side is its native
+    decode resized bilinearly (what the cross-architecture table needs for VGG11)."""
+    import jax
+    from jaxdd.param import nsd
+    rng = np.random.default_rng(0)
+    real = [rng.random((4, 8, 8, 1)).astype(np.float32) for _ in range(2)]
+    cfg = nsd.default_config()
+    params, aux = nsd.init(jax.random.PRNGKey(0), real, cfg)
+    path = str(tmp_path / "nsd.msgpack")
+    io.save_synthetic(path, param_name="nsd", params=params, aux=aux, syn_lr=0.01)
+    native, labels, _ = io.decode_synthetic(path)
+    big, labels16, _ = io.decode_synthetic(path, resolution=16)
+    assert native.shape[1:] == (8, 8, 1) and big.shape == (native.shape[0], 16, 16, 1)
+    np.testing.assert_array_equal(labels, labels16)
+    want = jax.image.resize(native, big.shape, method="bilinear")
+    np.testing.assert_allclose(np.asarray(big), np.asarray(want), rtol=0, atol=1e-6)
+    assert np.abs(np.asarray(big)).max() > 0
