@@ -631,7 +631,7 @@ def _compare(got, want, prefix, diffs):
         g = got.get(k, _MISSING) if isinstance(got, dict) else _MISSING
         if k == "overrides" and isinstance(v, dict):
             # model overrides must match exactly (an extra override is a different model);
-            # conv_impl is an implementation detail and ignored.
+            # conv_impl / compute_dtype are how it computes, and ignored.
             gd = _identity_overrides(g if isinstance(g, dict) else {})
             if gd != _identity_overrides(v):
                 diffs.append(f"  {name}: stored {gd!r}, expected {_identity_overrides(v)!r}")
@@ -648,7 +648,7 @@ def check_metadata(meta: dict, expected: Optional[dict], *, where: str = "expert
     """Raise ExpertMismatchError if ``meta`` differs from ``expected`` on any of its fields.
 
     Only the (nested) fields present in ``expected`` are compared, after a JSON round trip
-    (tuples equal lists); a 'model.overrides' dict must match exactly (except conv_impl).
+    (tuples equal lists); a 'model.overrides' dict must match exactly (except conv_impl and compute_dtype).
     The message lists every differing field. When the input preprocessing differs
     ('dataset.preprocessing', e.g. a buffer built before jaxdd followed the authors' ZCA /
     normalization, which has no such field), it also says why the experts cannot be reused
@@ -723,16 +723,19 @@ def _model_overrides(cfg) -> dict:
     return ov
 
 
+# how a layer computes, not which function it is: not part of an expert's identity
+_COMPUTE_ONLY_OVERRIDES = ("conv_impl", "compute_dtype")
+
+
 def _identity_overrides(ov: dict) -> dict:
-    # conv_impl changes how a conv is computed, not the function: not part of the identity.
-    return {k: v for k, v in ov.items() if k != "conv_impl"}
+    return {k: v for k, v in ov.items() if k not in _COMPUTE_ONLY_OVERRIDES}
 
 
 def expected_metadata(cfg, *, strict: bool = False) -> dict:
     """Fields a stored expert must match for the buffer config ``cfg``.
 
     Default (loading for TM): dataset (name, resolution, zca, zca_eps, preprocessing), model
-    (name, overrides except conv_impl), lr_teacher, batch_size, dsa_strategy.
+    (name, overrides except conv_impl / compute_dtype), lr_teacher, batch_size, dsa_strategy.
     'dataset.preprocessing' is ``jaxdd.data.preprocessing_id`` of the dataset block (e.g.
     'zca01-eps0.1', 'standardize-authors-constants'): buffers built with other inputs --
     including every buffer built before jaxdd followed the authors' preprocessing, which

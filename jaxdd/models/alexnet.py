@@ -13,7 +13,7 @@ channel==1 else 2``), the first conv is padded by 4 for 1-channel inputs (28x28 
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import flax.linen as nn
 
@@ -27,6 +27,7 @@ class AlexNet(nn.Module):
     norm: str = "none"
     act: str = "relu"
     conv_impl: str = "auto"
+    compute_dtype: Any = None
     gray_padding: bool = True
 
     @nn.compact
@@ -39,7 +40,8 @@ class AlexNet(nn.Module):
         for i in range(5):
             pad = first_padding(x, i, self.gray_padding, ks[i] // 2, 4)
             x = conv_block(x, w[i], ks[i], padding=pad, norm=self.norm, act=self.act,
-                           train=train, conv_impl=self.conv_impl, index=i)
+                           train=train, conv_impl=self.conv_impl,
+                           compute_dtype=self.compute_dtype, index=i)
             if pool_after[i]:
                 x = pool(x, "max")
-        return classifier(x, self.num_classes)
+        return classifier(x, self.num_classes, self.compute_dtype)

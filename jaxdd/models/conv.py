@@ -131,12 +131,15 @@ def _dimension_numbers(nd: int):
 
 
 # --------------------------------------------------------------------------- functional
-def conv_native(x, kernel, strides, pads, precision=None):
-    """lax.conv_general_dilated, channels last. x (N, *S, Cin), kernel (*K, Cin, Cout)."""
+def conv_native(x, kernel, strides, pads, precision=None, preferred_element_type=None):
+    """lax.conv_general_dilated, channels last. x (N, *S, Cin), kernel (*K, Cin, Cout).
+    ``preferred_element_type``: the result (accumulation) dtype, e.g. float32 for bfloat16
+    operands."""
     nd = kernel.ndim - 2
     return lax.conv_general_dilated(
         x, kernel, window_strides=tuple(strides), padding=tuple(pads),
-        dimension_numbers=_dimension_numbers(nd), precision=precision)
+        dimension_numbers=_dimension_numbers(nd), precision=precision,
+        preferred_element_type=preferred_element_type)
 
 
 PATCH_LAYOUTS = ("auto", "nhwc", "cf")
@@ -164,7 +167,8 @@ def im2col_patch_layout(cin: int, cout: int, layout: str = "auto") -> str:
     return layout
 
 
-def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto"):
+def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto",
+                preferred_element_type=None):
     """Same function as :func:`conv_native`, as slices + concat + one matmul.
 
     x (N, *S, Cin), kernel (*K, Cin, Cout) -> (N, *S_out, Cout) with
@@ -201,7 +205,8 @@ def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto"):
                 patches.append(lax.slice(xt, start, limit, (1, 1) + tuple(strides)))
             cols = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=0)
         cols = cols.reshape(w.shape[0], -1)
-        y = lax.dot_general(cols, w, (((0,), (0,)), ((), ())), precision=precision)
+        y = lax.dot_general(cols, w, (((0,), (0,)), ((), ())), precision=precision,
+                            preferred_element_type=preferred_element_type)
         return y.reshape((n,) + out + (cout,))
     if any(lo or hi for lo, hi in pads):
         x = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
@@ -215,7 +220,7 @@ def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto"):
             limit = (n,) + tuple(o + (m - 1) * s + 1 for o, m, s in zip(offs, out, strides)) + (cin,)
             patches.append(lax.slice(x, start, limit, (1,) + tuple(strides) + (1,)))
         cols = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=-1)
-    return jnp.matmul(cols, w, precision=precision)
+    return jnp.matmul(cols, w, precision=precision, preferred_element_type=preferred_element_type)
 
 
 def _crop_or_pad(x, pads):
@@ -241,14 +246,17 @@ def _hybrid_weight_grad(x, dy, ksize, pads):
     kc = math.prod(ksize) * cin
     # (Cout, K*Cin) = dy^T cols: measured faster on XLA:CPU than cols^T dy (the small result
     # is transposed instead of one of the long operands)
-    dwt = lax.dot_general(dy.reshape(-1, cout), cols.reshape(-1, kc), (((0,), (0,)), ((), ())))
+    dwt = lax.dot_general(dy.reshape(-1, cout), cols.reshape(-1, kc), (((0,), (0,)), ((), ())),
+                          preferred_element_type=jnp.float32)
     del nd
-    return dwt.T.reshape(tuple(ksize) + (cin, cout))
+    return dwt.T.reshape(tuple(ksize) + (cin, cout)).astype(x.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
 def _conv_hybrid(x, kernel, pads):
-    return conv_native(x, kernel, (1,) * (kernel.ndim - 2), pads)
+    # float32 accumulation and result, also for bfloat16 operands (the compute_dtype mode)
+    return conv_native(x, kernel, (1,) * (kernel.ndim - 2), pads,
+                       preferred_element_type=jnp.float32)
 
 
 def _conv_hybrid_fwd(x, kernel, pads):
@@ -263,8 +271,9 @@ def _conv_hybrid_bwd(pads, res, dy):
     # k - 1 - lo before and k - 1 - hi after (negative: crop); the output has x's size
     kt = jnp.swapaxes(jnp.flip(kernel, tuple(range(nd))), -1, -2)
     tpads = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(ksize, pads))
-    dx = conv_hybrid(dy, kt, tpads)
-    dw = _hybrid_weight_grad(x, dy, ksize, pads)
+    dy = dy.astype(x.dtype)   # bfloat16 operands in the compute_dtype mode; else a no-op
+    dx = conv_hybrid(dy, kt, tpads).astype(x.dtype)
+    dw = _hybrid_weight_grad(x, dy, ksize, pads).astype(kernel.dtype)
     return dx, dw
 
 
@@ -285,15 +294,35 @@ def conv_hybrid(x, kernel, pads, strides=None, precision=None):
         if any(lo < 0 or hi < 0 for lo, hi in pads):
             x = _crop_or_pad(x, pads)
             pads = ((0, 0),) * nd
-        return conv_im2col(x, kernel, strides, pads, precision)
+        return conv_im2col(x, kernel, strides, pads, precision,
+                           preferred_element_type=jnp.float32)
     if x.shape[-1] != cin:
         raise ValueError(f"input has {x.shape[-1]} channels, kernel expects {cin}")
     pads = tuple((int(lo), int(hi)) for lo, hi in pads)
     return _conv_hybrid(x, kernel, pads)
 
 
+COMPUTE_DTYPES = ("float32", "bfloat16")
+
+
+def resolve_compute_dtype(compute_dtype):
+    """None / 'float32' -> None (plain float32); 'bfloat16' (or the dtype) -> jnp.bfloat16.
+
+    The opt-in mixed-precision mode of the conv and dense layers: their operands are rounded
+    to bfloat16, the products accumulate in float32 and the result is float32; parameters,
+    gradients' accumulation, norms, activations and pooling stay float32."""
+    if compute_dtype is None:
+        return None
+    name = jnp.dtype(compute_dtype).name if not isinstance(compute_dtype, str) else compute_dtype
+    name = name.lower()
+    if name not in COMPUTE_DTYPES:
+        raise ValueError(f"compute_dtype must be one of {COMPUTE_DTYPES} (or None), got "
+                         f"{compute_dtype!r}")
+    return None if name == "float32" else jnp.bfloat16
+
+
 def convolve(x, kernel, bias=None, *, strides=1, padding: PaddingLike = None, impl: str = "auto",
-         precision=None):
+         precision=None, compute_dtype=None):
     """Channels-last N-D convolution (cross-correlation) with an optional bias.
 
     Args:
@@ -302,9 +331,12 @@ def convolve(x, kernel, bias=None, *, strides=1, padding: PaddingLike = None, im
       bias: (Cout,) or None.
       strides: int or per-dim tuple.
       padding: see :func:`resolve_padding` (default: symmetric k // 2, PyTorch-style).
-      impl: 'auto' | 'native' | 'im2col'.
+      impl: 'auto' | 'native' | 'im2col' | 'hybrid'.
+      compute_dtype: None / 'float32', or 'bfloat16': x and kernel rounded to bfloat16,
+        float32 accumulation and result (:func:`resolve_compute_dtype`); the gradients
+        reaching x and kernel are float32 again (through the casts).
     Returns:
-      (N, *out_spatial, Cout).
+      (N, *out_spatial, Cout), float32 for float32 inputs in either mode.
     """
     nd = kernel.ndim - 2
     if x.ndim != nd + 2:
@@ -312,11 +344,17 @@ def convolve(x, kernel, bias=None, *, strides=1, padding: PaddingLike = None, im
     strides = _as_tuple(strides, nd)
     pads = resolve_padding(padding, x.shape[1:-1], kernel.shape[:nd], strides)
     impl = resolve_conv_impl(impl)
+    cd = resolve_compute_dtype(compute_dtype)
+    out_dtype = x.dtype
+    if cd is not None:
+        x, kernel = x.astype(cd), kernel.astype(cd)
     if impl == "hybrid":
         y = conv_hybrid(x, kernel, pads, strides, precision)
     else:
         fn = conv_im2col if impl == "im2col" else conv_native
-        y = fn(x, kernel, strides, pads, precision)
+        y = fn(x, kernel, strides, pads, precision,
+               preferred_element_type=jnp.float32 if cd is not None else None)
+    y = y.astype(out_dtype)
     if bias is not None:
         y = y + bias
     return y
@@ -336,6 +374,8 @@ class Conv(nn.Module):
       conv_impl: 'auto' | 'native' | 'im2col' | 'hybrid' (see module docstring).
       kernel_init / bias_init: default PyTorch-like (module docstring). ``bias_init=None``
         means U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+      compute_dtype: None (float32) | 'bfloat16' (operands rounded to bfloat16, float32
+        accumulation and output; the parameters stay float32), see :func:`convolve`.
     Input (N, *S, Cin) -> output (N, *S_out, features).
     """
     features: int
@@ -347,6 +387,7 @@ class Conv(nn.Module):
     precision: Any = None
     kernel_init: Any = None
     bias_init: Any = None
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x):
@@ -360,7 +401,8 @@ class Conv(nn.Module):
             binit = self.bias_init if self.bias_init is not None else torch_bias_init(fan_in)
             bias = self.param("bias", binit, (self.features,), jnp.float32)
         return convolve(x, kernel, bias, strides=self.strides, padding=self.padding,
-                    impl=self.conv_impl, precision=self.precision)
+                    impl=self.conv_impl, precision=self.precision,
+                    compute_dtype=self.compute_dtype)
 
 
 class Conv3x3(Conv):
@@ -375,17 +417,24 @@ class Conv3x3(Conv):
 class Linear(nn.Module):
     """Dense layer with PyTorch-default init; params 'kernel' (in, out), 'bias' (out,).
 
-    Input (..., in) -> (..., features).
+    Input (..., in) -> (..., features). ``compute_dtype='bfloat16'``: the product of
+    bfloat16-rounded operands, accumulated in float32 (as :class:`Conv`).
     """
     features: int
     use_bias: bool = True
     precision: Any = None
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x):
         fan_in = x.shape[-1]
         kernel = self.param("kernel", torch_kernel_init(), (fan_in, self.features), jnp.float32)
-        y = jnp.matmul(x, kernel, precision=self.precision)
+        cd = resolve_compute_dtype(self.compute_dtype)
+        if cd is None:
+            y = jnp.matmul(x, kernel, precision=self.precision)
+        else:
+            y = jnp.matmul(x.astype(cd), kernel.astype(cd), precision=self.precision,
+                           preferred_element_type=jnp.float32).astype(x.dtype)
         if self.use_bias:
             y = y + self.param("bias", torch_bias_init(fan_in), (self.features,), jnp.float32)
         return y

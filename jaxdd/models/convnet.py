@@ -31,6 +31,8 @@ Gray inputs: like the authors (MTT ``networks.py`` ConvNet._make_layers, line 86
 """
 from __future__ import annotations
 
+from typing import Any
+
 import flax.linen as nn
 
 from jaxdd.models.layers import classifier, conv_block, first_padding, pool
@@ -61,6 +63,7 @@ class ConvNet(nn.Module):
     act: str = "relu"
     pooling: str = "avg"
     conv_impl: str = "auto"
+    compute_dtype: Any = None
     gray_padding: bool = True
 
     layout = "NHWC"  # the input layout (a class constant, not a field)
@@ -73,6 +76,7 @@ class ConvNet(nn.Module):
         for d in range(self.depth):
             pad = first_padding(x, d, self.gray_padding, 1, 3)
             x = conv_block(x, self.width, 3, padding=pad, norm=self.norm, act=self.act,
-                           train=train, conv_impl=self.conv_impl, index=d)
+                           train=train, conv_impl=self.conv_impl,
+                           compute_dtype=self.compute_dtype, index=d)
             x = pool(x, self.pooling)
-        return classifier(x, self.num_classes)
+        return classifier(x, self.num_classes, self.compute_dtype)

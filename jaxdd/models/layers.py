@@ -139,15 +139,16 @@ def first_padding(x, index: int, gray_padding: bool, padding: int, gray: int) ->
 
 
 def conv_block(x, features: int, kernel: int, *, padding, norm: str, act: str, train: bool,
-               conv_impl: str, index: int):
+               conv_impl: str, index: int, compute_dtype=None):
     """Conv (kernel in every spatial dim, stride 1, bias) -> norm -> act (names of
     `NORMS` / `ACTS`), as the submodules 'conv_{index}' and 'norm_{index}' of the calling
-    network."""
+    network. ``compute_dtype``: the conv's (``Conv``); norm and act stay float32."""
     x = Conv(features, (kernel,) * (x.ndim - 2), padding=padding, conv_impl=conv_impl,
-             name=f"conv_{index}")(x)
+             compute_dtype=compute_dtype, name=f"conv_{index}")(x)
     return activation(act)(apply_norm(norm, x, train, name=f"norm_{index}"))
 
 
-def classifier(x, num_classes: int):
+def classifier(x, num_classes: int, compute_dtype=None):
     """flatten -> Linear(num_classes), the submodule 'classifier' of the calling network."""
-    return Linear(num_classes, name="classifier")(x.reshape(x.shape[0], -1))
+    return Linear(num_classes, compute_dtype=compute_dtype, name="classifier")(
+        x.reshape(x.shape[0], -1))

@@ -12,7 +12,7 @@ MTT ends with ``avg_pool2d(out, 4)`` + Linear(512), which is a global average po
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Sequence
 
 import jax.numpy as jnp
 import flax.linen as nn
@@ -27,18 +27,22 @@ class BasicBlock(nn.Module):
     stride: int = 1
     norm: str = "instance"
     conv_impl: str = "auto"
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         out = Conv(self.planes, (3, 3), strides=self.stride, padding=1, use_bias=False,
-                   conv_impl=self.conv_impl, name="conv1")(x)
+                   conv_impl=self.conv_impl, compute_dtype=self.compute_dtype,
+                   name="conv1")(x)
         out = nn.relu(apply_norm(self.norm, out, train, name="norm1"))
         out = Conv(self.planes, (3, 3), padding=1, use_bias=False,
-                   conv_impl=self.conv_impl, name="conv2")(out)
+                   conv_impl=self.conv_impl, compute_dtype=self.compute_dtype,
+                   name="conv2")(out)
         out = apply_norm(self.norm, out, train, name="norm2")
         if self.stride != 1 or x.shape[-1] != self.planes:
             x = Conv(self.planes, (1, 1), strides=self.stride, padding=0, use_bias=False,
-                     conv_impl=self.conv_impl, name="shortcut_conv")(x)
+                     conv_impl=self.conv_impl, compute_dtype=self.compute_dtype,
+                     name="shortcut_conv")(x)
             x = apply_norm(self.norm, x, train, name="shortcut_norm")
         return nn.relu(out + x)
 
@@ -50,17 +54,20 @@ class ResNet(nn.Module):
     width: int = 64
     norm: str = "instance"
     conv_impl: str = "auto"
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x, train: bool = False):
         norm = canonical_norm(self.norm)
         x = Conv(self.width, (3, 3), padding=1, use_bias=False, conv_impl=self.conv_impl,
-                 name="conv1")(x)
+                 compute_dtype=self.compute_dtype, name="conv1")(x)
         x = nn.relu(apply_norm(norm, x, train, name="norm1"))
         for s, n_blocks in enumerate(self.stage_sizes):
             for b in range(n_blocks):
                 stride = 2 if (s > 0 and b == 0) else 1
                 x = BasicBlock(self.width * 2 ** s, stride, norm, self.conv_impl,
+                               self.compute_dtype,
                                name=f"layer{s + 1}_{b}")(x, train)
         x = jnp.mean(x, axis=(1, 2))
-        return Linear(self.num_classes, name="classifier")(x)
+        return Linear(self.num_classes, compute_dtype=self.compute_dtype,
+                      name="classifier")(x)

@@ -9,7 +9,7 @@ is padded by 3 for 1-channel inputs (28x28 -> 32x32); on by default (``gray_padd
 """
 from __future__ import annotations
 
-from typing import Sequence, Union
+from typing import Any, Sequence, Union
 
 import flax.linen as nn
 
@@ -30,6 +30,7 @@ class VGG(nn.Module):
     norm: str = "instance"
     act: str = "relu"
     conv_impl: str = "auto"
+    compute_dtype: Any = None
     gray_padding: bool = True
 
     @nn.compact
@@ -40,5 +41,6 @@ class VGG(nn.Module):
                 continue
             pad = first_padding(x, i, self.gray_padding, 1, 3)
             x = conv_block(x, int(c), 3, padding=pad, norm=self.norm, act=self.act,
-                           train=train, conv_impl=self.conv_impl, index=i)
-        return classifier(x, self.num_classes)
+                           train=train, conv_impl=self.conv_impl,
+                           compute_dtype=self.compute_dtype, index=i)
+        return classifier(x, self.num_classes, self.compute_dtype)

@@ -8,6 +8,8 @@ The number of position embeddings is fixed at init by the input resolution.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 import flax.linen as nn
 
@@ -18,21 +20,23 @@ class _Block(nn.Module):
     dim: int
     heads: int
     mlp_dim: int
+    compute_dtype: Any = None
 
     @nn.compact
     def __call__(self, x):
         n, t, d = x.shape
+        cd = self.compute_dtype
         h = nn.LayerNorm(epsilon=1e-5, name="ln1")(x)
-        qkv = Linear(3 * d, name="qkv")(h).reshape(n, t, 3, self.heads, d // self.heads)
+        qkv = Linear(3 * d, compute_dtype=cd, name="qkv")(h).reshape(n, t, 3, self.heads, d // self.heads)
         q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]          # (N, T, heads, hd)
         logits = jnp.einsum("nqhd,nkhd->nhqk", q, k) / jnp.sqrt(d // self.heads)
         attn = nn.softmax(logits, axis=-1)
         h = jnp.einsum("nhqk,nkhd->nqhd", attn, v).reshape(n, t, d)
-        x = x + Linear(d, name="proj")(h)
+        x = x + Linear(d, compute_dtype=cd, name="proj")(h)
         h = nn.LayerNorm(epsilon=1e-5, name="ln2")(x)
-        h = Linear(self.mlp_dim, name="fc1")(h)
+        h = Linear(self.mlp_dim, compute_dtype=cd, name="fc1")(h)
         h = nn.gelu(h, approximate=False)
-        return x + Linear(d, name="fc2")(h)
+        return x + Linear(d, compute_dtype=cd, name="fc2")(h)
 
 
 class ViT(nn.Module):
@@ -44,6 +48,7 @@ class ViT(nn.Module):
     heads: int = 4
     mlp_dim: int = 256
     conv_impl: str = "auto"   # accepted for a uniform interface; ViT has no convolution
+    compute_dtype: Any = None  # the Linear layers' (attention products stay float32)
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -55,12 +60,13 @@ class ViT(nn.Module):
             raise ValueError("ViT: dim must be divisible by heads")
         gh, gw = hgt // p, wid // p
         x = x.reshape(n, gh, p, gw, p, c).transpose(0, 1, 3, 2, 4, 5).reshape(n, gh * gw, p * p * c)
-        x = Linear(self.dim, name="patch_embed")(x)
+        x = Linear(self.dim, compute_dtype=self.compute_dtype, name="patch_embed")(x)
         cls = self.param("cls_token", nn.initializers.zeros, (1, 1, self.dim))
         x = jnp.concatenate([jnp.broadcast_to(cls, (n, 1, self.dim)), x], axis=1)
         pos = self.param("pos_embed", nn.initializers.normal(0.02), (1, gh * gw + 1, self.dim))
         x = x + pos
         for i in range(self.depth):
-            x = _Block(self.dim, self.heads, self.mlp_dim, name=f"block_{i}")(x)
+            x = _Block(self.dim, self.heads, self.mlp_dim, self.compute_dtype,
+                       name=f"block_{i}")(x)
         x = nn.LayerNorm(epsilon=1e-5, name="ln_f")(x[:, 0])
-        return Linear(self.num_classes, name="head")(x)
+        return Linear(self.num_classes, compute_dtype=self.compute_dtype, name="head")(x)
