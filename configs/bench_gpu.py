@@ -8,7 +8,10 @@
 All data is random (no dataset is read). Rows:
   * TM at CIFAR-10 shapes (ConvNetD3, 32x32x3), pixel, the published MTT settings: IPC 1 /
     10 / 50 with syn_steps 50 / 30 / 30 and the whole synthetic set per student step
-    (batch_syn 0 in the authors' scripts: 10 / 100 / 500 images), remat on and off; DSA on.
+    (batch_syn 0 in the authors' scripts: 10 / 100 / 500 images), remat on and off; DSA on;
+    then IPC 10 / 50 with remat in the opt-in bfloat16 compute mode
+    (model.overrides.compute_dtype='bfloat16': bf16 operands, f32 accumulation; rows
+    named tm_pixel_ipc<N>_bf16, after the f32 rows so a short budget skips them first).
   * DDiF ImageNette-128 IPC 1 (ConvNetD5 at 128 px, fields 3 x 20 with w0 40, syn_steps 20,
     batch_syn 102, decoding syn_steps x batch_syn random fields, all 510 here).
   * the PyTorch peer of the IPC 1 row (jaxdd.bench.torch_reference on the same GPU,
@@ -49,6 +52,10 @@ def get_config(arg=None):
                            param_cfg={"width": 20, "num_layers": 3, "w0": 40.0,
                                       "warmup_steps": 0},
                            repeats=2, warmup=1, name="ddif_imagenette128_ipc1"))
+    for ipc, steps in ((10, 30), (50, 30)):
+        cfg.tm_rows.append(_tm("pixel", ipc, steps, True, batch_syn=10 * ipc, repeats=3,
+                               warmup=1, compute_dtype="bfloat16",
+                               name=f"tm_pixel_ipc{ipc}_bf16"))
 
     cfg.authors = ml_collections.ConfigDict(dict(
         side=28, channels=1, num_classes=10, ipc=1, model="ConvNetD3", dsa=True, remat=True,
@@ -77,7 +84,10 @@ def get_config(arg=None):
                            augment="none",
                            param_cfg={"width": 2, "num_layers": 1, "w0": 40.0,
                                       "warmup_steps": 0},
-                           repeats=1, warmup=0, name="ddif_imagenette128_ipc1")]
+                           repeats=1, warmup=0, name="ddif_imagenette128_ipc1"),
+                       _tm("pixel", 1, 2, True, batch_syn=2, repeats=1, warmup=0,
+                           augment="none", compute_dtype="bfloat16",
+                           name="tm_pixel_ipc1_bf16")]
         cfg.authors.update(methods=["mtt"], repeats={"mtt": 1}, timeout_s=120,
                            torch_device="cpu")
     elif arg:

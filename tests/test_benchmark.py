@@ -183,6 +183,8 @@ def test_gpu_script_smoke_path(bench, tmp_path):
     assert {(r["ipc"], r["syn_steps"], r["remat"]) for r in full.tm_rows
             if r["param"] == "pixel"} == {(i, s, m) for i, s in ((1, 50), (10, 30), (50, 30))
                                           for m in (True, False)}
+    assert {(r["ipc"], r["remat"]) for r in full.tm_rows
+            if r.get("compute_dtype") == "bfloat16"} == {(10, True), (50, True)}
     cfg = _cfg("bench_gpu.py", "smoke")
     out = tmp_path / "gpu.json"
     result = bench.run(cfg, sections=["tm"], out_path=str(out))
@@ -193,6 +195,9 @@ def test_gpu_script_smoke_path(bench, tmp_path):
     dd = [r for r in rows if r["param"] == "ddif"][0]
     assert dd["name"] == "ddif_imagenette128_ipc1" and dd["shape"][0] == 16
     assert dd["model"] == "ConvNetD2W4"
+    assert {r["name"]: r["compute_dtype"] for r in rows if r.get("name", "").startswith(
+        "tm_pixel")} == {"tm_pixel_ipc1_bf16": "bfloat16"}
+    assert [r for r in rows if r["param"] == "pixel"][0]["compute_dtype"] == "float32"
 
 
 def test_authors_child_and_targets(bench):

@@ -297,7 +297,7 @@ def _row_opts(cfg, row):
     d = {"param": "pixel", "ipc": 1, "syn_steps": 20, "remat": True, "conv_impl": "auto",
          "augment": "dsa", "mode": "time", "batch_syn": None, "decode_subset": "auto",
          "repeats": None, "warmup": None, "side": None, "channels": None, "model": None,
-         "param_cfg": None, "name": None}
+         "param_cfg": None, "name": None, "compute_dtype": None}
     d.update({k: v for k, v in row.items()})
     return d
 
@@ -346,7 +346,8 @@ def tm_step_setup(cfg, opts):
     if dsub == "auto":  # DDiF decodes only the fields the unroll uses (authors' code)
         dsub = min(opts["syn_steps"] * bs, n_inst) if opts["param"] == "ddif" else 0
     dsub = int(dsub or 0)
-    model = get_model(cfg.model, nc, conv_impl=opts["conv_impl"])
+    model = get_model(cfg.model, nc, conv_impl=opts["conv_impl"],
+                      compute_dtype=opts.get("compute_dtype"))  # None/'bfloat16' (opt-in)
     theta0 = model.init(jax.random.PRNGKey(1), jnp.zeros((1, h, h, c)))["params"]
     # a fake expert: 3 snapshots, start epoch 0, target epoch 2
     trajs = jax.tree.map(lambda t: jnp.stack([t, t + 0.005, t + 0.01])[None], theta0)
@@ -406,6 +407,7 @@ def tm_row(cfg, row, ceil):
     out = {"workload": "tm_iteration", **{k: opts[k] for k in (
         "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
         "model": cfg.model, "shape": [cfg.side, cfg.side, cfg.channels], **info,
+        "compute_dtype": opts.get("compute_dtype") or "float32",
         **({"name": opts["name"]} if opts.get("name") else {}),
         "compile_s": compile_s, "xla_bytes": memory_bytes(compiled),
         "xla_flops": xla_flops(compiled)}
