@@ -348,9 +348,11 @@ def tm_step_setup(cfg, opts):
     dsub = int(dsub or 0)
     model = get_model(cfg.model, nc, conv_impl=opts["conv_impl"],
                       compute_dtype=opts.get("compute_dtype"))  # None/'bfloat16' (opt-in)
-    theta0 = model.init(jax.random.PRNGKey(1), jnp.zeros((1, h, h, c)))["params"]
+    theta0 = jax.jit(lambda k: model.init(k, jnp.zeros((1, h, h, c)))["params"])(
+        jax.random.PRNGKey(1))  # one compile, not one per eager op (-RSS)
     # a fake expert: 3 snapshots, start epoch 0, target epoch 2
-    trajs = jax.tree.map(lambda t: jnp.stack([t, t + 0.005, t + 0.01])[None], theta0)
+    trajs = jax.jit(lambda th: jax.tree.map(
+        lambda t: jnp.stack([t, t + 0.005, t + 0.01])[None], th))(theta0)
     apply_fn = lambda p, x: model.apply({"params": p}, x, train=True)
     augment = (lambda k, x: dsa(k, x)) if opts["augment"] == "dsa" else None
     loss = tm.make_loss(apply_fn, syn_steps=int(opts["syn_steps"]),
