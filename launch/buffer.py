@@ -30,11 +30,17 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "loads the whole training set and trains its share of the experts (i % processes)")
 _MODEL_OVERRIDES = {}
 
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "persistent XLA compilation cache directory (default: "
+    "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
+
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # orbax logs every file operation at INFO
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
     if _DISTRIBUTED.value:  # before any JAX work; JAX_* env vars or the cluster's
         from jaxdd.sharding import initialize_distributed
         initialize_distributed()

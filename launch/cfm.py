@@ -29,10 +29,16 @@ _MODE = flags.DEFINE_enum("mode", "all", ["squeeze", "all"], "which stage(s) to 
 _DIAG = flags.DEFINE_bool("diagnostic", True, "write the spectral diagnostic at the end")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
 
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "persistent XLA compilation cache directory (default: "
+    "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
+
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
     from jaxdd import cfm, distill
     from jaxdd.bench import spectral
     from jaxdd.config import default_workdir

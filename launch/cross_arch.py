@@ -36,12 +36,18 @@ def _pairs(items, what):
         out[k] = v
     return out
 
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "persistent XLA compilation cache directory (default: "
+    "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
+
 
 def main(argv):
     del argv
     import os
 
     logging.set_verbosity(logging.WARNING)
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
     from jaxdd import crossarch
 
     if not _SYN.value:

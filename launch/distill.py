@@ -7,6 +7,9 @@ Flags:
              `--config.model.overrides.<name>=<value>` (any keyword of the model).
   --workdir  where the run lives (default: workdirs/<config name>-<variant>); re-running
              the same command on the same workdir resumes.
+  --compile_cache  persistent XLA compilation cache (default $JAXDD_COMPILE_CACHE or
+             ~/.cache/jaxdd/xla; 'off' disables): a rerun or resume with the same shapes
+             loads its compiled steps instead of compiling them again.
 
 The config and the data are validated first (every problem reported at once, nothing
 written); a problem, a refused resume or a diverged run ends with a message, exit code 1.
@@ -25,12 +28,17 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "run directory (resumable)")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
 _MULTIHOST = flags.DEFINE_bool("distributed", False,
                                "call jax.distributed.initialize() (multi-host runs)")
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "persistent XLA compilation cache directory (default: "
+    "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
 _MODEL_OVERRIDES = {}
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
     if _MULTIHOST.value:  # before any JAX work; arguments from the cluster or JAX_* env vars
         from jaxdd.sharding import initialize_distributed
         initialize_distributed()

@@ -30,10 +30,16 @@ _ZCA = flags.DEFINE_bool("zca", None, "ZCA (default: the set's own)")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed")
 _OUT = flags.DEFINE_string("out", None, "write the result JSON here")
 
+_COMPILE_CACHE = flags.DEFINE_string(
+    "compile_cache", None, "persistent XLA compilation cache directory (default: "
+    "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
+
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
     import jax
     from jaxdd.crossarch import evaluate_saved
     from jaxdd.validate import ConfigError

@@ -1,0 +1,59 @@
+"""jaxdd.runtime.enable_compile_cache: the persistent XLA compilation cache of the entry
+points (launch/*.py call it before any JAX work)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+
+from jaxdd.runtime import enable_compile_cache
+
+
+def test_off_values_and_env(monkeypatch, tmp_path):
+    before = jax.config.jax_compilation_cache_dir
+    for off in ("off", "", "0", "None", " OFF "):
+        assert enable_compile_cache(off) is None
+    monkeypatch.setenv("JAXDD_COMPILE_CACHE", "off")
+    assert enable_compile_cache() is None
+    assert jax.config.jax_compilation_cache_dir == before   # nothing changed
+
+
+def test_unwritable_directory_warns_and_runs_without(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    import pytest
+    with pytest.warns(UserWarning, match="cannot be created"):
+        assert enable_compile_cache(str(blocker / "cache")) is None
+
+
+def test_second_process_loads_the_compiled_step(tmp_path):
+    """A fresh process with the cache compiles a jitted step and stores it; a second one
+    finds the entry (jax's cache-hit counter) and gets the same numbers."""
+    cache = tmp_path / "xla"
+    prog = textwrap.dedent(f"""
+        import jax, jax.numpy as jnp
+        from jax._src import monitoring
+        hits = []
+        monitoring.register_event_listener(
+            lambda name, **kw: hits.append(name) if "cache_hits" in name else None)
+        from jaxdd.runtime import enable_compile_cache
+        print("DIR", enable_compile_cache({str(cache)!r}, min_compile_s=0))
+        f = jax.jit(lambda x: jnp.sin(x) @ x.T + 1.0)
+        print("OUT", float(f(jnp.arange(12.0).reshape(3, 4)).sum()))
+        print("HITS", len(hits))
+    """)
+    env = {k: v for k, v in os.environ.items() if k != "JAXDD_COMPILE_CACHE"}
+
+    def run():
+        out = subprocess.run([sys.executable, "-c", prog], capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return dict(line.split(" ", 1) for line in out.stdout.splitlines()
+                    if line.split(" ", 1)[0] in ("DIR", "OUT", "HITS"))
+
+    first = run()
+    assert first["DIR"] == str(cache) and first["HITS"] == "0"
+    assert any(cache.iterdir()), "nothing was written to the cache"
+    second = run()
+    assert second["OUT"] == first["OUT"] and int(second["HITS"]) >= 1
