@@ -223,3 +223,29 @@ def test_authors_child_and_targets(bench):
     assert got == {("pixel (MTT) TM", False): (1.6, True),
                    ("pixel (MTT) TM", True): (0.6, False),
                    ("DDiF warm-up", False): (40.0, False)}
+
+
+def test_authors_section_rounds_and_compile_cache(bench, tmp_path):
+    """The side-by-side section at tiny shapes, 2 rounds: each side in its own process, the
+    ratio row; round 0 compiles in a fresh per-run cache (the cold RSS figure the memory
+    ratio uses), round 1 loads it (recorded apart); the cache is removed afterwards."""
+    import ml_collections
+
+    cfg = ml_collections.ConfigDict(dict(
+        out=str(tmp_path / "a.json"), model="ConvNetD1W4",
+        authors=dict(side=8, channels=1, num_classes=2, ipc=1, model=None, dsa=False,
+                     remat=True, methods=["mtt"], syn_steps={"mtt": 2}, repeats={"mtt": 1},
+                     rounds=2, warmup=0, torch_threads=1, fred_k=4, ddif_width=2,
+                     ddif_layers=1, warmup_steps=2, warmup_fields_torch=1, timeout_s=300,
+                     compile_cache=None)))
+    rows = bench.authors_section(cfg, {})
+    jax_rows = [r for r in rows if r.get("impl") == "jaxdd"]
+    assert [r["round"] for r in jax_rows] == [0, 1]
+    assert all(r["seconds_median"] > 0 and r["rss_hwm_bytes"] > 0 for r in jax_rows)
+    # the second process found the first one's compiled step
+    assert jax_rows[1]["compile_s"] < jax_rows[0]["compile_s"]
+    ratio = [r for r in rows if r["workload"] == "authors_mtt_ratio"][0]
+    assert ratio["jaxdd_rss_hwm_bytes"] == max(r["rss_hwm_bytes"] for r in jax_rows)
+    assert ratio["jaxdd_rss_hwm_bytes_warm_cache"] == jax_rows[1]["rss_hwm_bytes"]
+    assert ratio["speedup"] > 0 and ratio["memory_ratio"] > 0
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".jax_cache")]
