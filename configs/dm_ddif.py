@@ -7,8 +7,9 @@ epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_ddif.py
 
-Expected: test accuracy 90.6 +- 1.0 % (final epoch, mean +- std over 5 networks; random real
-at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
+Expected: test accuracy 91.4 +- 0.8 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 68.0 +- 5.1 %), about 2 minutes wall on 2 shared CPU cores (seed 0; measured
+2026-12-02, README "DM and DC with every parameterization").
 
 Published settings (aailab-kaist/DDiF DM/hyper_params.py field sizes, main_DM.py defaults
 and DM/scripts/run_DDiF.sh; jaxdd.published.ddif gives the source of every value):

@@ -8,8 +8,9 @@ class, then 5 networks x 1000 epochs and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_nsd.py
 
-Expected: test accuracy 88.1 +- 1.4 % (final epoch, mean +- std over 5 networks; random real
-at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
+Expected: test accuracy 87.2 +- 1.2 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 68.0 +- 5.1 %), about 2 minutes wall on 2 shared CPU cores (seed 0; measured
+2026-12-02, README "DM and DC with every parameterization").
 
 NSD was published with TM only (REFERENCE.md): these variants combine NSD's published
 sizes (t2 = C, t3 = t4 = H/2 for IPC <= 10, 7/8 H above, random init, SGD momentum 0.9)

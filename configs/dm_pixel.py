@@ -6,8 +6,9 @@ networks x 1000 epochs) and the random-real baseline:
 
     python launch/distill.py --config=configs/dm_pixel.py
 
-Expected: test accuracy 90.5 +- 0.8 % (final epoch, mean +- std over 5 networks; random real
-at IPC 1: 69.4 +- 5.2 %), about 3 minutes wall on 2 shared CPU cores (seed 0).
+Expected: test accuracy 89.9 +- 1.0 % (final epoch, mean +- std over 5 networks; random real
+at IPC 1: 68.0 +- 5.1 %), about 1 minute wall on 2 shared CPU cores (seed 0; measured
+2026-12-02, README "DM and DC with every parameterization").
 
 Published settings (DM, WACV 2023 / REFERENCE.md): 20000 iterations, batch_real 256 per
 class, SGD(lr_img 1, momentum 0.5) on the pixels, real init, DSA (siamese, one transform
