@@ -33,7 +33,7 @@ def test_second_process_loads_the_compiled_step(tmp_path):
     cache = tmp_path / "xla"
     prog = textwrap.dedent(f"""
         import jax, jax.numpy as jnp
-        from jax._src import monitoring
+        from jax import monitoring
         hits = []
         monitoring.register_event_listener(
             lambda name, **kw: hits.append(name) if "cache_hits" in name else None)

@@ -349,7 +349,7 @@ def tm_step_setup(cfg, opts):
         dsub = min(opts["syn_steps"] * bs, n_inst) if opts["param"] == "ddif" else 0
     dsub = int(dsub or 0)
     model = get_model(cfg.model, nc, conv_impl=opts["conv_impl"],
-                      compute_dtype=opts.get("compute_dtype"))  # None/'bfloat16' (opt-in)
+                      compute_dtype=opts["compute_dtype"])  # None/'bfloat16' (opt-in)
     theta0 = jax.jit(lambda k: model.init(k, jnp.zeros((1, h, h, c)))["params"])(
         jax.random.PRNGKey(1))  # one compile, not one per eager op (-RSS)
     # a fake expert: 3 snapshots, start epoch 0, target epoch 2
@@ -411,7 +411,7 @@ def tm_row(cfg, row, ceil):
     out = {"workload": "tm_iteration", **{k: opts[k] for k in (
         "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
         "model": cfg.model, "shape": [cfg.side, cfg.side, cfg.channels], **info,
-        "compute_dtype": opts.get("compute_dtype") or "float32",
+        "compute_dtype": opts["compute_dtype"] or "float32",
         **({"name": opts["name"]} if opts.get("name") else {}),
         "compile_s": compile_s, "xla_bytes": memory_bytes(compiled),
         "xla_flops": xla_flops(compiled)}

@@ -321,6 +321,16 @@ def resolve_compute_dtype(compute_dtype):
     return None if name == "float32" else jnp.bfloat16
 
 
+def compute_operands(compute_dtype, x, kernel):
+    """(x, kernel, preferred_element_type) for one product in the ``compute_dtype`` mode:
+    unchanged and None for float32; both rounded to bfloat16 and float32 accumulation
+    otherwise. Shared by :func:`convolve` and :class:`Linear`."""
+    cd = resolve_compute_dtype(compute_dtype)
+    if cd is None:
+        return x, kernel, None
+    return x.astype(cd), kernel.astype(cd), jnp.float32
+
+
 def convolve(x, kernel, bias=None, *, strides=1, padding: PaddingLike = None, impl: str = "auto",
          precision=None, compute_dtype=None):
     """Channels-last N-D convolution (cross-correlation) with an optional bias.
@@ -344,16 +354,13 @@ def convolve(x, kernel, bias=None, *, strides=1, padding: PaddingLike = None, im
     strides = _as_tuple(strides, nd)
     pads = resolve_padding(padding, x.shape[1:-1], kernel.shape[:nd], strides)
     impl = resolve_conv_impl(impl)
-    cd = resolve_compute_dtype(compute_dtype)
     out_dtype = x.dtype
-    if cd is not None:
-        x, kernel = x.astype(cd), kernel.astype(cd)
-    if impl == "hybrid":
+    x, kernel, acc = compute_operands(compute_dtype, x, kernel)
+    if impl == "hybrid":  # accumulates in float32 whatever the operands
         y = conv_hybrid(x, kernel, pads, strides, precision)
     else:
         fn = conv_im2col if impl == "im2col" else conv_native
-        y = fn(x, kernel, strides, pads, precision,
-               preferred_element_type=jnp.float32 if cd is not None else None)
+        y = fn(x, kernel, strides, pads, precision, preferred_element_type=acc)
     y = y.astype(out_dtype)
     if bias is not None:
         y = y + bias
@@ -429,12 +436,9 @@ class Linear(nn.Module):
     def __call__(self, x):
         fan_in = x.shape[-1]
         kernel = self.param("kernel", torch_kernel_init(), (fan_in, self.features), jnp.float32)
-        cd = resolve_compute_dtype(self.compute_dtype)
-        if cd is None:
-            y = jnp.matmul(x, kernel, precision=self.precision)
-        else:
-            y = jnp.matmul(x.astype(cd), kernel.astype(cd), precision=self.precision,
-                           preferred_element_type=jnp.float32).astype(x.dtype)
+        xa, ka, acc = compute_operands(self.compute_dtype, x, kernel)
+        y = jnp.matmul(xa, ka, precision=self.precision,
+                       preferred_element_type=acc).astype(x.dtype)
         if self.use_bias:
             y = y + self.param("bias", torch_bias_init(fan_in), (self.features,), jnp.float32)
         return y
