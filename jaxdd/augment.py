@@ -649,6 +649,62 @@ def sample_op(key, strategy: str = "color_crop_cutout_flip_scale_rotate"):
     return _uniform_to_int(jax.random.uniform(k_op, ()), 0, len(names))
 
 
+@functools.partial(jax.jit, static_argnames=("n", "strategy", "mode", "params"))
+def dsa_draw(key, n: int, strategy: str = "color_crop_cutout_flip_scale_rotate",
+             mode: str = "S", params: DSAParams = _DEFAULT, op_key=None):
+    """Every random draw of ``dsa(key, x, strategy, mode, params, op_key)`` for a batch of
+    ``n`` images, as a pytree: ``{'op': int32 scalar, 'u': (n, NUM_UNIFORMS)}`` in mode 'S'
+    (``op`` indexes the distinct groups of the strategy), ``{'u': (occurrences, n,
+    NUM_UNIFORMS)}`` in mode 'M'. ``dsa_apply(dsa_draw(key, n, ...), x, ...)`` is
+    ``dsa(key, x, ...)`` exactly.
+
+    Why split: a loop that augments at every step (TM's unrolled student) can draw all its
+    steps' parameters at once, vmapped over the step keys, outside the loop body; the body
+    (and its rematerialized and transposed copies) then holds no PRNG code. Measured in
+    issue 17 (MNIST-shaped MTT step, 20 student steps): see jaxdd.objective.tm."""
+    if mode not in ("S", "M"):
+        raise ValueError(f"unknown DSA mode {mode!r} (expected 'S' or 'M')")
+    names = parse_strategy(strategy)
+    if mode == "M":
+        occ = _occurrences(names) or [0]
+        return {"u": jnp.stack([draw_uniforms(key, n, o, params.batchmode)
+                                for o in range(max(occ) + 1)])}
+    u = draw_uniforms(key, n, 0, params.batchmode)
+    uniq = tuple(dict.fromkeys(names))  # distinct groups; duplicates weight the choice
+    if len(uniq) <= 1:
+        return {"op": jnp.zeros((), jnp.int32), "u": u}
+    branch_of = jnp.asarray([uniq.index(nm) for nm in names], jnp.int32)
+    return {"op": branch_of[sample_op(key if op_key is None else op_key, strategy)], "u": u}
+
+
+def dsa_apply(draw, x, strategy: str = "color_crop_cutout_flip_scale_rotate",
+              mode: str = "S", params: DSAParams = _DEFAULT):
+    """Apply the augmentation that ``draw`` (from :func:`dsa_draw`, same strategy / mode /
+    params, a batch of x.shape[0]) describes; differentiable w.r.t. x."""
+    _check4d(x)
+    if mode not in ("S", "M"):
+        raise ValueError(f"unknown DSA mode {mode!r} (expected 'S' or 'M')")
+    names = parse_strategy(strategy)
+    if not names:
+        return x
+
+    def cols(u, name):
+        a, b = GROUP_COLUMNS[name]
+        return u[:, a:b]  # float32; ops cast to x.dtype where they touch x
+
+    if mode == "M":
+        for nm, o in zip(names, _occurrences(names)):
+            x = apply_group(x, nm, cols(draw["u"][o], nm), params)
+        return x
+    u = draw["u"]
+    uniq = tuple(dict.fromkeys(names))
+    if len(uniq) == 1:
+        return apply_group(x, uniq[0], cols(u, uniq[0]), params)
+    branches = [functools.partial(lambda nm, x_, u_: apply_group(x_, nm, cols(u_, nm), params),
+                                  nm) for nm in uniq]
+    return lax.switch(draw["op"], branches, x, u)
+
+
 @functools.partial(jax.jit, static_argnames=("strategy", "mode", "params"))
 def dsa(key, x, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str = "S",
         params: DSAParams = _DEFAULT, op_key=None):
@@ -666,34 +722,41 @@ def dsa(key, x, strategy: str = "color_crop_cutout_flip_scale_rotate", mode: str
         per element (what a batched switch index lowers to).
     Returns:
       (N, H, W, C) augmented images, differentiable w.r.t. x.
+      ``dsa_apply(dsa_draw(key, N, ...), x, ...)`` is the same function in two parts.
     """
     _check4d(x)
     if mode not in ("S", "M"):
         raise ValueError(f"unknown DSA mode {mode!r} (expected 'S' or 'M')")
-    names = parse_strategy(strategy)
-    if not names:
+    if not parse_strategy(strategy):
         return x
-    n = x.shape[0]
+    return dsa_apply(dsa_draw(key, x.shape[0], strategy, mode, params, op_key), x, strategy,
+                     mode, params)
 
-    def cols(u, name):
-        a, b = GROUP_COLUMNS[name]
-        return u[:, a:b]  # float32; ops cast to x.dtype where they touch x
 
-    if mode == "M":
-        occ = _occurrences(names)
-        blocks = [draw_uniforms(key, n, o, params.batchmode) for o in range(max(occ) + 1)]
-        for nm, o in zip(names, occ):
-            x = apply_group(x, nm, cols(blocks[o], nm), params)
-        return x
-    u = draw_uniforms(key, n, 0, params.batchmode)
-    uniq = tuple(dict.fromkeys(names))  # distinct groups; duplicates weight the choice
-    if len(uniq) == 1:
-        return apply_group(x, uniq[0], cols(u, uniq[0]), params)
-    branch_of = jnp.asarray([uniq.index(nm) for nm in names], jnp.int32)
-    idx = branch_of[sample_op(key if op_key is None else op_key, strategy)]
-    branches = [functools.partial(lambda nm, x_, u_: apply_group(x_, nm, cols(u_, nm), params),
-                                  nm) for nm in uniq]
-    return lax.switch(idx, branches, x, u)
+@dataclasses.dataclass(frozen=True)
+class Augment:
+    """DSA with fixed settings as a value: ``aug(key, x)`` is :func:`dsa`; ``aug.draw(key,
+    n)`` / ``aug.apply(draw, x)`` are its two halves (:func:`dsa_draw`, :func:`dsa_apply`),
+    which loops use to draw every step's parameters before the loop."""
+    strategy: str = "color_crop_cutout_flip_scale_rotate"
+    mode: str = "S"
+    params: DSAParams = _DEFAULT
+
+    def __call__(self, key, x):
+        return dsa(key, x, self.strategy, self.mode, self.params)
+
+    def draw(self, key, n: int):
+        return dsa_draw(key, n, self.strategy, self.mode, self.params)
+
+    def apply(self, draw, x):
+        return dsa_apply(draw, x, self.strategy, self.mode, self.params)
+
+
+def make_augment(strategy, mode: str = "S", params: DSAParams = _DEFAULT):
+    """An :class:`Augment` for ``strategy``, or None for no augmentation ('none', '', None)."""
+    if strategy is None or not parse_strategy(strategy):
+        return None
+    return Augment(strategy, mode, params)
 
 
 # ----------------------------------------------------------------------------------------

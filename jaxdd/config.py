@@ -151,6 +151,9 @@ def base_config(dataset: str, ipc: int) -> ml_collections.ConfigDict:
     cfg.objective.max_start_epoch = 10
     cfg.objective.batch_syn = 0  # 0: all synthetic images every student step
     cfg.objective.remat = True
+    # TM: images per gradient chunk inside a student step (0: the whole minibatch); bounds
+    # the second-order pass's memory by the chunk (jaxdd.objective.tm.make_loss)
+    cfg.objective.microbatch = 0
     cfg.objective.gamma = 0.0  # real-guided CE weight (NSD)
     cfg.objective.real_batch = 256
 

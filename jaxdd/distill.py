@@ -53,6 +53,7 @@ import optax
 from tqdm.auto import tqdm
 
 from jaxdd import param as param_lib
+from jaxdd import runtime
 from jaxdd import sharding
 # the run's files are written by jaxdd.io (re-exported here for older imports)
 from jaxdd.io import decode_synthetic, load_synthetic, load_tree, save_synthetic, save_tree  # noqa: F401
@@ -205,6 +206,29 @@ class Step:
         self._place = place_state
         self._prefetch = None if feed_load is None else sharding.Prefetcher(feed_load)
         self._predicted = None  # (the rng array we returned, its host value)
+        self._compiled = None   # the compiled step (first call), or False: use `jitted`
+
+    def _run(self, *args):
+        """Call the compiled step. The first call compiles it ahead of running it and then
+        hands the compiler's freed host memory back to the OS
+        (`jaxdd.runtime.release_host_memory`), so the step's buffers do not come on top
+        of the compiler's (MTT pixel step of the authors comparison: peak RSS 813 -> 640
+        MiB, issue 17). Should a
+        later call's arguments not fit the compiled signature, the jitted function takes
+        over (it compiles what it needs, as a plain jit would)."""
+        if self._compiled is None:
+            runtime.release_host_memory()  # what setting up left behind, before compiling
+            try:
+                self._compiled = self.jitted.lower(*args).compile()
+            except Exception:  # noqa: BLE001 - lowering problems surface from the jit call
+                self._compiled = False
+            runtime.release_host_memory()
+        if self._compiled:
+            try:
+                return self._compiled(*args)
+            except (TypeError, ValueError):
+                self._compiled = False  # a signature change (dtype / sharding): re-jit
+        return self.jitted(*args)
 
     def _fed(self, state):
         if self._prefetch is None:
@@ -219,8 +243,8 @@ class Step:
         if self._place is not None:
             state = self._place(state)
         rng, fed = self._fed(state)
-        new, metrics = (self.jitted(state, data) if fed is None
-                        else self.jitted(state, data, fed))
+        new, metrics = (self._run(state, data) if fed is None
+                        else self._run(state, data, fed))
         if self._prefetch is not None:
             nxt = np.asarray(_host_keys(rng)[0])
             self._predicted = (new.rng, nxt)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import os
 import warnings
 
-__all__ = ["DEFAULT_COMPILE_CACHE", "ENV_COMPILE_CACHE", "enable_compile_cache"]
+__all__ = ["DEFAULT_COMPILE_CACHE", "ENV_COMPILE_CACHE", "enable_compile_cache",
+           "release_host_memory"]
 
 ENV_COMPILE_CACHE = "JAXDD_COMPILE_CACHE"
 DEFAULT_COMPILE_CACHE = os.path.join("~", ".cache", "jaxdd", "xla")
@@ -49,3 +50,33 @@ def enable_compile_cache(path: str | None = None, min_compile_s: float | None = 
     if min_compile_s is not None:
         jax.config.update("jax_persistent_cache_min_compile_time_secs", float(min_compile_s))
     return path
+
+
+_LIBC = None
+
+
+def release_host_memory() -> bool:
+    """Return the heap memory the process has freed to the operating system (glibc's
+    ``malloc_trim(0)``); a no-op returning False where glibc is not available.
+
+    Why: compiling a large step (XLA's passes and LLVM) allocates a few hundred MiB on
+    the host and frees it again, but glibc keeps most of the freed memory mapped (spread
+    over its per-thread arenas), so the process's resident set stays at the compile's
+    size and the step's own buffers come on top. Measured on the MTT pixel step of the
+    authors comparison (28x28x1, ConvNetD3, 20 student steps, 2-core CPU, issue 17):
+    after compiling, RSS 661 MiB; after this call 380 MiB; running the step then peaks at
+    532 instead of 813 MiB. `jaxdd.distill.Step` calls it after compiling the outer step.
+    """
+    global _LIBC
+    if _LIBC is None:
+        try:
+            import ctypes
+            import ctypes.util
+
+            lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+            _LIBC = lib if hasattr(lib, "malloc_trim") else False
+        except OSError:
+            _LIBC = False
+    if not _LIBC:
+        return False
+    return bool(_LIBC.malloc_trim(0))

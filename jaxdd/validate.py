@@ -217,6 +217,7 @@ def distill_config(cfg) -> Report:
         ee = _num(rep, cfg, "objective.expert_epochs", minimum=1, integer=True)
         ms = _num(rep, cfg, "objective.max_start_epoch", minimum=0, integer=True)
         _num(rep, cfg, "objective.batch_syn", minimum=0, integer=True)
+        _num(rep, cfg, "objective.microbatch", minimum=0, integer=True, optional=True)
     else:
         ee = ms = None
     try:

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxdd import sharding
-from jaxdd.losses import cross_entropy
+from jaxdd.losses import cross_entropy, per_example_ce
 from jaxdd.objective import pad_groups
 
 
@@ -123,7 +123,7 @@ def param_distance(a, b):
 
 def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = None,
               augment: Callable | None = None, remat: bool = True, gamma: float = 0.0,
-              schedule: str = "mtt", mesh=None):
+              schedule: str = "mtt", mesh=None, microbatch: int = 0):
     """Build the TM loss.
 
     Args:
@@ -131,13 +131,22 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
         `lambda p, x: model.apply({'params': p}, x, train=True)`).
       syn_steps: student steps unrolled per evaluation.
       batch_syn: synthetic minibatch per student step (None/0: all images each step).
-      augment: (key, images) -> images (DSA), or None.
+      augment: (key, images) -> images (DSA), or None. One with ``draw(key, n)`` /
+        ``apply(draw, images)`` halves (``jaxdd.augment.Augment``) has every step's
+        parameters drawn before the scan (the same values; less code in the body).
       remat: wrap the scan body in `jax.checkpoint`.
       gamma: weight of the real-guided cross-entropy (NSD); needs ctx.real_images.
       schedule: 'mtt' (the authors' minibatch order, :func:`mtt_schedule`) or 'wrap'
         (:func:`minibatch_schedule`).
       mesh: a `jax.sharding.Mesh` (`jaxdd.sharding`): every student step's minibatch is
         split over its devices (data parallel; the student parameters replicated), or None.
+      microbatch: at most this many images per gradient chunk inside a student step (0:
+        the whole minibatch at once). The step's gradient is accumulated over
+        ceil(B / microbatch) chunks of equal size (B = the minibatch), each rematerialized, so the memory of the second-order pass scales with the chunk, not
+        the minibatch (e.g. FreD's 120 or DDiF's 110 decoded images per step). Same
+        gradient up to float summation order for networks that treat images
+        independently (instance / no norm, as the ConvNets of the published settings);
+        with batch norm the statistics would be per chunk.
 
     Returns:
       loss(key, syn_images, syn_labels, ctx: TMContext) -> scalar, with attributes
@@ -149,6 +158,43 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
     """
     if schedule not in SCHEDULES:
         raise ValueError(f"TM schedule must be one of {SCHEDULES}, got {schedule!r}")
+    microbatch = int(microbatch or 0)
+    if microbatch < 0:
+        raise ValueError(f"TM microbatch must be >= 0 (0: the whole minibatch), got {microbatch}")
+
+    def student_grad(theta, x, y, w):
+        """grad of the (weighted) mean CE over the minibatch; with ``microbatch`` the sum
+        of per-chunk gradients of the summed CE (each chunk rematerialized), divided by
+        the number of (kept) images: the same gradient, up to float summation order."""
+        b = x.shape[0]
+        if not microbatch or microbatch >= b:
+            return jax.grad(lambda p: ce_loss(apply_fn(p, x), y, w))(theta)
+        c = -(-b // microbatch)   # chunks of at most `microbatch`, as equal as possible
+        size = -(-b // c)
+        pad = c * size - b
+        wt = jnp.ones((b,), jnp.float32) if w is None else w.astype(jnp.float32)
+        total = jnp.maximum(jnp.sum(wt), 1.0) if w is not None else float(b)
+        if pad:
+            x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
+            y = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)])
+            wt = jnp.concatenate([wt, jnp.zeros((pad,), wt.dtype)])
+        chunks = (x.reshape((c, size) + x.shape[1:]), y.reshape((c, size) + y.shape[1:]),
+                  wt.reshape(c, size))
+
+        @jax.checkpoint
+        def chunk_grad(p, xc, yc, wc):
+            return jax.grad(lambda q: jnp.sum(per_example_ce(apply_fn(q, xc), yc) * wc))(p)
+
+        def acc(gsum, ch):
+            g = chunk_grad(theta, *ch)
+            return jax.tree.map(jnp.add, gsum, g), None
+
+        gsum, _ = jax.lax.scan(acc, jax.tree.map(jnp.zeros_like, theta), chunks)
+        return jax.tree.map(lambda t: t / total, gsum)
+
+    # an augmentation with separate draw / apply halves (jaxdd.augment.Augment) has its
+    # parameters drawn for all steps before the scan (same values as augment(key, x))
+    presample = augment is not None and hasattr(augment, "draw") and hasattr(augment, "apply")
 
     def unroll_scheduled(syn_images, syn_labels, start, syn_lr, idx, weights=None,
                          aug_keys=None):
@@ -162,14 +208,18 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
             i, w, k = inp
             x = syn_images[i]
             if augment is not None:
-                x = augment(k, x)
+                x = augment.apply(k, x) if presample else augment(k, x)
             x = sharding.constrain(x, sharding.batch(mesh, x.shape))  # data parallel
             y = syn_labels[i]
-            g = jax.grad(lambda p: ce_loss(apply_fn(p, x), y, w))(theta)
+            g = student_grad(theta, x, y, w)
             theta = jax.tree.map(lambda p, gi: p - syn_lr * gi, theta, g)
             return theta, None
 
         body = jax.checkpoint(step) if remat else step
+        if presample:
+            # every step's augmentation parameters at once, outside the body: the body (and
+            # its rematerialized / transposed copies) holds no PRNG code
+            aug_keys = jax.vmap(lambda k: augment.draw(k, idx.shape[1]))(aug_keys)
         xs = (idx, weights, aug_keys if augment is not None else None)
         theta_n, _ = jax.lax.scan(body, start, xs)
         return theta_n
@@ -239,7 +289,7 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
       (:func:`draw_expert_start`), so they compute the same loss.
     mesh: `jax.sharding.Mesh` or None (student minibatches data-parallel over it).
     """
-    from jaxdd.augment import dsa
+    from jaxdd.augment import make_augment
     from jaxdd.objective import Objective
 
     o = ocfg
@@ -249,13 +299,12 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
         raise ValueError(f"TM reads expert epochs 0..{needed - 1} (max_start_epoch + "
                          f"expert_epochs = {needed}) but the trajectories hold {have}; "
                          "load more epochs or lower max_start_epoch / expert_epochs")
-    strategy = dsa_strategy
-    augment = None if strategy in (None, "", "none") else (
-        lambda k, x: dsa(k, x, strategy=strategy))
+    augment = make_augment(dsa_strategy)
     gamma = float(o.get("gamma", 0.0))
     loss = make_loss(apply_fn, syn_steps=int(o.syn_steps),
                      batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
-                     remat=bool(o.get("remat", True)), gamma=gamma, mesh=mesh)
+                     remat=bool(o.get("remat", True)), gamma=gamma, mesh=mesh,
+                     microbatch=int(o.get("microbatch", 0) or 0))
     num_experts = int(jax.tree.leaves(trajectories)[0].shape[0])
     max_start = int(o.max_start_epoch)
     ee = int(o.expert_epochs)
