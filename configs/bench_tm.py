@@ -45,7 +45,7 @@ def get_config(arg=None):
         repeats={"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 1},
         rounds=2, warmup=1, torch_threads=2, fred_k=64, ddif_width=6, ddif_layers=2,
         warmup_steps=100, warmup_fields_torch=10, timeout_s=900, compile_cache=None,
-        rounds_per_method={"mtt": 2, "fred": 1, "ddif": 1, "ddif_warmup": 2},
+        rounds_per_method={"mtt": 4, "fred": 1, "ddif": 1, "ddif_warmup": 3},
         # jaxdd's objective.microbatch (at most this many images per gradient chunk of a
         # student step; same gradient, the second-order pass's memory bounded by the chunk):
         # FreD's 120 and DDiF's 110 decoded images per step run as 2 chunks (60 / 55)
