@@ -212,10 +212,10 @@ class Step:
         """Call the compiled step. The first call compiles it ahead of running it and then
         hands the compiler's freed host memory back to the OS
         (`jaxdd.runtime.release_host_memory`), so the step's buffers do not come on top
-        of the compiler's (MTT pixel step of the authors comparison: peak RSS 813 -> 640
-        MiB, issue 17). Should a
-        later call's arguments not fit the compiled signature, the jitted function takes
-        over (it compiles what it needs, as a plain jit would)."""
+        of the compiler's (MTT pixel step of the authors comparison: peak RSS 796-834 ->
+        535-542 MiB, issue 17). Should a later call's arguments not fit the compiled
+        signature, the jitted function takes over (it compiles what it needs, as a plain
+        jit would)."""
         if self._compiled is None:
             runtime.release_host_memory()  # what setting up left behind, before compiling
             try:

@@ -142,11 +142,12 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
         split over its devices (data parallel; the student parameters replicated), or None.
       microbatch: at most this many images per gradient chunk inside a student step (0:
         the whole minibatch at once). The step's gradient is accumulated over
-        ceil(B / microbatch) chunks of equal size (B = the minibatch), each rematerialized, so the memory of the second-order pass scales with the chunk, not
-        the minibatch (e.g. FreD's 120 or DDiF's 110 decoded images per step). Same
-        gradient up to float summation order for networks that treat images
-        independently (instance / no norm, as the ConvNets of the published settings);
-        with batch norm the statistics would be per chunk.
+        ceil(B / microbatch) chunks of equal size (B = the minibatch), each
+        rematerialized, so the memory of the second-order pass scales with the chunk, not
+        the minibatch (e.g. FreD's 120 or DDiF's 110 decoded images per step; measured in
+        README "Performance"). Same gradient up to float summation order for networks
+        that treat images independently (instance / no norm, as the ConvNets of the
+        published settings); with batch norm the statistics would be per chunk.
 
     Returns:
       loss(key, syn_images, syn_labels, ctx: TMContext) -> scalar, with attributes
@@ -160,7 +161,8 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
         raise ValueError(f"TM schedule must be one of {SCHEDULES}, got {schedule!r}")
     microbatch = int(microbatch or 0)
     if microbatch < 0:
-        raise ValueError(f"TM microbatch must be >= 0 (0: the whole minibatch), got {microbatch}")
+        raise ValueError(f"TM microbatch must be >= 0 (0: the whole minibatch), got "
+                         f"{microbatch}")
 
     def student_grad(theta, x, y, w):
         """grad of the (weighted) mean CE over the minibatch; with ``microbatch`` the sum
