@@ -206,29 +206,11 @@ class Step:
         self._place = place_state
         self._prefetch = None if feed_load is None else sharding.Prefetcher(feed_load)
         self._predicted = None  # (the rng array we returned, its host value)
-        self._compiled = None   # the compiled step (first call), or False: use `jitted`
-
-    def _run(self, *args):
-        """Call the compiled step. The first call compiles it ahead of running it and then
-        hands the compiler's freed host memory back to the OS
-        (`jaxdd.runtime.release_host_memory`), so the step's buffers do not come on top
-        of the compiler's (MTT pixel step of the authors comparison: peak RSS 796-834 ->
-        535-542 MiB, issue 17). Should a later call's arguments not fit the compiled
-        signature, the jitted function takes over (it compiles what it needs, as a plain
-        jit would)."""
-        if self._compiled is None:
-            runtime.release_host_memory()  # what setting up left behind, before compiling
-            try:
-                self._compiled = self.jitted.lower(*args).compile()
-            except Exception:  # noqa: BLE001 - lowering problems surface from the jit call
-                self._compiled = False
-            runtime.release_host_memory()
-        if self._compiled:
-            try:
-                return self._compiled(*args)
-            except (TypeError, ValueError):
-                self._compiled = False  # a signature change (dtype / sharding): re-jit
-        return self.jitted(*args)
+        # the first call compiles ahead of running and hands the compiler's freed host
+        # memory back to the OS before the step's buffers exist (`runtime.CompileAhead`;
+        # MTT pixel step of the authors comparison: peak RSS 796-834 -> 535-542 MiB,
+        # issue 17)
+        self.compiled = runtime.CompileAhead(jitted)
 
     def _fed(self, state):
         if self._prefetch is None:
@@ -243,8 +225,8 @@ class Step:
         if self._place is not None:
             state = self._place(state)
         rng, fed = self._fed(state)
-        new, metrics = (self._run(state, data) if fed is None
-                        else self._run(state, data, fed))
+        new, metrics = (self.compiled(state, data) if fed is None
+                        else self.compiled(state, data, fed))
         if self._prefetch is not None:
             nxt = np.asarray(_host_keys(rng)[0])
             self._predicted = (new.rng, nxt)

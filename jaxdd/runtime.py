@@ -16,8 +16,8 @@ from __future__ import annotations
 import os
 import warnings
 
-__all__ = ["DEFAULT_COMPILE_CACHE", "ENV_COMPILE_CACHE", "enable_compile_cache",
-           "release_host_memory"]
+__all__ = ["DEFAULT_COMPILE_CACHE", "ENV_COMPILE_CACHE", "CompileAhead",
+           "enable_compile_cache", "release_host_memory"]
 
 ENV_COMPILE_CACHE = "JAXDD_COMPILE_CACHE"
 DEFAULT_COMPILE_CACHE = os.path.join("~", ".cache", "jaxdd", "xla")
@@ -80,3 +80,54 @@ def release_host_memory() -> bool:
     if not _LIBC:
         return False
     return bool(_LIBC.malloc_trim(0))
+
+
+class CompileAhead:
+    """A jitted function whose first call for each argument signature compiles ahead of
+    running, with :func:`release_host_memory` before and after the compile, so the
+    compiler's freed memory is back with the OS before the computation's own buffers are
+    allocated (the process's peak is then the larger of the two, not their sum).
+
+    ``CompileAhead(jax.jit(f, static_argnames=...))(*args, **static_kwargs)``: keyword
+    arguments are the jitted function's static arguments. Calls go to the compiled
+    executable of their signature (tree structure, shapes, dtypes, weak types, shardings,
+    static values); should an executable reject its arguments, that signature falls back
+    to the jitted function (which compiles what it needs, as a plain jit call would).
+    """
+
+    def __init__(self, jitted):
+        self.jitted = jitted
+        self._compiled = {}
+
+    @staticmethod
+    def _signature(args, kwargs):
+        import jax
+
+        leaves, tree = jax.tree.flatten(args)
+        avals = tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x))),
+                       bool(getattr(x, "weak_type", False)), str(getattr(x, "sharding", "")))
+                      for x in leaves)
+        return tree, avals, tuple(sorted(kwargs.items()))
+
+    def __call__(self, *args, **kwargs):
+        sig = self._signature(args, kwargs)
+        fn = self._compiled.get(sig)
+        if fn is None:
+            release_host_memory()
+            try:
+                fn = self.jitted.lower(*args, **kwargs).compile()
+            except Exception:  # noqa: BLE001 - tracing errors surface from the jit call
+                fn = False
+            release_host_memory()
+            self._compiled[sig] = fn
+        if fn:
+            try:
+                return fn(*args)
+            except (TypeError, ValueError):
+                self._compiled[sig] = False
+        return self.jitted(*args, **kwargs)
+
+    @property
+    def fallbacks(self) -> int:
+        """How many signatures run on the jitted function instead (0 when all compiled)."""
+        return sum(1 for v in self._compiled.values() if v is False)

@@ -6,6 +6,7 @@ import sys
 import textwrap
 
 import jax
+import numpy as np
 import pytest
 
 from jaxdd.runtime import enable_compile_cache
@@ -86,3 +87,32 @@ def test_release_host_memory_returns_freed_heap_to_the_os():
     ok, before, after = out.stdout.split("RES ", 1)[1].split()
     assert ok in ("True", "False")
     assert int(before) - int(after) > 100, (before, after)
+
+
+def test_compile_ahead_compiles_once_per_signature_and_falls_back():
+    import jax.numpy as jnp
+
+    from jaxdd.runtime import CompileAhead
+
+    traces = []
+
+    def f(x, y, scale=1.0):
+        traces.append(x.shape)
+        return x * scale + y
+
+    ca = CompileAhead(jax.jit(f, static_argnames=("scale",)))
+    x, y = jnp.arange(6.0), jnp.ones(6)
+    assert float(ca(x, y, scale=2.0).sum()) == float((x * 2 + y).sum())
+    ca(x + 1, y, scale=2.0)                      # same signature: no new trace
+    assert len(traces) == 1 and len(ca._compiled) == 1
+    ca(jnp.arange(4.0), jnp.ones(4), scale=2.0)   # new shape
+    ca(x, y, scale=3.0)                           # new static value
+    assert len(traces) == 3 and len(ca._compiled) == 3 and ca.fallbacks == 0
+
+    def rejects(*args):
+        raise TypeError("argument types differ")
+
+    sig = next(iter(ca._compiled))
+    ca._compiled[sig] = rejects                   # an executable that refuses its inputs
+    np.testing.assert_allclose(ca(x, y, scale=2.0), x * 2 + y)
+    assert ca.fallbacks == 1
