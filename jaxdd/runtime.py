@@ -17,7 +17,7 @@ import os
 import warnings
 
 __all__ = ["DEFAULT_COMPILE_CACHE", "ENV_COMPILE_CACHE", "CompileAhead",
-           "enable_compile_cache", "release_host_memory"]
+           "compile_released", "enable_compile_cache", "release_host_memory"]
 
 ENV_COMPILE_CACHE = "JAXDD_COMPILE_CACHE"
 DEFAULT_COMPILE_CACHE = os.path.join("~", ".cache", "jaxdd", "xla")
@@ -65,7 +65,8 @@ def release_host_memory() -> bool:
     size and the step's own buffers come on top. Measured on the MTT pixel step of the
     authors comparison (28x28x1, ConvNetD3, 20 student steps, 2-core CPU, issue 17):
     after compiling, RSS 661 MiB; after this call 380 MiB; running the step then peaks at
-    532 instead of 813 MiB. `jaxdd.distill.Step` calls it after compiling the outer step.
+    532 instead of 813 MiB. `jaxdd.distill.Step` compiles its outer step through
+    :func:`compile_released` (:class:`CompileAhead`).
     """
     global _LIBC
     if _LIBC is None:
@@ -80,6 +81,18 @@ def release_host_memory() -> bool:
     if not _LIBC:
         return False
     return bool(_LIBC.malloc_trim(0))
+
+
+def compile_released(jitted, *args, **static_kwargs):
+    """``jitted.lower(*args, **static_kwargs).compile()`` between two
+    :func:`release_host_memory` calls: what was freed before goes back to the OS before the
+    compiler allocates, and the compiler's own freed memory before the caller runs the
+    executable. Returns the compiled executable."""
+    release_host_memory()
+    try:
+        return jitted.lower(*args, **static_kwargs).compile()
+    finally:
+        release_host_memory()
 
 
 class CompileAhead:
@@ -104,8 +117,9 @@ class CompileAhead:
         import jax
 
         leaves, tree = jax.tree.flatten(args)
-        avals = tuple((getattr(x, "shape", None), str(getattr(x, "dtype", type(x))),
-                       bool(getattr(x, "weak_type", False)), str(getattr(x, "sharding", "")))
+        # hashable attributes as they are (no string formatting: this runs on every call)
+        avals = tuple((getattr(x, "shape", None), getattr(x, "dtype", type(x)),
+                       getattr(x, "weak_type", False), getattr(x, "sharding", None))
                       for x in leaves)
         return tree, avals, tuple(sorted(kwargs.items()))
 
@@ -113,12 +127,10 @@ class CompileAhead:
         sig = self._signature(args, kwargs)
         fn = self._compiled.get(sig)
         if fn is None:
-            release_host_memory()
             try:
-                fn = self.jitted.lower(*args, **kwargs).compile()
+                fn = compile_released(self.jitted, *args, **kwargs)
             except Exception:  # noqa: BLE001 - tracing errors surface from the jit call
                 fn = False
-            release_host_memory()
             self._compiled[sig] = fn
         if fn:
             try:

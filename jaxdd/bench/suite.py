@@ -180,17 +180,13 @@ def measure(fn, repeats, warmup=0):
 
 
 def compile_timed(jitted, *args):
-    """(compiled, seconds). As `jaxdd.distill.Step` does on its first call, the freed host
-    memory is handed back to the OS before lowering and after compiling
-    (`jaxdd.runtime.release_host_memory`), so the RSS high-water is the loop's."""
+    """(compiled, seconds), compiled as `jaxdd.distill.Step` compiles its first call
+    (`jaxdd.runtime.compile_released`), so the RSS high-water is the loop's."""
     from jaxdd import runtime
 
-    runtime.release_host_memory()
     t0 = time.perf_counter()
-    compiled = jitted.lower(*args).compile()
-    dt = time.perf_counter() - t0
-    runtime.release_host_memory()
-    return compiled, dt
+    compiled = runtime.compile_released(jitted, *args)
+    return compiled, time.perf_counter() - t0
 
 
 def memory_bytes(compiled):
@@ -365,11 +361,12 @@ def tm_step_setup(cfg, opts):
     trajs = jax.jit(lambda th: jax.tree.map(
         lambda t: jnp.stack([t, t + 0.005, t + 0.01])[None], th))(theta0)
     apply_fn = lambda p, x: model.apply({"params": p}, x, train=True)
-    augment = make_augment("color_crop_cutout_flip_scale_rotate") if opts["augment"] == "dsa" else None
+    augment = make_augment("color_crop_cutout_flip_scale_rotate" if opts["augment"] == "dsa"
+                           else None)
     loss = tm.make_loss(apply_fn, syn_steps=int(opts["syn_steps"]),
                         batch_syn=bs if bs < (dsub or n_inst) else 0,
                         augment=augment, remat=bool(opts["remat"]),
-                        microbatch=int(opts.get("microbatch") or 0))
+                        microbatch=int(opts["microbatch"] or 0))
 
     def sample_ctx(key, syn_lr, data, obj_state=()):
         return tm.TMContext(start=jax.tree.map(lambda t: t[0, 0], data["trajs"]),
@@ -422,7 +419,7 @@ def tm_row(cfg, row, ceil):
         "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
         "model": cfg.model, "shape": [cfg.side, cfg.side, cfg.channels], **info,
         "compute_dtype": opts["compute_dtype"] or "float32",
-        "microbatch": int(opts.get("microbatch") or 0),
+        "microbatch": int(opts["microbatch"] or 0),
         **({"name": opts["name"]} if opts.get("name") else {}),
         "compile_s": compile_s, "xla_bytes": memory_bytes(compiled),
         "xla_flops": xla_flops(compiled)}

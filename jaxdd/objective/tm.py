@@ -175,7 +175,7 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
         size = -(-b // c)
         pad = c * size - b
         wt = jnp.ones((b,), jnp.float32) if w is None else w.astype(jnp.float32)
-        total = jnp.maximum(jnp.sum(wt), 1.0) if w is not None else float(b)
+        total = jnp.maximum(jnp.sum(wt), 1.0)   # losses.weighted_mean's denominator
         if pad:
             x = jnp.concatenate([x, jnp.zeros((pad,) + x.shape[1:], x.dtype)])
             y = jnp.concatenate([y, jnp.zeros((pad,) + y.shape[1:], y.dtype)])
