@@ -303,9 +303,9 @@ def _row_opts(cfg, row):
     d = {"param": "pixel", "ipc": 1, "syn_steps": 20, "remat": True, "conv_impl": "auto",
          "augment": "dsa", "mode": "time", "batch_syn": None, "decode_subset": "auto",
          "repeats": None, "warmup": None, "side": None, "channels": None, "model": None,
-         "param_cfg": None, "name": None, "compute_dtype": None,
-         "microbatch": 0}
+         "param_cfg": None, "name": None, "compute_dtype": None, "microbatch": 0}
     d.update({k: v for k, v in row.items()})
+    d["microbatch"] = int(d["microbatch"] or 0)  # None / 0: off
     return d
 
 
@@ -366,7 +366,7 @@ def tm_step_setup(cfg, opts):
     loss = tm.make_loss(apply_fn, syn_steps=int(opts["syn_steps"]),
                         batch_syn=bs if bs < (dsub or n_inst) else 0,
                         augment=augment, remat=bool(opts["remat"]),
-                        microbatch=int(opts["microbatch"] or 0))
+                        microbatch=opts["microbatch"])
 
     def sample_ctx(key, syn_lr, data, obj_state=()):
         return tm.TMContext(start=jax.tree.map(lambda t: t[0, 0], data["trajs"]),
@@ -419,7 +419,7 @@ def tm_row(cfg, row, ceil):
         "param", "ipc", "syn_steps", "remat", "conv_impl", "augment", "mode")},
         "model": cfg.model, "shape": [cfg.side, cfg.side, cfg.channels], **info,
         "compute_dtype": opts["compute_dtype"] or "float32",
-        "microbatch": int(opts["microbatch"] or 0),
+        "microbatch": opts["microbatch"],
         **({"name": opts["name"]} if opts.get("name") else {}),
         "compile_s": compile_s, "xla_bytes": memory_bytes(compiled),
         "xla_flops": xla_flops(compiled)}
@@ -563,7 +563,7 @@ def child_jax(a):
                            "syn_steps": int(a["syn_steps"]), "remat": bool(a.get("remat", True)),
                            "augment": "dsa" if a.get("dsa", True) else "none",
                            "batch_syn": 10 ** 9,   # the authors' default: the whole set
-                           "microbatch": int(a.get("microbatch", 0) or 0),
+                           "microbatch": a.get("microbatch", 0),
                            "repeats": int(a.get("repeats", 1)),
                            "warmup": int(a.get("warmup", 1))})
     r = tm_row(cfg, opts, {})
