@@ -9,6 +9,16 @@ The generator scripts need torch (and kornia where the authors use it) and a loc
 the authors' repository; CI never runs them, it only reads the stored .npz. Each fixture
 records the repository, its commit, the generating script and the torch version under the
 key ``meta`` (a JSON string), so a reader can regenerate and diff it.
+
+Provenance (checked by tests/test_parity_provenance.py):
+* every generator takes ``--commit`` (default: the pinned commit of its repository,
+  ``PINNED``); when ``--ref`` is a git checkout its HEAD must be that commit, and the commit
+  is recorded in ``meta['commit']``;
+* where a generator RESTATES lines of the authors' code instead of importing them (a loop
+  kept inline in their ``main()``), ``RESTATED[<fixture>]`` lists those line ranges with the
+  sha256 of their text at the pinned commit: ``save_fixture`` recomputes the hashes from the
+  checkout and refuses to write the fixture when the authors' lines differ, and records
+  them in ``meta['sources']``.
 """
 from __future__ import annotations
 
@@ -22,7 +32,78 @@ import numpy as np
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
 
 
+# The authors' repositories and the commits every fixture is generated from (README
+# "Fidelity to the authors' code").
+PINNED = {
+    "GeorgeCazenavette/mtt-distillation": "50dccea47ba48b9cfb3b9c59375d7da92e4e603b",
+    "sdh0818/FreD": "9f35a7a3ade68049ececbf4abb5f3936b38b3fd0",
+    "aailab-kaist/DDiF": "b628e7b78a14ed6aa497746c1ba4002b0d03b048",
+    "bdy9527/UniDD": "4afb992a9719e77e5f8bf1e3c9da05051b766e4c",
+}
+
+# Fixture -> the authors' lines its generator restates: (path in the repository, first line,
+# last line, sha256 of those lines' text at the pinned commit, see `source_sha256`).
+RESTATED: dict = {}
+
+
+def source_sha256(text: str, first: int, last: int) -> str:
+    """sha256 of lines first..last (1-based, inclusive) of `text`, '\n'-joined, no
+    trailing newline."""
+    import hashlib
+
+    lines = text.splitlines()
+    if not 1 <= first <= last <= len(lines):
+        raise ValueError(f"lines {first}..{last} outside a file of {len(lines)} lines")
+    return hashlib.sha256("\n".join(lines[first - 1:last]).encode()).hexdigest()
+
+
 # ---- generator side (needs the authors' repository; never imported by the tests) ----------
+def add_commit_arg(ap, repo: str, flag: str = "--commit") -> None:
+    """`flag` (default: the pinned commit of `repo`): the commit the checkout must be at."""
+    ap.add_argument(flag, default=PINNED[repo],
+                    help=f"commit of {repo} the checkout must be at (default: the pinned "
+                         f"{PINNED[repo][:7]}); recorded in the fixture")
+
+
+def checked_commit(ref: str, commit: str) -> str:
+    """The full commit of the checkout `ref`, which must be `commit` (full or abbreviated).
+
+    A git checkout (`ref` is its top level): its HEAD, refused when it is another commit. A
+    plain copy (no .git): `commit` as given (it cannot be checked)."""
+    commit = str(commit).strip().lower()
+    if len(commit) < 7:
+        raise SystemExit(f"--commit {commit!r}: give at least 7 hex digits")
+    try:
+        top = subprocess.check_output(["git", "-C", ref, "rev-parse", "--show-toplevel"],
+                                      text=True, stderr=subprocess.DEVNULL).strip()
+        head = subprocess.check_output(["git", "-C", ref, "rev-parse", "HEAD"], text=True,
+                                       stderr=subprocess.DEVNULL).strip()
+    except Exception:  # noqa: BLE001 - not a git checkout
+        return commit
+    if os.path.realpath(top) != os.path.realpath(ref):
+        return commit  # a plain copy inside some other repository
+    if not head.startswith(commit):
+        raise SystemExit(f"{ref} is at {head}, not at --commit {commit}: check out the "
+                         f"pinned commit (or pass the one you mean to record)")
+    return head
+
+
+def restated_sources(name: str, ref: str) -> list:
+    """RESTATED[name], each range re-hashed from the checkout `ref`; raises when the
+    authors' lines differ from the ones the generator restates."""
+    out = []
+    for path, first, last, sha in RESTATED.get(name, ()):
+        with open(os.path.join(ref, path)) as f:
+            got = source_sha256(f.read(), first, last)
+        if got != sha:
+            raise SystemExit(f"{ref}/{path}:{first}-{last} differs from the lines "
+                             f"tests/parity/make_{name}.py restates (sha256 {got[:12]} != "
+                             f"{sha[:12]}): read the authors' new lines, update the "
+                             f"generator and RESTATED, then regenerate")
+        out.append([path, first, last, sha])
+    return out
+
+
 def add_reference_path(ref: str, subdir: str = "") -> str:
     """Put the authors' code directory on sys.path (generator scripts only) and return it."""
     path = os.path.abspath(os.path.join(ref, subdir))
@@ -57,13 +138,21 @@ def repo_commit(ref: str) -> str:
         return "unknown"
 
 
-def save_fixture(name: str, *, repo: str, ref: str, script: str, **arrays) -> str:
-    """Write tests/parity/fixtures/<name>.npz with the arrays and a `meta` JSON entry."""
+def save_fixture(name: str, *, repo: str, ref: str, script: str, commit: str,
+                 **arrays) -> str:
+    """Write tests/parity/fixtures/<name>.npz with the arrays and a `meta` JSON entry.
+
+    commit: the generator's --commit, checked against the checkout `ref` (`checked_commit`);
+    the lines the generator restates (RESTATED[name]) are re-hashed from `ref` first."""
     import torch  # the generator side always has torch
 
+    commit = checked_commit(ref, commit)
+    sources = restated_sources(name, ref)
     os.makedirs(FIXTURES, exist_ok=True)
-    meta = dict(repository=repo, commit=repo_commit(ref), script=os.path.basename(script),
+    meta = dict(repository=repo, commit=commit, script=os.path.basename(script),
                 torch=torch.__version__)
+    if sources:
+        meta["sources"] = sources
     out = os.path.join(FIXTURES, f"{name}.npz")
     np.savez_compressed(out, meta=np.array(json.dumps(meta)),
                         **{k: np.asarray(v) for k, v in arrays.items()})
