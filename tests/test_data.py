@@ -22,7 +22,7 @@ from jaxdd.data import (
     preprocessing_id,
     random_real,
 )
-from jaxdd.data.datasets import _bilinear_taps, _resize_bilinear, _resize_variable
+from jaxdd.data.resize import _bilinear_taps, _resize_bilinear, _resize_variable
 
 
 @pytest.fixture(scope="module")
@@ -457,21 +457,23 @@ def _old_meta(name="cifar10", zca=True):
 
 def test_expected_metadata_names_the_preprocessing():
     from jaxdd import experts
+    from jaxdd.config import buffer_config
 
-    cfg = experts._load_buffer_config("cifar10")
+    cfg = buffer_config("cifar10")
     assert experts.expected_metadata(cfg)["dataset"]["preprocessing"] == "zca01-eps0.1"
     cfg.dataset.zca = False
     assert experts.expected_metadata(cfg)["dataset"]["preprocessing"] == (
         "standardize-authors-constants")
-    digits = experts._load_buffer_config("digits")
+    digits = buffer_config("digits")
     assert experts.expected_metadata(digits)["dataset"]["preprocessing"] == (
         "standardize-train-stats")
 
 
 def test_old_buffer_metadata_is_refused():
     from jaxdd import experts
+    from jaxdd.config import buffer_config
 
-    cfg = experts._load_buffer_config("cifar10")
+    cfg = buffer_config("cifar10")
     expected = experts.expected_metadata(cfg)
     hint = experts.build_command(cfg, buffer_dir="buffers/old")
     with pytest.raises(experts.ExpertMismatchError) as err:
@@ -495,8 +497,9 @@ def test_old_buffer_metadata_is_refused():
 
 def test_old_buffer_on_disk_is_refused_by_load_trajectories(tmp_path):
     from jaxdd import experts
+    from jaxdd.config import buffer_config
 
-    cfg = experts._load_buffer_config("cifar10")
+    cfg = buffer_config("cifar10")
     traj = {"w": np.zeros((3, 2), np.float32)}
     experts.save_expert(experts.expert_dir(tmp_path, 0), traj, _old_meta())
     hint = experts.build_command(cfg, buffer_dir=str(tmp_path))
