@@ -6,10 +6,13 @@
                     ({"time", "step", "changes": {field: [recorded, now]}})
     damaged/        files set aside (renamed, never deleted) because they could not be read
 
-Resume compares EVERY field of the config with config.json. Only the fields matched by
-`RESUMABLE` may differ (they change how long the run goes, how often it logs / checkpoints
-/ evaluates, or how it shows progress -- never the synthetic set of a given iteration);
-any other difference refuses the run, listing all of them.
+Resume compares EVERY field of the config with config.json (`jaxdd.fingerprint`, which
+also decides whether stored experts fit a buffer config). Only the fields matched by
+`RESUMABLE` (= fingerprint.RUN_RESUMABLE) may differ (they change how long the run goes, how
+often it logs / checkpoints / evaluates, or how it shows progress -- never the synthetic set
+of a given iteration); any other difference refuses the run, listing all of them. An npz
+dataset is identified by its content (config.json records `dataset.sha256`): moving the file
+is an allowed change, rewriting it with other images is not.
 """
 from __future__ import annotations
 
@@ -18,23 +21,15 @@ import json
 import os
 import shutil
 
+from jaxdd import fingerprint
+
 __all__ = ["RESUMABLE", "WorkdirError", "is_resumable", "config_diff", "read_identity",
            "check_resume", "write_identity", "record_resume", "truncate_metrics",
            "read_metrics", "set_aside", "damaged_message"]
 
-# Fields that may change when a run is resumed (dotted prefixes of the config).
-RESUMABLE = (
-    "iterations",            # run longer / stop earlier
-    "log_every",
-    "checkpoint_every",
-    "keep_checkpoints",
-    "grid_max_per_class",
-    "eval",                  # evaluation settings (every, num_nets, epochs, final, ...)
-    "param.progress",        # progress bars (DDiF warm-up)
-    "dataset.download",      # whether tfds may download (same data either way)
-    "source",                # descriptive text
-    "max_image_rms_ratio",   # divergence guard threshold
-)
+# Fields that may change when a run is resumed: jaxdd.fingerprint.RUN_RESUMABLE (the one
+# place that decides sameness; this name stays for older imports).
+RESUMABLE = fingerprint.RUN_RESUMABLE
 
 
 class WorkdirError(ValueError):
@@ -42,34 +37,16 @@ class WorkdirError(ValueError):
 
 
 def is_resumable(field: str) -> bool:
-    return any(field == p or field.startswith(p + ".") for p in RESUMABLE)
+    return fingerprint.matches(field, RESUMABLE)
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    if isinstance(d, dict):
-        if not d and prefix:
-            out[prefix[:-1]] = {}
-        for k, v in d.items():
-            out.update(_flatten(v, f"{prefix}{k}."))
-    else:
-        out[prefix[:-1]] = d
-    return out
-
-
-_ABSENT = "<absent>"
+_ABSENT = fingerprint.ABSENT
 
 
 def config_diff(old: dict, new: dict):
-    """-> (blocking, allowed): lists of (field, recorded, now) for every differing leaf."""
-    a, b = _flatten(old), _flatten(new)
-    blocking, allowed = [], []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k, _ABSENT), b.get(k, _ABSENT)
-        if va == vb:
-            continue
-        (allowed if is_resumable(k) else blocking).append((k, va, vb))
-    return blocking, allowed
+    """-> (blocking, allowed): lists of (field, recorded, now) for every differing leaf
+    (`jaxdd.fingerprint.diff` with the resumable fields allowed)."""
+    return fingerprint.diff(old, new, allowed=RESUMABLE)
 
 
 def config_path(workdir):
@@ -77,7 +54,9 @@ def config_path(workdir):
 
 
 def cfg_json(cfg) -> dict:
-    return json.loads(cfg.to_json_best_effort())
+    """The run's identity as config.json records it (`jaxdd.fingerprint.run_identity`: the
+    config, plus the content hash of file-based data)."""
+    return fingerprint.run_identity(cfg)
 
 
 def read_identity(workdir):
@@ -101,15 +80,27 @@ def read_identity(workdir):
 
 def check_resume(workdir, cfg, recorded: dict):
     """Raise WorkdirError listing every result-changing difference between the config
-    and the recorded one; return the allowed changes [(field, recorded, now)]."""
+    and the recorded one; return the allowed changes [(field, recorded, now)].
+
+    File-based data are compared by content (`jaxdd.fingerprint`): a moved file with the
+    same bytes is an allowed change of `dataset.name`; other bytes are refused, naming the
+    file and both hashes. A config.json without a hash (older runs) compares the path."""
     blocking, allowed = config_diff(recorded, cfg_json(cfg))
     if blocking:
         lines = "\n".join(f"  {k}: recorded {va!r}, now {vb!r}" for k, va, vb in blocking)
+        msg = (f"workdir {workdir} holds a run with a different config ({len(blocking)} "
+               f"field(s) that change the result differ):\n{lines}\n")
+        changed = fingerprint.content_change(blocking)
+        if changed is not None:
+            msg += (f"The data file {fingerprint.data_file(cfg.dataset)} holds other bytes "
+                    f"than the data this run started on (sha256 now {changed[1]}, recorded "
+                    f"{changed[0]} in {config_path(workdir)}): data are identified by "
+                    f"content, so this is another dataset. Put the original file back (any "
+                    f"path), or start a new run on these data (a new --workdir).\n")
         raise WorkdirError(
-            f"workdir {workdir} holds a run with a different config ({len(blocking)} "
-            f"field(s) that change the result differ):\n{lines}\nResume it with the "
-            f"recorded config ({config_path(workdir)}), or use a new --workdir (or delete "
-            f"this one). Fields that may change on resume: {', '.join(RESUMABLE)}.")
+            msg + f"Resume it with the recorded config ({config_path(workdir)}), or use a "
+            f"new --workdir (or delete this one). Fields that may change on resume: "
+            f"{', '.join(RESUMABLE)}.")
     return allowed
 
 

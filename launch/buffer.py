@@ -17,7 +17,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from jaxdd import experts
-from jaxdd.config import apply_model_overrides, pop_model_override_flags
+from jaxdd.config import apply_model_overrides, default_buffer_dir, pop_model_override_flags
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", "configs/buffer.py", "Buffer config (configs/buffer.py:<variant>).",
@@ -44,11 +44,11 @@ def main(argv):
     if _DISTRIBUTED.value:  # before any JAX work; JAX_* env vars or the cluster's
         from jaxdd.sharding import initialize_distributed
         initialize_distributed()
-    from jaxdd import validate
-    from jaxdd.data import load_dataset
+    from jaxdd import assemble, validate
 
     cfg = apply_model_overrides(_CONFIG.value, _MODEL_OVERRIDES)
-    buffer_dir = _BUFFER_DIR.value or cfg.get("buffer_dir") or experts.default_buffer_dir(cfg)
+    buffer_dir = (_BUFFER_DIR.value or cfg.get("buffer_dir")
+                  or default_buffer_dir(cfg.dataset, cfg.model.name))
     cfg.buffer_dir = buffer_dir
     print(f"[buffer] config:\n{cfg}")
     # one validation pass (config + data) before anything is created or trained
@@ -58,17 +58,10 @@ def main(argv):
         rep += validate.npz_file(p)
     train = test = None
     if not rep.errors:
-        d = cfg.dataset
-        stats = d.get("stats")
-        try:
-            train, test = load_dataset(
-                d.name, data_dir=d.get("data_dir"), resolution=d.get("resolution"),
-                normalize=d.get("normalize"), resize=d.get("resize"),
-                stats=stats.to_dict() if hasattr(stats, "to_dict") else stats,
-                zca=bool(d.get("zca", False)), zca_eps=float(d.get("zca_eps", 0.1)),
-                download=bool(d.get("download", False)))
+        try:  # the whole training split on every process (experts train on all of it)
+            train, test = assemble.data(cfg, shard=None)
         except Exception as e:  # noqa: BLE001 -- reported with the other problems
-            rep.error(f"dataset {d.name!r}: {e}")
+            rep.error(f"dataset {cfg.dataset.name!r}: {e}")
     if train is not None:
         rep += validate.data(train, test, model_name=cfg.model.name,
                              overrides=cfg.model.get("overrides"))

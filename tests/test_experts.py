@@ -270,7 +270,7 @@ def test_build_buffer_resumes_after_kill(data, tmp_path, monkeypatch):
         calls.append(int(keys.shape[0]))
         return real_train(keys, *a, **kw)
 
-    monkeypatch.setattr(experts, "_train", spy)
+    monkeypatch.setattr(experts.build, "_train", spy)  # what build_buffer calls
     experts.build_buffer(buf, cfg, train=train, test=None, progress=False)
     assert calls == [1]  # only expert 1 was trained again
     assert not os.path.exists(tmp)
@@ -365,7 +365,7 @@ def test_damaged_experts_are_set_aside_and_rebuilt_bitwise(data, tmp_path, monke
         calls.append((int(keys.shape[0]), kw.get("lanes")))
         return real_train(keys, *a, **kw)
 
-    monkeypatch.setattr(experts, "_train", spy)
+    monkeypatch.setattr(experts.build, "_train", spy)  # what build_buffer calls
     experts.build_buffer(buf, cfg, train=train, test=None, progress=False)  # expert 1
     with pytest.raises(experts.DamagedExpertError, match="expert 2 .* is damaged") as err:
         experts.load_trajectories(buf, num_experts=3)

@@ -17,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdd import guards
+from jaxdd import assemble
 from jaxdd import config as C
 from jaxdd import distill, validate
 from jaxdd import workdir as wd
@@ -272,7 +274,7 @@ def test_negative_syn_lr_stops_like_nan(tmp_path, npz_path):
     cfg.opt.lr.lr = 1e-5
     cfg.opt.lr.nonpositive_patience = 2
     run = _run(cfg, tmp_path / "w", obj=toy(lr_push=1e4, learn_lr=True))
-    with pytest.raises(distill.DivergenceError, match="syn_lr .* not positive for 2 "):
+    with pytest.raises(guards.DivergenceError, match="syn_lr .* not positive for 2 "):
         run.train()
     assert run.ckpt.latest_step() == 0  # no state with syn_lr <= 0 was checkpointed
     # a dip of two iterations (within the patience, 25 by default) is tolerated, as in
@@ -296,7 +298,7 @@ def test_exploding_images_stop_and_keep_the_last_good_checkpoint(tmp_path, npz_p
     cfg.iterations = 4
     cfg.max_image_rms_ratio = 100.0  # the default (1e4) leaves room for NSD's large decodes
     run = _run(cfg, tmp_path / "w", obj=toy(explode_from=2))
-    with pytest.raises(distill.DivergenceError, match="exploded: RMS"):
+    with pytest.raises(guards.DivergenceError, match="exploded: RMS"):
         run.train()
     assert run.ckpt.latest_step() == 2 and int(run.state.step) == 2
     assert run.image_rms() < 10 * run.real_rms
@@ -325,7 +327,8 @@ def test_missing_experts_message_and_npz_buffer_location(tmp_path, npz_path):
     b = C.buffer_for(tiny_cfg(os.path.abspath(npz_path)))
     assert b.buffer_dir.startswith(os.path.join(os.getcwd(), "buffers") + os.sep)
     assert not b.buffer_dir.startswith(os.path.dirname(os.path.abspath(npz_path)))
-    assert experts.default_buffer_dir(b) == os.path.relpath(b.buffer_dir, os.getcwd())
+    assert C.default_buffer_dir(b.dataset, b.model.name) == os.path.relpath(b.buffer_dir,
+                                                                         os.getcwd())
 
 
 def test_build_buffer_leaves_no_dir_when_data_is_missing(tmp_path):
@@ -350,7 +353,7 @@ def test_download_field_reaches_load_dataset(monkeypatch, npz_path):
     assert cfg.dataset.download is False
     cfg.dataset.download = True
     with pytest.raises(RuntimeError):
-        distill.load_data(cfg)
+        assemble.data(cfg)
     assert seen["download"] is True
 
 
