@@ -17,7 +17,7 @@ Mode order.  T keeps the paper's (B, C, H, W) mode order (t2 is the channel mode
 paper's "t2 = 3"); the decoding einsum writes its output directly in jaxdd's NHWC order,
 so a block is (u1, H, W, C) and no transpose is materialised.
 
-Class mapping (not specified by the paper; the class-wise reading, see REFERENCE.md): each
+Class mapping (not specified by the paper; the class-wise reading, see docs/methods.md): each
 class c owns its own N_T spectra and N_K kernel sets, and class c's images are all N_T*N_K
 pairs of *its* tensors and kernels.  Decoded images are class-major; within a class the
 image index is (i * N_K + j) * u1 + e  (spectrum i, kernel set j, image e of the block; this
@@ -54,8 +54,11 @@ Initialisation (cfg.init):
       this reproduces the real images exactly.  All N_K kernel sets start identical (so
       the N_K copies of a block coincide at init; cfg.dct_noise adds N(0, dct_noise^2) to
       learnable kernels to break the tie).  Note: the paper's eq. 4 writes the cosine as
-      cos(pi/n (j+0.5)(i+0.5)) (a DCT-IV form); we use the orthonormal DCT-II as specified by
-      the jaxdd brief.
+      cos(pi/n (j+0.5)(i+0.5)) (a DCT-IV form); we use the orthonormal DCT-II
+      (docs/methods.md).
+
+The sizes and the budget rule (choose_sizes, published_config) live in
+jaxdd.param.nsd_sizes and are importable from here.
 
 _dct_matrix is private here so the module has no dependency on jaxdd/param/transforms.py;
 it could be swapped for transforms.dct_matrix later.
@@ -69,6 +72,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from ml_collections import config_dict
+
+from jaxdd.param.nsd_sizes import (  # noqa: F401 -- re-exported: nsd.choose_sizes, ...
+    _per_class_cost, choose_sizes, default_counts, published_config)
 
 _KERNELS = ("K1", "K2", "K3", "K4")
 
@@ -98,187 +104,6 @@ def _host_rng(key) -> np.random.Generator:
     if jax.dtypes.issubdtype(getattr(key, "dtype", np.uint32), jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.random.default_rng(np.asarray(key, np.uint32).ravel().tolist())
-
-
-def _side_default(side: int, ipc: int) -> int:
-    """Paper default spectral size along a spatial side: 1/2 for IPC <= 10, 7/8 above."""
-    if ipc <= 10:
-        return max(1, side // 2)
-    return max(1, (7 * side) // 8)
-
-
-def _per_class_cost(n_t, n_k, t1, t2, t3, t4, u1, image_shape, count_kernels=True) -> int:
-    h, w, c = image_shape
-    spectra = n_t * t1 * t2 * t3 * t4
-    kernels = n_k * (t1 * u1 + t2 * c + t3 * h + t4 * w)
-    return int(spectra + (kernels if count_kernels else 0))
-
-
-def _largest_fitting(lo: int, hi: int, fits) -> int | None:
-    """Largest integer t in [lo, hi] with fits(t), for monotone (decreasing) fits; or None."""
-    if hi < lo or not fits(lo):
-        return None
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if fits(mid):
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
-
-
-# --------------------------------------------------------------------------------------
-# sizes / config
-# --------------------------------------------------------------------------------------
-def default_counts(ipc: int) -> tuple[tuple[int, int], ...]:
-    """jaxdd default (N_T, N_K) candidates per class, tried in order (not published).
-
-    IPC 1: (1, 1) -- one kernel set already costs ~1/3 of a CIFAR class budget.  IPC >= 2:
-    (2, 2) (2 x 2 pairs give the paper's pairwise information sharing), falling back to
-    (1, 1) when two kernel sets do not fit with t1 >= 2 (e.g. small grayscale images; with
-    t1 = 1 the u1 images of a block are scalar multiples of one image).
-    """
-    return ((1, 1),) if ipc <= 1 else ((2, 2), (1, 1))
-
-
-def choose_sizes(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
-                 t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
-    """Pick NSD sizes for one class under the budget  cost <= IPC * H * W * C.
-
-    With t3 and t4 both automatic (None), the paper's spatial sizes (H/2 for IPC <= 10, 7/8 H
-    above) are tried first; when nothing fits there with t1 >= 2 (small images at low IPC:
-    MNIST 28x28x1 IPC 1 -- the H/2 kernels alone, 2 x 14 x 28 = 784 floats, fill the
-    784-float budget; digits 16x16x1), t3 is shrunk one step at a time (t4 in proportion,
-    t4 = round(t3 * t4_default / t3_default)) down to 1, and the first (largest) t3 at which
-    a configuration with t1 >= 2 fits is taken (t1 = 1 makes the u1 images of a block
-    multiples of one image). If no t3 allows t1 >= 2, the largest t3 that fits with t1 = 1;
-    only if nothing fits at t3 = 1 does it raise. The paper's sizes are kept wherever they
-    fit with t1 >= 2 (every CIFAR / Tiny ImageNet / ImageNette setting). The paper does not
-    say what to do when its sizes do not fit (it only reports 3-channel 32-128 px data);
-    this rule is jaxdd's. Explicit t3/t4 are never changed (they raise when they do not fit).
-
-    The rest of the rule (t2, N_T / N_K, t1, u1) and the returned dict: `_sizes_at`; with
-    automatic t3/t4 the dict also holds spatial_default = the paper's (t3, t4).
-    """
-    auto = t3 is None and t4 is None
-    kw = dict(n_t=n_t, n_k=n_k, u1=u1, t1=t1, t2=t2, count_kernels=count_kernels,
-              enforce_budget=enforce_budget)
-    if not auto:
-        return _sizes_at(ipc, image_shape, t3=t3, t4=t4, **kw)
-    h, w = int(image_shape[0]), int(image_shape[1])
-    t3_0, t4_0 = _side_default(h, int(ipc)), _side_default(w, int(ipc))
-    first_error, fallback = None, None
-    for s3 in range(t3_0, 0, -1):
-        s4 = min(w, max(1, round(s3 * t4_0 / t3_0)))
-        try:
-            out = _sizes_at(ipc, image_shape, t3=s3, t4=s4, **kw)
-        except ValueError as e:
-            if first_error is None:
-                first_error = e
-            if s3 == t3_0 and "budget" not in str(e):
-                raise  # an invalid argument, not a budget problem
-            continue
-        out["spatial_default"] = (t3_0, t4_0)
-        if out["t1"] >= 2 or t1 is not None:
-            return out
-        if fallback is None:
-            fallback = out
-    if fallback is not None:
-        return fallback
-    raise ValueError(f"{first_error} (tried t3 = {t3_0} .. 1 with t4 in proportion)")
-
-
-def _sizes_at(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
-              t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
-    """NSD sizes for one class at given (or default) spatial sizes t3, t4.
-
-    cost = N_T*t1*t2*t3*t4 + N_K*(t1*u1 + t2*C + t3*H + t4*W)   (kernel term only when
-    count_kernels, i.e. learnable kernels).
-
-    Defaults: t2 = C; t3 = H//2, t4 = W//2 for IPC <= 10, (7*H)//8, (7*W)//8 above (paper);
-    (N_T, N_K) = the first of default_counts(ipc) that fits (when both are None); u1 = 2 * t1* where t1* is the largest t1 with
-    cost(t1, u1=2*t1) <= budget (a batch-mode ratio t1/u1 ~ 1/2, like the spatial one).
-    Given u1, t1 = the largest t1 < u1 within the budget (paper: "t1 < u1").  An explicit t1
-    is only checked (t1 <= u1, and the budget when enforce_budget).
-
-    Args:
-      ipc: images per class of the budget.  image_shape: (H, W, C).
-    Returns:
-      dict with n_t, n_k, t1, t2, t3, t4, u1 (ints), images_per_class = n_t*n_k*u1,
-      per_class_floats (stored floats per class), per_class_budget = IPC*H*W*C.
-    Raises:
-      ValueError (with the numbers) when no choice fits the budget or sizes are invalid.
-    """
-    h, w, c = (int(s) for s in image_shape)
-    ipc = int(ipc)
-    if ipc < 1:
-        raise ValueError(f"NSD needs ipc >= 1, got {ipc}")
-    budget_pc = ipc * h * w * c
-    if n_t is None and n_k is None:
-        cands = default_counts(ipc)
-        for k, (cn_t, cn_k) in enumerate(cands):
-            last = k == len(cands) - 1
-            try:
-                out = _sizes_at(ipc, image_shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
-                                   t3=t3, t4=t4, count_kernels=count_kernels,
-                                   enforce_budget=enforce_budget)
-            except ValueError:
-                if last:
-                    raise
-                continue
-            if last or out["t1"] >= 2 or t1 is not None:  # t1 = 1: rank-1 blocks, degenerate
-                return out
-    n_t = (2 if ipc > 1 else 1) if n_t is None else int(n_t)
-    n_k = (2 if ipc > 1 else 1) if n_k is None else int(n_k)
-    t2 = c if t2 is None else int(t2)
-    t3 = _side_default(h, ipc) if t3 is None else int(t3)
-    t4 = _side_default(w, ipc) if t4 is None else int(t4)
-    for name, t, u in (("t2", t2, c), ("t3", t3, h), ("t4", t4, w)):
-        if not 1 <= t <= u:
-            raise ValueError(f"NSD needs 1 <= {name} <= {u} (image size), got {name}={t}")
-    if n_t < 1 or n_k < 1:
-        raise ValueError(f"NSD needs n_t, n_k >= 1, got n_t={n_t}, n_k={n_k}")
-
-    def cost(t1_, u1_):
-        return _per_class_cost(n_t, n_k, t1_, t2, t3, t4, u1_, (h, w, c), count_kernels)
-
-    def describe(t1_, u1_):
-        spectra = n_t * t1_ * t2 * t3 * t4
-        kern = n_k * (t1_ * u1_ + t2 * c + t3 * h + t4 * w) if count_kernels else 0
-        return (f"n_t={n_t}, n_k={n_k}, t1={t1_}, u1={u1_}, t2={t2}, t3={t3}, t4={t4}: "
-                f"spectra {n_t}*{t1_}*{t2}*{t3}*{t4} = {spectra} + kernels "
-                + (f"{n_k}*({t1_}*{u1_} + {t2}*{c} + {t3}*{h} + {t4}*{w}) = {kern}"
-                   if count_kernels else "(fixed, not counted) 0")
-                + f" = {spectra + kern} floats per class > budget IPC*H*W*C = "
-                f"{ipc}*{h}*{w}*{c} = {budget_pc}")
-
-    if t1 is not None:
-        t1 = int(t1)
-        u1 = 2 * t1 if u1 is None else int(u1)
-        if not 1 <= t1 <= u1:
-            raise ValueError(f"NSD needs 1 <= t1 <= u1, got t1={t1}, u1={u1}")
-        if enforce_budget and cost(t1, u1) > budget_pc:
-            raise ValueError("NSD sizes exceed the storage budget: " + describe(t1, u1)
-                             + " (set enforce_budget=False to allow it)")
-    else:
-        if u1 is None:
-            t1s = _largest_fitting(1, budget_pc, lambda t: cost(t, 2 * t) <= budget_pc)
-            if t1s is None:
-                raise ValueError("NSD: nothing fits the storage budget even with the "
-                                 "smallest sizes; " + describe(1, 2)
-                                 + ". Use fewer/smaller spectra or kernels, or a larger ipc.")
-            u1 = 2 * t1s
-        u1 = int(u1)
-        if u1 < 2:
-            raise ValueError(f"NSD needs u1 >= 2 for t1 < u1, got u1={u1}")
-        t1 = _largest_fitting(1, u1 - 1, lambda t: cost(t, u1) <= budget_pc)
-        if t1 is None:
-            raise ValueError("NSD: nothing fits the storage budget even with t1=1; "
-                             + describe(1, u1)
-                             + ". Use fewer/smaller spectra or kernels, or a larger ipc.")
-    return dict(n_t=n_t, n_k=n_k, t1=t1, t2=t2, t3=t3, t4=t4, u1=u1,
-                images_per_class=n_t * n_k * u1,
-                per_class_floats=cost(t1, u1), per_class_budget=budget_pc)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -313,56 +138,6 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.dct_noise = 0.0
     cfg.enforce_budget = True
     return cfg
-
-
-# Settings published in the paper (Sec. 4.1 "Model details", Tables 1-2).  N_T, N_K, t1, u1
-# and the real-guided loss weight gamma are NOT published (None): jaxdd fills them with
-# choose_sizes defaults (key 'jaxdd_sizes').
-_PUBLISHED_ACC = {
-    "cifar10": {1: 68.5, 10: 73.4, 50: 75.2},
-    "cifar100": {1: 36.5, 10: 46.1, 50: None},   # CIFAR-100 IPC 50 not reported
-    "tinyimagenet": {1: 21.3},
-}
-_PUBLISHED_VARIANTS = {  # Table 2 (MTT baseline / fixed DCT / learnable DCT)
-    ("cifar10", 1): {"mtt": 46.3, "dwt": 51.3, "svd": 49.0, "lsvd": 53.8, "dct": 57.9,
-                     "ldct": 62.3, "nsd": 68.5},
-    ("cifar10", 10): {"mtt": 65.3, "dwt": 66.9, "svd": 67.9, "lsvd": 69.4, "dct": 69.5,
-                      "ldct": 69.9, "nsd": 73.4},
-    ("cifar100", 1): {"mtt": 24.3, "dwt": 26.4, "svd": 25.3, "lsvd": 27.7, "dct": 30.1,
-                      "ldct": 35.5, "nsd": 36.5},
-}
-_SHAPES = {"cifar10": (32, 32, 3), "cifar100": (32, 32, 3), "tinyimagenet": (64, 64, 3)}
-_CLASSES = {"cifar10": 10, "cifar100": 100, "tinyimagenet": 200}
-
-
-def published_config(dataset: str, ipc: int) -> dict:
-    """The paper's NSD setting for (dataset, ipc) plus the jaxdd sizes filling the gaps.
-
-    dataset in {'cifar10', 'cifar100', 'tinyimagenet'}; ipc in {1, 10, 50} (CIFAR) / {1}.
-    Published: t2 = 3, t3 = t4 = side/2 (IPC <= 10) or 7/8 side (IPC > 10), t1 < u1,
-    random init, learnable spectra + kernels, SGD momentum 0.9, 10k iterations, MTT +
-    gamma * real-guided CE (ConvNetD3, evaluation lr 0.01, 1000 epochs, batch 256,
-    momentum 0.9, wd 5e-4, DSA).  Unpublished values are None.
-    """
-    ds = dataset.lower().replace("-", "").replace("_", "")
-    if ds not in _PUBLISHED_ACC or int(ipc) not in _PUBLISHED_ACC[ds]:
-        raise ValueError(f"no published NSD setting for dataset={dataset!r}, ipc={ipc}; "
-                         f"known: { {k: sorted(v) for k, v in _PUBLISHED_ACC.items()} }")
-    ipc = int(ipc)
-    h, w, c = _SHAPES[ds]
-    return {
-        "dataset": ds, "ipc": ipc, "num_classes": _CLASSES[ds], "image_shape": (h, w, c),
-        "t2": 3, "t3": _side_default(h, ipc), "t4": _side_default(w, ipc),
-        "n_t": None, "n_k": None, "t1": None, "u1": None,   # not published
-        "init": "random", "learn_kernels": True,
-        "optimizer": "sgd", "momentum": 0.9, "iterations": 10_000, "lr": None,
-        "objective": "mtt + gamma * real-guided CE", "gamma": None,
-        "eval": {"model": "ConvNetD3", "lr": 0.01, "epochs": 1000, "batch": 256,
-                 "momentum": 0.9, "weight_decay": 5e-4, "augment": "dsa"},
-        "reported_acc": _PUBLISHED_ACC[ds][ipc],
-        "reported_variants": _PUBLISHED_VARIANTS.get((ds, ipc)),
-        "jaxdd_sizes": choose_sizes(ipc, (h, w, c)),
-    }
 
 
 # --------------------------------------------------------------------------------------
