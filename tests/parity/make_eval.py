@@ -14,18 +14,26 @@ Runs the authors' `evaluate_synset` (utils.py:352-389) unchanged, with:
   DataLoader(shuffle=True) does with its own random permutation).
 
 Stores the initial and final parameters (torch layout, `net.parameters()` order), data,
-permutations, lr and the test accuracy. CI never runs this script.
+permutations, lr and the test accuracy, and ``authors_sgd`` (JSON): the keyword arguments of
+every torch.optim.SGD the authors' evaluate_synset created during the call (their
+momentum 0.9 / weight_decay 5e-4 at utils.py:358 and 379, recorded as run, not typed here),
+which tests/test_parity_eval.py holds jaxdd.evaluate.evaluate_synthetic's defaults to.
+CI never runs this script.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture, stub_torchvision  # noqa: E402
+from parity.common import (add_commit_arg, add_reference_path, save_fixture,  # noqa: E402
+                           stub_torchvision)
+
+REPO = "GeorgeCazenavette/mtt-distillation"
 
 N, NT, C, S, K, BATCH, EPOCHS, LR = 10, 12, 3, 8, 4, 4, 4, 0.05
 
@@ -50,7 +58,8 @@ class FixedOrderLoader:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", default="/work/ref/mtt-distillation", help=f"checkout of {REPO}")
+    add_commit_arg(ap, REPO)
     args = ap.parse_args()
     add_reference_path(args.ref)
     stub_torchvision()
@@ -82,22 +91,36 @@ def main():
 
     FixedOrderLoader.perms = [list(p) for p in perms]
     testloader = FixedOrderLoader((torch.tensor(xt), torch.tensor(yt)), batch_size=256)
+    sgd_calls = []
+    orig_sgd = torch.optim.SGD
+
+    class RecordedSGD(orig_sgd):  # the authors' optimizer, its arguments recorded
+        def __init__(self, params, **kw):
+            sgd_calls.append({k: float(v) for k, v in kw.items()})
+            super().__init__(params, **kw)
+
     orig = torch.utils.data.DataLoader
     torch.utils.data.DataLoader = FixedOrderLoader
+    torch.optim.SGD = RecordedSGD
     try:
         net, acc_train, acc_test = utils.evaluate_synset(
             0, net, torch.tensor(x), torch.tensor(y), testloader, Args())
     finally:
         torch.utils.data.DataLoader = orig
+        torch.optim.SGD = orig_sgd
+    # one optimizer at lr, one re-created at the drop (lr / 10)
+    assert len(sgd_calls) == 2 and sgd_calls[0]["lr"] == LR, sgd_calls
+    print("authors' SGD:", sgd_calls)
     assert not FixedOrderLoader.perms, "every stored permutation must be used once"
     final = [p.detach().numpy().copy() for p in net.parameters()]
     arrays = dict(x=x, y=y, x_test=xt, y_test=yt, perms=perms, lr=np.float32(LR),
                   epochs=np.int32(EPOCHS), batch=np.int32(BATCH), acc_test=np.float64(acc_test),
-                  acc_train=np.asarray(acc_train, np.float64))
+                  acc_train=np.asarray(acc_train, np.float64),
+                  authors_sgd=np.array(json.dumps(sgd_calls)))
     for i, (a, b) in enumerate(zip(init, final)):
         arrays[f"init_{i}"], arrays[f"final_{i}"] = a, b
-    save_fixture("eval", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
-                 script=__file__, **arrays)
+    save_fixture("eval", repo=REPO, ref=args.ref, commit=args.commit, script=__file__,
+                 **arrays)
 
 
 if __name__ == "__main__":
