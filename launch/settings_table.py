@@ -1,8 +1,12 @@
-"""Print (or write) the README table of every published setting the configs encode.
+"""Print (or write) the table of every published setting the configs encode.
 
-    python launch/settings_table.py                      # markdown on stdout
-    python launch/settings_table.py --out=settings.md
-    python launch/settings_table.py --readme=README.md   # rewrite README's generated block
+    python launch/settings_table.py                          # markdown on stdout
+    python launch/settings_table.py --out=settings.md        # the bare table, to a file
+    python launch/settings_table.py --doc=docs/results.md    # rewrite the generated block
+                                                             # of docs/results.md
+
+docs/results.md holds the table between two marker lines (jaxdd.published.table.BEGIN /
+END); tests/test_settings_table.py fails when that block differs from what `--doc` writes.
 
 Loads configs/<objective>_<param>.py by path, builds each entry of its VARIANTS list (the
 convention is in jaxdd/published/__init__.py) and renders the rows with
@@ -17,7 +21,9 @@ from absl import app, flags
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")  # configs/ lives here
 
 _OUT = flags.DEFINE_string("out", None, "write the markdown here instead of stdout")
-_README = flags.DEFINE_string("readme", None, "replace the generated block of this README")
+_DOC = flags.DEFINE_string(
+    "doc", None, "replace the generated block of this markdown file (the table lives in "
+    "docs/results.md)")
 _CONFIGS = flags.DEFINE_list(
     "configs", [f"{o}_{p}" for o in ("tm", "dm", "dc")
                 for p in ("pixel", "fred", "ddif", "nsd")],
@@ -50,12 +56,13 @@ def main(argv):
                 failed += 1
                 print(f"[settings_table] {name}:{v} failed: {e}", file=sys.stderr)
     text = table.markdown(table.rows(pairs))
-    if _README.value:
-        with open(_README.value) as f:
+    if _DOC.value:
+        with open(_DOC.value) as f:
             old = f.read()
-        with open(_README.value, "w") as f:
-            f.write(table.replace_block(old, text))
-        print(f"updated the settings table in {_README.value} ({len(pairs)} rows)")
+        new = table.replace_block(old, text)  # raises (nothing written) without the markers
+        with open(_DOC.value, "w") as f:
+            f.write(new)
+        print(f"updated the settings table in {_DOC.value} ({len(pairs)} rows)")
     elif _OUT.value:
         with open(_OUT.value, "w") as f:
             f.write(text)

@@ -1,6 +1,9 @@
-"""The README settings table is generated from the configs (jaxdd.published.table)."""
+"""The published-settings table of docs/results.md is generated from the configs
+(jaxdd.published.table, launch/settings_table.py)."""
 import importlib.util
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -47,14 +50,54 @@ def test_tm_pixel_rows_read_the_config():
     assert d["syn_steps"] is None and "| - |" in table.markdown([d])
 
 
-def test_readme_table_is_the_generated_one():
-    """README's settings table is generated from the configs, never typed: it must equal what
-    `python launch/settings_table.py --readme=README.md` writes today."""
+def _generated():
     pairs = []
     for name in NAMES:
         mod = _mod(name)
         pairs += [(name, mod.get_config(v)) for v in getattr(mod, "VARIANTS", [])]
+    return table.markdown(table.rows(pairs))
+
+
+def test_docs_table_is_the_generated_one():
+    """docs/results.md's settings table is generated from the configs, never typed: it must
+    equal what `python launch/settings_table.py --doc=docs/results.md` writes today."""
+    with open(os.path.join(ROOT, table.DOC)) as f:
+        doc = f.read()
+    assert table.BEGIN in doc and table.END in doc, f"{table.DOC} lost its generated block"
+    want = _generated()
+    assert want.count("\n") > 50  # every published variant, not an empty table
+    assert table.read_block(doc) == want, (
+        f"{table.DOC}'s settings table is stale: run "
+        f"python launch/settings_table.py --doc={table.DOC}")
+
+
+def test_table_lives_in_one_place():
+    """The README is an index: it links to the table, it does not hold a second copy."""
     with open(os.path.join(ROOT, "README.md")) as f:
         readme = f.read()
-    assert table.read_block(readme) == table.markdown(table.rows(pairs)), (
-        "README's settings table is stale: run python launch/settings_table.py --readme=README.md")
+    assert "settings-table:begin" not in readme
+    assert table.DOC in readme
+
+
+def test_replace_block_rewrites_a_stale_table():
+    doc = f"# t\n\nbefore\n{table.BEGIN}\n| stale |\n{table.END}\nafter\n"
+    new = table.replace_block(doc, "| fresh |\n")
+    assert table.read_block(doc) == "| stale |\n" and table.read_block(new) == "| fresh |\n"
+    assert new.startswith("# t\n\nbefore\n") and new.endswith(f"{table.END}\nafter\n")
+    with pytest.raises(ValueError, match="no settings-table block"):
+        table.replace_block("# no markers\n", "| x |\n")
+
+
+def test_launcher_writes_the_block(tmp_path):
+    """`--doc` rewrites only the block of the given file (one config, to stay quick)."""
+    doc = tmp_path / "results.md"
+    doc.write_text(f"intro\n{table.BEGIN}\n| stale |\n{table.END}\noutro\n")
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "launch", "settings_table.py"), f"--doc={doc}",
+         "--configs=tm_pixel"], capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert out.returncode == 0, out.stderr
+    mod = _mod("tm_pixel")
+    want = table.markdown(table.rows([("tm_pixel", mod.get_config(v)) for v in mod.VARIANTS]))
+    text = doc.read_text()
+    assert table.read_block(text) == want
+    assert text.startswith("intro\n") and text.endswith(f"{table.END}\noutro\n")
