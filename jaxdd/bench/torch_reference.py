@@ -44,6 +44,9 @@ Peak memory: resident-set high-water mark (``/proc/self/status`` VmHWM) over the
 calls minus the resident set before them (the HWM is reset through ``/proc/self/clear_refs``
 where the kernel allows it), i.e. what the iteration itself allocates.
 
+The ConvNet and the decoders are in ``jaxdd.bench.torch_nets``, the torch DSA in
+``jaxdd.bench.torch_dsa``; this module builds and times the step.
+
 Run as ``python -m jaxdd.bench.torch_reference`` it prints one JSON line; the benchmark
 suite (jaxdd.bench.suite) runs it so in a subprocess (torch's and XLA's thread pools never
 compete) and reads that line.
@@ -57,6 +60,11 @@ import os
 import statistics
 import sys
 import time
+
+from jaxdd.bench.torch_dsa import DSA_STRATEGY, make_dsa  # noqa: F401 -- DSA_STRATEGY re-exported
+from jaxdd.bench.torch_nets import (  # noqa: F401 -- first_pad, flat_from_jax re-exported
+    convnet_shapes, field_coords, first_pad, flat_from_jax, idct_matrix, make_convnet,
+    make_siren, siren_budget)
 
 
 def rss_bytes(field="VmRSS"):
@@ -79,202 +87,6 @@ def reset_peak_rss():
         return True
     except OSError:
         return False
-
-
-def first_pad(channels):
-    """The authors' first-conv padding: 3 for one-channel input (MTT networks.py ConvNet),
-    1 otherwise."""
-    return 3 if int(channels) == 1 else 1
-
-
-def convnet_shapes(channels=3, side=32, width=128, depth=3, num_classes=10):
-    """[(name, shape)] of MTT's ConvNet parameters, in ``net.parameters()`` order.
-
-    The classifier is sized from the real feature map (gray padding included: 28x28x1 ->
-    32x32 after the first conv)."""
-    shapes = []
-    c, s = channels, side + 2 * (first_pad(channels) - 1)
-    for d in range(depth):
-        shapes += [(f"conv{d}.w", (width, c, 3, 3)), (f"conv{d}.b", (width,)),
-                   (f"norm{d}.w", (width,)), (f"norm{d}.b", (width,))]
-        c, s = width, s // 2
-    shapes += [("fc.w", (num_classes, c * s * s)), ("fc.b", (num_classes,))]
-    return shapes
-
-
-def make_convnet(shapes, depth=3):
-    """forward(x NCHW, flat) -> logits: the ConvNet from one flat parameter vector.
-
-    Like MTT's ReparamModule: the flat vector is split into views of the parameter shapes
-    (``flat.split(sizes)`` + ``view``) on every call and the layers run functionally
-    (``F.conv2d``, ``F.group_norm`` = instance norm, ReLU, ``F.avg_pool2d``, ``F.linear``).
-    """
-    import torch.nn.functional as F
-
-    sizes = [math.prod(s) for _, s in shapes]
-    pad0 = first_pad(shapes[0][1][1])
-
-    def forward(x, flat):
-        ps = [p.view(s) for p, (_, s) in zip(flat.split(sizes), shapes)]
-        for d in range(depth):
-            w, b, gw, gb = ps[4 * d: 4 * d + 4]
-            x = F.conv2d(x, w, b, padding=pad0 if d == 0 else 1)
-            x = F.group_norm(x, w.shape[0], gw, gb, eps=1e-5)
-            x = F.relu(x)
-            x = F.avg_pool2d(x, 2, 2)
-        x = x.flatten(1)
-        return F.linear(x, ps[-2], ps[-1])
-
-    return forward
-
-
-# ----------------------------------------------------------------------------- DSA (torch)
-
-DSA_STRATEGY = "color_crop_cutout_flip_scale_rotate"
-
-
-def make_dsa(strategy=DSA_STRATEGY, generator=None, device="cpu"):
-    """DSA as the authors call it in TM (``DiffAugment(x, strategy, seed=-1)``, mode 'S'):
-    one op group drawn uniformly per call, per-sample parameters, NCHW.
-
-    Groups (``ParamDiffAug`` defaults): color = brightness (+ (u - 0.5)), saturation
-    (channel mean + (x - m) * 2u), contrast (image mean + (x - m) * (u + 0.5)); crop =
-    integer translation in [-s, s], s = int(0.125 side + 0.5), zero fill, as a gather from
-    the 1-padded image; cutout = a zeroed square of side int(0.5 side + 0.5) at a random
-    centre (built by index assignment into a ones mask); flip = horizontal with p 0.5;
-    scale (sx, sy ~ U(1/1.2, 1.2)) and rotate (+-15 degrees) through
-    ``F.affine_grid`` / ``F.grid_sample`` with ``align_corners=True``, the per-sample theta
-    assembled from Python scalars like the authors' code does.
-    """
-    import torch
-    import torch.nn.functional as F
-
-    groups = strategy.split("_")
-    g = generator
-
-    def rand(*shape):
-        return torch.rand(*shape, generator=g).to(device)
-
-    def randint(lo, hi, shape):
-        return torch.randint(lo, hi, shape, generator=g).to(device)
-
-    def ar(n):
-        return torch.arange(n, device=device)
-
-    def affine(x, rows):
-        theta = torch.tensor(rows, dtype=torch.float).to(device)
-        grid = F.affine_grid(theta, x.shape, align_corners=True)
-        return F.grid_sample(x, grid, align_corners=True)
-
-    def op(x, name):
-        n, _, h, w = x.shape
-        if name == "color":
-            x = x + (rand(n, 1, 1, 1) - 0.5) * 1.0
-            m = x.mean(dim=1, keepdim=True)
-            x = (x - m) * (rand(n, 1, 1, 1) * 2.0) + m
-            m = x.mean(dim=[1, 2, 3], keepdim=True)
-            return (x - m) * (rand(n, 1, 1, 1) + 0.5) + m
-        if name == "crop":
-            sx, sy = int(h * 0.125 + 0.5), int(w * 0.125 + 0.5)
-            tx = randint(-sx, sx + 1, [n, 1, 1])
-            ty = randint(-sy, sy + 1, [n, 1, 1])
-            gb, gx, gy = torch.meshgrid(ar(n), ar(h), ar(w), indexing="ij")
-            gx = torch.clamp(gx + tx + 1, 0, h + 1)
-            gy = torch.clamp(gy + ty + 1, 0, w + 1)
-            xp = F.pad(x, [1, 1, 1, 1, 0, 0, 0, 0])
-            return xp.permute(0, 2, 3, 1).contiguous()[gb, gx, gy].permute(0, 3, 1, 2)
-        if name == "cutout":
-            ch, cw = int(h * 0.5 + 0.5), int(w * 0.5 + 0.5)
-            ox = randint(0, h + (1 - ch % 2), [n, 1, 1])
-            oy = randint(0, w + (1 - cw % 2), [n, 1, 1])
-            gb, gx, gy = torch.meshgrid(ar(n), ar(ch), ar(cw), indexing="ij")
-            gx = torch.clamp(gx + ox - ch // 2, min=0, max=h - 1)
-            gy = torch.clamp(gy + oy - cw // 2, min=0, max=w - 1)
-            mask = torch.ones(n, h, w, dtype=x.dtype, device=device)
-            mask[gb, gx, gy] = 0
-            return x * mask.unsqueeze(1)
-        if name == "flip":
-            return torch.where(rand(n, 1, 1, 1) < 0.5, x.flip(3), x)
-        if name == "scale":
-            r = 1.2
-            sx = rand(n) * (r - 1.0 / r) + 1.0 / r
-            sy = rand(n) * (r - 1.0 / r) + 1.0 / r
-            return affine(x, [[[float(sx[i]), 0.0, 0.0], [0.0, float(sy[i]), 0.0]]
-                              for i in range(n)])
-        if name == "rotate":
-            a = (rand(n) - 0.5) * 2 * 15.0 / 180 * math.pi
-            return affine(x, [[[math.cos(a[i]), math.sin(-a[i]), 0.0],
-                               [math.sin(a[i]), math.cos(a[i]), 0.0]] for i in range(n)])
-        raise ValueError(f"unknown DSA group {name!r}")
-
-    def dsa(x):
-        name = groups[int(torch.randint(0, len(groups), (1,), generator=g))]
-        return op(x, name).contiguous()
-
-    return dsa
-
-
-# ----------------------------------------------------------------------------- decoders
-
-def idct_matrix(n):
-    """(n, n) matrix M with ``x = X @ M`` along the last axis the inverse of the unnormalized
-    DCT-II (``X_k = 2 sum_j x_j cos(pi k (2 j + 1) / 2n)``, the torch-dct convention FreD
-    uses with ``norm=None``)."""
-    import numpy as np
-
-    k = np.arange(n)[:, None]
-    j = np.arange(n)[None, :]
-    c = np.cos(np.pi * k * (2 * j + 1) / (2 * n))          # (k, j)
-    w = np.full((n, 1), 1.0 / n)
-    w[0] = 0.5 / n
-    return (c * w).astype(np.float32)                      # x_j = sum_k X_k w_k c_kj
-
-
-def siren_budget(dim_in, width, num_layers, dim_out):
-    """Floats of one DDiF SIREN field: num_layers sine layers of `width` + a linear output."""
-    n, d = 0, dim_in
-    for _ in range(num_layers):
-        n += d * width + width
-        d = width
-    return n + d * dim_out + dim_out
-
-
-def make_siren(dim_in, width, num_layers, dim_out, w0_initial=30.0, w0=10.0, generator=None):
-    """One DDiF field as a ``torch.nn.Module`` (sine layers + linear head, DDiF's SIREN init:
-    first layer U(-1/d, 1/d), others U(-sqrt(6/d)/w0, +))."""
-    import torch
-    from torch import nn
-
-    class Field(nn.Module):
-        def __init__(self):
-            super().__init__()
-            dims = [dim_in] + [width] * num_layers
-            self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(dims[:-1], dims[1:]))
-            self.head = nn.Linear(width, dim_out)
-            self.w0s = [w0_initial] + [w0] * (num_layers - 1)
-            with torch.no_grad():
-                for i, lin in enumerate(list(self.layers) + [self.head]):
-                    d = lin.in_features
-                    b = (1.0 / d) if i == 0 else math.sqrt(6.0 / d) / (
-                        w0 if i > 0 else w0_initial)
-                    lin.weight.uniform_(-b, b, generator=generator)
-                    lin.bias.uniform_(-b, b, generator=generator)
-
-        def forward(self, c):
-            for lin, w in zip(self.layers, self.w0s):
-                c = torch.sin(w * lin(c))
-            return self.head(c)
-
-    return Field()
-
-
-def field_coords(h, w):
-    """DDiF's coordinate grid: (h*w, 2) in [-1, 1], row-major."""
-    import torch
-
-    ii, jj = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
-    c = torch.stack([ii, jj], -1).reshape(-1, 2).float()
-    return (c / (h - 1) - 0.5) * 2
 
 
 METHODS = ("mtt", "fred", "ddif")
@@ -451,27 +263,6 @@ def ddif_warmup_bench(num_fields=4, steps=100, side=28, channels=1, width=6, num
             "seconds_median": statistics.median(ts),
             "seconds_per_field_per_100_steps": statistics.median(ts) * 100.0 / steps,
             "seconds_all": ts}
-
-
-def flat_from_jax(params, depth=3):
-    """jaxdd ConvNet params (NHWC, flax names) -> the flat PyTorch vector (numpy float64).
-
-    conv kernel (3, 3, Cin, Cout) -> (Cout, Cin, 3, 3); instance-norm scale/bias as is;
-    classifier kernel (H*W*C, classes) in (H, W, C) flatten order -> (classes, C*H*W).
-    """
-    import numpy as np
-
-    parts = []
-    for d in range(depth):
-        k = np.asarray(params[f"conv_{d}"]["kernel"], np.float64)
-        parts += [k.transpose(3, 2, 0, 1), np.asarray(params[f"conv_{d}"]["bias"]),
-                  np.asarray(params[f"norm_{d}"]["scale"]), np.asarray(params[f"norm_{d}"]["bias"])]
-    w = np.asarray(params["classifier"]["kernel"], np.float64)
-    c = parts[-4].shape[0]
-    s = int(round((w.shape[0] // c) ** 0.5))
-    parts += [w.reshape(s, s, c, -1).transpose(3, 2, 0, 1).reshape(w.shape[1], -1),
-              np.asarray(params["classifier"]["bias"])]
-    return np.concatenate([np.asarray(p, np.float64).reshape(-1) for p in parts])
 
 
 def tm_loss_and_grads(flat_start, flat_target, images_nhwc, labels, syn_lr, syn_steps,
