@@ -11,6 +11,14 @@ jaxdd: ``tm.make_loss(...).with_schedule`` on the same order (``tm.schedule_from
 pads the short chunks and masks them out of the mean CE), flat vectors converted with
 ``jaxdd.models.from_torch_flat``; remat on and off.
 
+`test_production_objective_matches_authors` runs the same fixture through the path the
+distillation loop uses: a published TM config (configs/tm_pixel.py) with the fixture's tiny
+sizes, the objective built by ``jaxdd.objective.get_builder('tm')`` from a one-expert
+trajectory (start, target), ``feed`` / ``sample_ctx`` / ``loss(key, ...)`` differentiated as
+``jaxdd.distill.make_step`` does (syn_lr substituted into the context). The only seam: the
+minibatch order ``loss`` draws (``tm.mtt_schedule``, checked against MTT's chunking by
+`test_mtt_schedule_has_the_authors_structure`) returns the order the authors drew.
+
 Tolerances (float32, 4 unrolled steps differentiated to second order): loss rtol 1e-5;
 d/d syn_lr rtol 1e-4; d/d images rtol 1e-4 + atol 1e-4 * max|g|.  Measured (both conv
 implementations): loss 1.2e-7 relative, d/d syn_lr <= 2.1e-7 relative, d/d images
@@ -23,6 +31,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import importlib.util
+import os
+import types
+
+from jaxdd import objective as objective_lib
 from jaxdd.models import from_torch_flat, get_model, to_torch_flat
 from jaxdd.objective import tm
 from parity.common import load_fixture
@@ -114,3 +127,64 @@ def test_mtt_schedule_has_the_authors_structure():
     # divisible case: no mask, full chunks
     idx2, w2 = tm.mtt_schedule(key, 8, 5, 4)
     assert w2 is None and idx2.shape == (5, 4)
+
+
+def _published_tm_config():
+    """configs/tm_pixel.py's MTT CIFAR-10 IPC 10 row, resized to the fixture: syn_steps 4,
+    batch_syn 4, one expert epoch from start epoch 0, DSA off (the fixture's args.dsa
+    False), one device. remat, microbatch and gamma stay the config's."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.util.spec_from_file_location("_tm_tm_pixel",
+                                                  os.path.join(root, "configs", "tm_pixel.py"))
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    cfg = mod.get_config("cifar10,ipc=10")
+    o = cfg.objective
+    o.syn_steps, o.batch_syn = int(FIX["syn_steps"]), int(FIX["batch_syn"])
+    o.expert_epochs, o.max_start_epoch = 1, 1
+    cfg.dsa_strategy = "none"
+    cfg.mesh.data = 1
+    return cfg
+
+
+def test_production_objective_matches_authors(monkeypatch):
+    """objective.loss as the loop builds and differentiates it == the authors' iteration."""
+    model, x, start, target, chunks = _setup()
+    idx, w = tm.schedule_from_chunks(chunks, int(FIX["batch_syn"]))
+    drawn = []
+
+    def authors_order(key, n, syn_steps, batch_syn):
+        drawn.append((int(n), int(syn_steps), int(batch_syn)))
+        return jnp.asarray(idx), jnp.asarray(w)
+
+    monkeypatch.setattr(tm, "mtt_schedule", authors_order)
+    cfg = _published_tm_config()
+    assert cfg.objective.name == "tm" and float(cfg.objective.get("gamma", 0.0)) == 0.0
+    labels = np.asarray(FIX["labels"])
+    trajs = jax.tree.map(lambda a, b: np.stack([np.asarray(a), np.asarray(b)])[None],
+                         start, target)  # (experts 1, epochs 2, ...)
+    setup = objective_lib.Setup(
+        cfg=cfg, model=model, apply_fn=lambda p, v: model.apply({"params": p}, v, train=True),
+        train_ds=types.SimpleNamespace(images=x, labels=labels, num_classes=10,
+                                       image_shape=x.shape[1:]),
+        trajectories=trajs, progress=False, syn_labels=labels, mesh=None)
+    obj = objective_lib.get_builder(cfg.objective.name)(setup)
+    assert obj.learn_lr and obj.feed is not None
+
+    k_ctx, k_loss = jax.random.split(jax.random.PRNGKey(7))
+    data = {**obj.data, **obj.feed(k_ctx)}  # host-drawn (start, target): expert 0, epoch 0
+    ctx = obj.sample_ctx(k_ctx, jnp.float32(FIX["syn_lr"]), data, ())
+    jax.tree.map(np.testing.assert_array_equal, ctx.start, start)
+    jax.tree.map(np.testing.assert_array_equal, ctx.target, target)
+
+    def objective_value(images, syn_lr):  # jaxdd.distill.make_step's objective_value
+        return obj.loss(k_loss, images, jnp.asarray(labels), ctx._replace(syn_lr=syn_lr))
+
+    grad_fn = jax.jit(jax.value_and_grad(objective_value, argnums=(0, 1)),
+                      compiler_options=FAST_COMPILE)
+    val, (gx, gl) = grad_fn(jnp.asarray(x), jnp.float32(FIX["syn_lr"]))
+    assert drawn == [(len(x), int(FIX["syn_steps"]), int(FIX["batch_syn"]))], drawn
+    np.testing.assert_allclose(val, FIX["loss"], rtol=1e-5)
+    np.testing.assert_allclose(gl, FIX["grad_syn_lr"], rtol=1e-4)
+    want = np.transpose(FIX["grad_images"], (0, 2, 3, 1))
+    np.testing.assert_allclose(gx, want, rtol=1e-4, atol=1e-4 * float(np.abs(want).max()))
