@@ -65,7 +65,7 @@ def release_host_memory() -> bool:
     size and the step's own buffers come on top. Measured on the MTT pixel step of the
     authors comparison (28x28x1, ConvNetD3, 20 student steps, 2-core CPU, issue 17):
     after compiling, RSS 661 MiB; after this call 380 MiB; running the step then peaks at
-    532 instead of 813 MiB. `jaxdd.distill.Step` compiles its outer step through
+    532 instead of 813 MiB. `jaxdd.outer_step.Step` compiles its outer step through
     :func:`compile_released` (:class:`CompileAhead`).
     """
     global _LIBC

@@ -21,6 +21,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from absl import app, flags, logging  # noqa: E402
+from jaxdd import assemble
 from ml_collections import config_flags  # noqa: E402
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/cfm_pixel.py", "CFM config file")
@@ -52,7 +53,7 @@ def main(argv):
     progress = not _NO_PROGRESS.value
     print(f"[cfm] workdir: {workdir}")
     if _MODE.value == "squeeze":
-        train, test = distill.load_data(cfg)
+        train, test = assemble.data(cfg)
         t = cfm.prepare_teacher(cfg.objective, train, test,
                                 cfg.objective.squeeze.get("dir", "") or workdir,
                                 progress=progress)

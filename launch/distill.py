@@ -20,6 +20,7 @@ import sys
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+from jaxdd import guards
 from jaxdd.config import apply_model_overrides, pop_model_override_flags
 
 _CONFIG = config_flags.DEFINE_config_file("config", "configs/tm_pixel.py",
@@ -53,7 +54,7 @@ def main(argv):
     print(f"[jaxdd] workdir: {workdir}")
     try:
         distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
-    except (ConfigError, WorkdirError, distill.NonFiniteError,
+    except (ConfigError, WorkdirError, guards.NonFiniteError,
             experts.ExpertMismatchError, experts.MissingExpertsError) as e:
         raise SystemExit(f"[jaxdd] {type(e).__name__}: {e}") from None
     print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")

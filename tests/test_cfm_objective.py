@@ -9,6 +9,7 @@ import ml_collections
 import numpy as np
 import pytest
 
+from jaxdd import outer_step
 from jaxdd import cfm
 from jaxdd.losses import cross_entropy
 from jaxdd.models import get_model
@@ -161,10 +162,9 @@ def test_build_schedules_batches_beta_and_emu(teacher):
 
 
 def test_recover_steps_of_the_loop_reduce_the_loss(teacher):
-    """The generic loop's jitted step (jaxdd.distill.make_step) with the CFM objective and a
+    """The generic loop's jitted step (jaxdd.outer_step.make_step) with the CFM objective and a
     per-instance Adam: 30 recover iterations of one class-batch lower the recover loss
     (identity augmentation, so the loss is that of the iterate itself)."""
-    from jaxdd import distill
     from jaxdd.param import pixel
 
     cfg = _run_cfg(30, rrc_scale=(1.0, 1.0), rrc_ratio=(1.0, 1.0), flip=False, jitter=0)
@@ -176,7 +176,7 @@ def test_recover_steps_of_the_loop_reduce_the_loss(teacher):
     pcfg = ml_collections.ConfigDict(dict(ipc=1, init="first"))
     params, aux = pixel.init(jax.random.key(0), list(x0), pcfg)
     o = _build(teacher, cfg, aux["labels"])
-    step, init_state = distill.make_step(pixel, aux, o, cfg)
+    step, init_state = outer_step.make_step(pixel, aux, o, cfg)
     state = init_state(jax.random.key(1), params, 0.0)
     losses = []
     for _ in range(30):

@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxdd import assemble
 from jaxdd import cfm, distill, io
 from jaxdd import config as C
 from jaxdd.bench import spectral
@@ -70,7 +71,7 @@ def test_resume_loads_the_stages(run_dir, capsys):
     # a cached teacher made with another squeeze config is refused, naming the file
     other = C.cfm_config("pixel", TINY + ",objective.squeeze.lr=0.05")
     with pytest.raises(ValueError, match="teacher.msgpack"):
-        cfm.prepare_teacher(other.objective, *distill.load_data(other), wd, progress=False)
+        cfm.prepare_teacher(other.objective, *assemble.data(other), wd, progress=False)
 
 
 def test_spectral_report_and_launcher(run_dir, tmp_path):

@@ -8,6 +8,9 @@ import numpy as np
 import optax
 import pytest
 
+from jaxdd import outer_step
+from jaxdd import io
+from jaxdd import guards
 from jaxdd import config as C
 from jaxdd import distill
 from jaxdd.objective import Objective
@@ -52,7 +55,7 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, npz_path, buffer_dir):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     assert float(full.state.syn_lr) == float(resumed.state.syn_lr)
     # the final artifact decodes without the training state
-    images, labels, lr = distill.decode_synthetic(os.path.join(tmp_path, "full",
+    images, labels, lr = io.decode_synthetic(os.path.join(tmp_path, "full",
                                                                "synthetic.msgpack"))
     np.testing.assert_allclose(images, full.decode_all())
     assert list(labels) == [0, 1, 2] and lr == pytest.approx(float(full.state.syn_lr))
@@ -76,7 +79,7 @@ def test_nan_stops_with_quantity_and_keeps_last_good_checkpoint(tmp_path, npz_pa
 
     run = distill.Run(cfg, str(tmp_path / "nan"), progress=False,
                       build_objective=nan_after_two)
-    with pytest.raises(distill.NonFiniteError, match="objective loss"):
+    with pytest.raises(guards.NonFiniteError, match="objective loss"):
         run.train()
     assert run.ckpt.latest_step() == 2  # the last good state is on disk
     assert int(run.state.step) == 2
@@ -94,8 +97,8 @@ def test_config_mismatch_in_workdir(tmp_path, npz_path, buffer_dir):
 def test_serialization_round_trip(tmp_path):
     tree = {"a": np.arange(3.0), "l": [np.ones(2), {"x": 1}], "t": (3, 4), "s": "pixel"}
     p = str(tmp_path / "t.msgpack")
-    distill.save_tree(p, tree)
-    back = distill.load_tree(p)
+    io.save_tree(p, tree)
+    back = io.load_tree(p)
     np.testing.assert_array_equal(back["a"], tree["a"])
     assert isinstance(back["l"], list) and back["t"] == (3, 4) and back["s"] == "pixel"
 
@@ -109,12 +112,12 @@ def _adam_cfg(lr=0.05, **kw):
 
 def test_syn_optimizer_is_per_instance_for_ddif_only():
     from jaxdd.param import ddif
-    assert isinstance(distill.make_syn_optimizer(_adam_cfg(), ddif), distill.PerInstance)
-    assert not isinstance(distill.make_syn_optimizer(_adam_cfg(), pixel), distill.PerInstance)
-    assert not isinstance(distill.make_syn_optimizer(_adam_cfg(per_instance=False), ddif),
-                          distill.PerInstance)
-    assert isinstance(distill.make_syn_optimizer(_adam_cfg(per_instance=True), pixel),
-                      distill.PerInstance)
+    assert isinstance(outer_step.make_syn_optimizer(_adam_cfg(), ddif), outer_step.PerInstance)
+    assert not isinstance(outer_step.make_syn_optimizer(_adam_cfg(), pixel), outer_step.PerInstance)
+    assert not isinstance(outer_step.make_syn_optimizer(_adam_cfg(per_instance=False), ddif),
+                          outer_step.PerInstance)
+    assert isinstance(outer_step.make_syn_optimizer(_adam_cfg(per_instance=True), pixel),
+                      outer_step.PerInstance)
 
 
 def test_masked_update_freezes_undecoded_fields_and_their_moments():
@@ -127,13 +130,13 @@ def test_masked_update_freezes_undecoded_fields_and_their_moments():
               "b": jnp.asarray(rng.normal(size=(K, 2)), jnp.float32)}
     grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(size=p.shape), jnp.float32), params)
              for _ in range(3)]
-    tx = distill.make_syn_optimizer(_adam_cfg(), type("pm", (), {"INSTANCE_PARAMETERS": True}))
+    tx = outer_step.make_syn_optimizer(_adam_cfg(), type("pm", (), {"INSTANCE_PARAMETERS": True}))
     state = tx.init(params)
-    upd = jax.jit(lambda g, s, p, m: distill.apply_syn_update(tx, g, s, p, m))
+    upd = jax.jit(lambda g, s, p, m: outer_step.apply_syn_update(tx, g, s, p, m))
     p = params
     for g in grads[:2]:  # two full steps: non-zero moments everywhere
         p, state = upd(g, state, p, None)
-    mask = distill.instance_mask(jnp.array([3, 1]), K)
+    mask = outer_step.instance_mask(jnp.array([3, 1]), K)
     p3, state3 = upd(grads[2], state, p, mask)
     keep, moved = np.array([0, 2, 4]), np.array([1, 3])
     for new, old in zip(jax.tree.leaves((p3, state3)), jax.tree.leaves((p, state))):

@@ -16,7 +16,7 @@ image j of class c on process j % 2): its rows are exactly that shard of the one
 split, the two shards are disjoint and cover it; the initial synthetic set (pixel 'real'
 init: real images fetched from their owners), the DM real batch drawn from the split real
 data (`dm.real_data`, each process placing only its rows), the random-real baseline and the
-flat split of NSD's real-guided term (`distill.real_guided_train`) equal the one-process
+flat split of NSD's real-guided term (`assemble.real_guided_train`) equal the one-process
 ones.
 """
 import json
@@ -26,6 +26,7 @@ import subprocess
 import sys
 
 import numpy as np
+from jaxdd import assemble
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -61,10 +62,9 @@ def _shard_checks(run):
     # NSD's real-guided term: the flat split, every row at its global position
     import ml_collections
 
-    from jaxdd import distill
     cfg = ml_collections.ConfigDict(run.cfg.to_dict())
     cfg.objective.gamma = 0.1
-    flat = distill.real_guided_train(cfg, ds, data["real"].sharding.mesh)
+    flat = assemble.real_guided_train(cfg, ds, data["real"].sharding.mesh)
     return dict(rows=ds.shard.rows, local_images=ds.images, local_labels=ds.labels,
                 dm_images=sharding.to_host(imgs), dm_mask=sharding.to_host(mask),
                 random_real=xr, real_rms=run.real_rms,

@@ -4,7 +4,7 @@ Tiny shapes: digits at 8x8 (10 images per class), ConvNetD1W4 student, a random 
 teacher (CFM: its real statistics on the subset), fake expert trajectories (TM: random
 parameters of the student, a few snapshots), IPC 1, no evaluation. Each pair builds its
 objective from a `Setup` as the loop does (`jaxdd.objective.get_builder`), takes two jitted
-`jaxdd.distill.make_step` iterations and asserts a finite loss and moved synthetic params.
+`jaxdd.outer_step.make_step` iterations and asserts a finite loss and moved synthetic params.
 The expensive pieces (dataset, teacher, trajectories) are module-scoped fixtures.
 """
 import dataclasses
@@ -15,7 +15,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxdd import cfm, distill
+from jaxdd import outer_step
+from jaxdd import cfm
 from jaxdd import config as C
 from jaxdd import objective as objective_lib
 from jaxdd import param as param_lib
@@ -122,7 +123,7 @@ def test_pair_runs_two_iterations(param, objective, data, student, request):
                   trajectories=trajectories, progress=False, teacher=teacher,
                   syn_labels=np.asarray(aux["labels"]))
     obj = objective_lib.get_builder(objective)(setup)
-    step, init_state = distill.make_step(pm, aux, obj, cfg)
+    step, init_state = outer_step.make_step(pm, aux, obj, cfg)
     state = init_state(jax.random.PRNGKey(4), params, cfg.opt.lr.init)
     p0 = state.syn_params
     for _ in range(2):

@@ -29,7 +29,7 @@ import optax
 import pytest
 from parity.common import load_fixture
 
-from jaxdd import distill
+from jaxdd import outer_step
 from jaxdd.param import ddif, siren
 
 
@@ -189,7 +189,7 @@ def _run_steps(fx, aux, tx, masked):
 
         loss, g = jax.value_and_grad(loss_fn)(params)
         mask = sel > 0 if masked else None
-        params, state = distill.apply_syn_update(tx, g, state, params, mask)
+        params, state = outer_step.apply_syn_update(tx, g, state, params, mask)
         return loss, params, state
 
     out = []
@@ -201,9 +201,9 @@ def _run_steps(fx, aux, tx, masked):
 
 def test_masked_adam_matches_torch_adam(fx, rgb_aux):
     lr_nf = float(fx["rgb_hparams"][0])
-    tx = distill.make_syn_optimizer(
+    tx = outer_step.make_syn_optimizer(
         ml_collections.ConfigDict(dict(name="adam", lr=lr_nf)), ddif)
-    assert isinstance(tx, distill.PerInstance)   # DDiF: per-field state by default
+    assert isinstance(tx, outer_step.PerInstance)   # DDiF: per-field state by default
     out, state = _run_steps(fx, rgb_aux, tx, masked=True)
     for s, (loss, params) in enumerate(out):
         assert loss == pytest.approx(float(fx["rgb_losses"][s]), rel=1e-5)

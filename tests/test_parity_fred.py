@@ -6,7 +6,7 @@ ImageNet-abcde/). Cases rgb8 (3x8x8, k 8), gray8 (1x8x8, k 16), gray28 (1x28x28,
 
 Checked, per case: the forward DCT (norm 'none'), the per-class EVR values and masks, the
 init (the same selected real images), the masked decode, and (8x8 cases) two SGD-momentum
-steps of the coefficients through jaxdd's own synthetic optimizer (distill.make_syn_optimizer)
+steps of the coefficients through jaxdd's own synthetic optimizer (outer_step.make_syn_optimizer)
 with the authors' lr_freq. Also shown explicitly: the orthonormal DCT with one scalar lr is
 NOT the authors' update on the DC row/column (2x, (0,0) 4x), and its EVR masks drop DC
 row/column positions the authors keep.
@@ -27,7 +27,7 @@ import pytest
 
 from parity.common import load_fixture
 
-from jaxdd import distill
+from jaxdd import outer_step
 from jaxdd.param import fred
 from jaxdd.param import transforms as T
 
@@ -129,7 +129,7 @@ def test_init_and_masked_decode_match(case):
 
 def _syn_tx(lr, mom):
     ocfg = ml_collections.ConfigDict(dict(name="sgd", lr=float(lr), momentum=float(mom)))
-    return distill.make_syn_optimizer(ocfg, fred)
+    return outer_step.make_syn_optimizer(ocfg, fred)
 
 
 @pytest.mark.parametrize("case", SGD_CASES)
@@ -143,7 +143,7 @@ def test_two_sgd_steps_match_with_the_authors_lr(case):
     grad = jax.jit(jax.grad(loss))
     for step, ref in ((1, "freq1"), (2, "freq2")):
         g = grad(params)
-        params, state = distill.apply_syn_update(tx, g, state, params)
+        params, state = outer_step.apply_syn_update(tx, g, state, params)
         _close(params["coef"], m * _nhwc(_get(case, ref)))
         # positions off the mask: zero gradient -> jaxdd's stay 0, the authors' stay at init
         theirs = _nhwc(_get(case, ref))

@@ -4,7 +4,7 @@ One subprocess (XLA_FLAGS=--xla_force_host_platform_device_count=8, so the rest 
 suite keeps its single device) runs every check and prints one JSON line:
 
 * TM, DM and DC with pixel, FreD, DDiF and NSD (`PAIRS`; NSD with TM's real-guided term):
-  one outer step (`distill.make_step`) with the mesh over 8 devices (instances split along
+  one outer step (`outer_step.make_step`) with the mesh over 8 devices (instances split along
   their axis, the student minibatch / the real batches / DC's inner-network minibatch /
   the real-guided term's real split data-parallel) against the same step without a mesh: the loss and the updated
   synthetic parameters agree to float tolerance. Why a tolerance: the sharded step sums
@@ -30,6 +30,8 @@ import subprocess
 import sys
 import time
 
+from jaxdd import outer_step
+from jaxdd import assemble
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -40,7 +42,7 @@ OBJECTIVES = ("tm", "dm", "dc")
 # three objectives (the full 3 x 3 matrix of pixel/FreD/DDiF passed too, see the issue-15
 # report; a subset keeps the subprocess near a minute and a half of CPU). NSD runs with TM
 # and its real-guided term (gamma > 0: the flat real split placed over the devices,
-# `distill.real_guided_train`); DC's inner network minibatch is data-parallel too. TM x FreD
+# `assemble.real_guided_train`); DC's inner network minibatch is data-parallel too. TM x FreD
 # (passed) is left out for time: FreD's sharded part (its coefficient instances) is the
 # same under DC. CFM: `_cfm_run` (8 classes, so its class-batch splits).
 PAIRS = (("tm", "pixel"), ("tm", "ddif"), ("tm", "nsd"), ("dm", "pixel"), ("dm", "ddif"),
@@ -109,7 +111,6 @@ def _one_run(param, objective, mesh, ds, model, trajs, steps=1):
     import jax
     import numpy as np
 
-    from jaxdd import distill
     from jaxdd import objective as objective_lib
     from jaxdd import param as param_lib
     from jaxdd.objective import Setup
@@ -119,12 +120,12 @@ def _one_run(param, objective, mesh, ds, model, trajs, steps=1):
     by_class = [ds.images[ds.labels == c] for c in range(NC)]
     params, aux = pm.init(jax.random.PRNGKey(3), by_class, cfg.param)
     apply_fn = lambda p, x: model.apply({"params": p}, x, train=True)  # noqa: E731
-    train_ds = distill.real_guided_train(cfg, ds, mesh)
+    train_ds = assemble.real_guided_train(cfg, ds, mesh)
     setup = Setup(cfg=cfg, model=model, apply_fn=apply_fn, train_ds=train_ds, test_ds=None,
                   trajectories=trajs if objective == "tm" else None, progress=False,
                   syn_labels=np.asarray(aux["labels"]), mesh=mesh)
     obj = objective_lib.get_builder(objective)(setup)
-    step, init_state = distill.make_step(pm, aux, obj, cfg, mesh=mesh)
+    step, init_state = outer_step.make_step(pm, aux, obj, cfg, mesh=mesh)
     state = init_state(jax.random.PRNGKey(4), params, cfg.opt.lr.init)
     losses = []
     for _ in range(steps):
@@ -153,7 +154,6 @@ def _cfm_run(mesh):
     import ml_collections
     import numpy as np
 
-    from jaxdd import distill
     from jaxdd.models import get_model
     from jaxdd.objective import Setup
     from jaxdd.objective import cfm as ocfm
@@ -181,7 +181,7 @@ def _cfm_run(mesh):
                          teacher={"model": model, "variables": v,
                                   "stats": {"psi": psi, "phi": phi}},
                          syn_labels=aux["labels"], mesh=mesh))
-    step, init_state = distill.make_step(pixel, aux, o, cfg, mesh=mesh)
+    step, init_state = outer_step.make_step(pixel, aux, o, cfg, mesh=mesh)
     state = init_state(jax.random.PRNGKey(3), params, 0.0)
     state, m = step(state, o.data)
     split = not state.syn_params["images"].sharding.is_fully_replicated

@@ -4,13 +4,13 @@ The question: does the memory a TM run holds on its devices grow with the expert
 Before issue 15 the loop copied every loaded trajectory to the device
 (experts x (max_start_epoch + expert_epochs + 1) snapshots: 5.5 GB at CIFAR-10 IPC 50 with
 100 experts); now the trajectories stay on the host and each iteration brings only its
-start and target snapshots (`jaxdd.objective.tm`, host feeding in `jaxdd.distill.Step`).
+start and target snapshots (`jaxdd.objective.tm`, host feeding in `jaxdd.outer_step.Step`).
 
 Method: the published CIFAR-10 IPC 50 shapes (pixel, 500 images 32x32x3, ConvNetD3, MTT's
 max_start_epoch 40 / expert_epochs 2, so 43 snapshots per expert are loaded) with random
 data; the trajectories are a zero-stride numpy view (experts x 43 snapshots of one random
 parameter set: no host memory, same shapes). For each expert count the real loop objects
-are built (`tm.make_objective`, `distill.make_step`) and `steps` outer iterations run;
+are built (`tm.make_objective`, `outer_step.make_step`) and `steps` outer iterations run;
 ``live_bytes`` is the sum of the bytes of every live JAX array (``jax.live_arrays()``,
 all shards) sampled after building and after every iteration (the prefetched next
 snapshots included), minus what was live before; ``peak_live`` is its maximum. XLA's
@@ -34,6 +34,7 @@ import os
 import platform
 import time
 
+from jaxdd import outer_step
 import numpy as np
 
 
@@ -69,7 +70,7 @@ def measure(num_experts: int, *, ipc: int = 50, side: int = 32, channels: int = 
     import jax.numpy as jnp
     import ml_collections
 
-    from jaxdd import distill, sharding
+    from jaxdd import sharding
     from jaxdd.models import get_model
     from jaxdd.objective import tm
     from jaxdd.param import pixel
@@ -95,7 +96,7 @@ def measure(num_experts: int, *, ipc: int = 50, side: int = 32, channels: int = 
         "decode_subset": 0,
         "opt": {"syn": {"name": "sgd", "lr": 100.0, "momentum": 0.5},
                 "lr": {"lr": 1e-5, "momentum": 0.5, "min_syn_lr": None}}})
-    step, init_state = distill.make_step(pixel, aux, obj, cfg)
+    step, init_state = outer_step.make_step(pixel, aux, obj, cfg)
     state = init_state(jax.random.PRNGKey(2), params, 0.01)
     del params
     samples = [_live() - base]

@@ -12,6 +12,8 @@ Each objective module exposes
   * optionally `needs_teacher(objective_cfg) -> bool`: the objective reads a trained
     teacher and the real statistics through it (CFM); the loop prepares them
     (`jaxdd.cfm.prepare_teacher`: squeeze + statistics, cached) into `setup.teacher`.
+  * optionally `evaluation_protocol(objective_cfg) -> str`: how its sets are scored
+    (`jaxdd.evaluators`; default 'hard_label'; CFM: 'soft_label', the teacher relabels).
 """
 from __future__ import annotations
 
@@ -129,3 +131,11 @@ def needs_teacher(name: str, objective_cfg) -> bool:
     """Whether the loop must prepare `Setup.teacher` (a trained teacher + real statistics)."""
     fn = getattr(get_module(name), "needs_teacher", None)
     return False if fn is None else bool(fn(objective_cfg))
+
+
+def evaluation_protocol(name: str, objective_cfg) -> str:
+    """The evaluation protocol a set made by this objective is scored with
+    (`jaxdd.evaluators.PROTOCOLS`): the module's `evaluation_protocol(cfg)`, else
+    'hard_label' (the standard protocol)."""
+    fn = getattr(get_module(name), "evaluation_protocol", None)
+    return "hard_label" if fn is None else str(fn(objective_cfg))

@@ -323,6 +323,12 @@ def needs_teacher(objective_cfg) -> bool:
     return True
 
 
+def evaluation_protocol(objective_cfg) -> str:
+    """CFM sets are scored by relabelling: students on the teacher's soft labels."""
+    del objective_cfg
+    return "soft_label"
+
+
 def aug_kwargs(o):
     return dict(scale=tuple(o.rrc_scale), ratio=tuple(o.rrc_ratio), flip=bool(o.flip),
                 jitter=int(o.jitter), per_sample=bool(o.per_sample_aug))

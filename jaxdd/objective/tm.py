@@ -376,7 +376,7 @@ def build(setup) -> "Objective":
     the expert trajectories, loaded or built by the loop)."""
     if setup.trajectories is None:
         raise ValueError("TM needs expert trajectories: the loop loads them into "
-                         "Setup.trajectories (jaxdd.distill.load_or_build_trajectories)")
+                         "Setup.trajectories (jaxdd.assemble.load_or_build_trajectories)")
     o = setup.cfg.objective
     real = float(o.get("gamma", 0.0)) > 0
     return make_objective(setup.apply_fn, setup.trajectories, o,

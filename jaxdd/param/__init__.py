@@ -1,11 +1,13 @@
 """Parameterizations: how a synthetic set is stored under a budget and decoded to images.
 
-Each parameterization is a module of pure functions (see DESIGN.md):
+Each parameterization is a module of pure functions (docs/design.md):
 
     default_config() -> ConfigDict
     init(key, real_images_by_class, cfg) -> (params, aux)
     decode(params, aux, *, indices=None, resolution=None) -> images (N, H, W, C)
     budget(params, aux) -> int
+    template(key, real_images_by_class, cfg) -> params   (optional: the structure and
+        shapes of init's params, cheaply, for restoring a checkpoint; default: init)
 
 `get(name)` returns the module. Parameterizations never import `jaxdd.objective`.
 """
@@ -33,3 +35,13 @@ def get(name: str):
     if key not in _NAMES:
         raise ValueError(f"Unknown parameterization {name!r}; available: {available()}")
     return importlib.import_module(_NAMES[key])
+
+
+def template(pm, key, real_images_by_class, cfg):
+    """Params with the structure and shapes `pm.init` gives (what a checkpoint restores
+    into): the module's own `template` when it has one (it skips expensive init work such
+    as DDiF's warm-up), else `init`'s params."""
+    fn = getattr(pm, "template", None)
+    if fn is not None:
+        return fn(key, real_images_by_class, cfg)
+    return pm.init(key, real_images_by_class, cfg)[0]

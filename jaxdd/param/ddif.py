@@ -25,7 +25,7 @@ decoded in an iteration (TM: ``randperm(K)[:syn_steps * batch_syn]``, TM/main_TM
 DM / DC: ``batch_syn`` fields per class) gets ``grad None`` (torch >= 2.0 ``zero_grad``
 sets grads to None) and Adam skips it: no move, no moment decay, no step. jaxdd matches
 this: ``INSTANCE_PARAMETERS = True`` below makes ``jaxdd.distill`` keep one optimizer
-state per field and update only the decoded fields (``distill.per_instance``).
+state per field and update only the decoded fields (``jaxdd.outer_step.per_instance``).
 
 Decode (SynSet/DDiF.py:139-160, 207-212): coordinates ``torch.ones(H, W).nonzero()``
 (row-major, first coordinate = row) divided by (H - 1), times 2, minus 1; output reshaped
@@ -404,3 +404,11 @@ def init(key, real_images_by_class, cfg):
                                 batch=int(cfg.get("warmup_batch", 0) or 0))
         aux["warmup_final_mse"] = float(losses[-1])
     return params, aux
+
+
+def template(key, real_images_by_class, cfg):
+    """The params `init` gives, without the warm-up (structure and shapes only matter: a
+    checkpoint is restored into them)."""
+    c = ml_collections.ConfigDict(cfg.to_dict()) if hasattr(cfg, "to_dict") else cfg
+    c.warmup_steps = 0
+    return init(key, real_images_by_class, c)[0]
