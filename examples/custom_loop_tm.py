@@ -113,7 +113,7 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"losses": losses, "syn_lr": syn_lr,
-                       "num_images": int(len(labels))}, f)
+                       "num_images": len(labels)}, f)
     return losses
 
 

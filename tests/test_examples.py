@@ -1,6 +1,7 @@
 """The scripts in examples/ run as a reader would run them (subprocesses, from the repository
 root) and do what their docstrings say: the custom TM loop lowers its loss, the decode
 example writes grids of the requested resolution."""
+import itertools
 import json
 import math
 import os
@@ -50,7 +51,7 @@ def test_custom_loop_tm_lowers_the_loss(runs):
     out, done = runs
     stdout = _ok(done["tm"])
     printed = [(int(m.group(1)), float(m.group(2)))
-               for m in re.finditer(r"^step (\d+) loss (\S+)$", stdout, re.M)]
+               for m in re.finditer(r"^step (\d+) loss (\S+)$", stdout, re.MULTILINE)]
     assert [i for i, _ in printed] == list(range(TM_STEPS)), stdout
     losses = [v for _, v in printed]
     with open(out / "tm.json") as f:
@@ -59,7 +60,7 @@ def test_custom_loop_tm_lowers_the_loss(runs):
     assert all(math.isfinite(v) and v > 0 for v in losses), losses
     # the default setting has one expert, one start epoch and full-batch student steps: the
     # loss is a deterministic function of the set, and Adam's small steps lower it each step
-    assert all(b < a for a, b in zip(losses, losses[1:])), losses
+    assert all(b < a for a, b in itertools.pairwise(losses)), losses
     assert losses[-1] < 0.97 * losses[0], losses
     assert saved["num_images"] == 40          # FreD k=16 on 8x8: 4 images x 10 classes
     assert saved["syn_lr"] > 0 and saved["syn_lr"] != pytest.approx(0.01, rel=1e-4)  # learned
