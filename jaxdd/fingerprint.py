@@ -169,10 +169,12 @@ _SHA_CACHE: dict = {}
 
 def file_sha256(path) -> str:
     """sha256 (hex) of a file's bytes, read in 1 MiB chunks; cached per (absolute path,
-    size, mtime) for the life of the process (a rewritten file is hashed again)."""
+    size, mtime, inode, ctime) for the life of the process: a rewritten or replaced file
+    is hashed again (unless rewritten with the same size within the filesystem's timestamp
+    resolution of the previous hash)."""
     path = os.path.abspath(os.fspath(path))
     st = os.stat(path)
-    key = (path, st.st_size, st.st_mtime_ns)
+    key = (path, st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     if key not in _SHA_CACHE:
         h = hashlib.sha256()
         with open(path, "rb") as f:

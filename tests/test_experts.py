@@ -389,3 +389,134 @@ def test_lanes_make_an_expert_independent_of_its_group(data, model):
     alone, _, _ = experts._train(keys[2:], model, data[0], None, lanes=3, **kw)
     for a, b in zip(_leaves(group), _leaves(alone)):
         np.testing.assert_array_equal(a[2], b[0])
+
+
+# ----------------------------------------------------------------------------- data identity
+
+
+def _npz_cfg(path):
+    c = _buffer_cfg(num_experts=1, epochs=1, dsa_strategy="none")
+    c.dataset.name = str(path)
+    return c
+
+
+def _other_pixels(path):
+    """Rewrite an npz in place with other pixels (same shapes and file size, later mtime)."""
+    with np.load(path) as z:
+        arrays = dict(z)
+    arrays["images"] = 1.0 - arrays["images"]
+    st = os.stat(path)
+    np.savez(path, **arrays)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+
+
+def test_npz_experts_are_identified_by_content(tmp_path, monkeypatch):
+    """Issue 27: an npz dataset is its bytes, not its path. A moved file keeps its experts
+    (nothing retrained, same trajectories); other pixels under the same path are refused
+    by loading and by building, naming the file and both hashes."""
+    from tinyrun import write_npz
+
+    from jaxdd import fingerprint
+
+    os.makedirs(tmp_path / "a")
+    p = write_npz(tmp_path / "a" / "tiny.npz")
+    buf = str(tmp_path / "buf")
+    metas = experts.build_buffer(buf, _npz_cfg(p), progress=False)  # data: assemble.data
+    sha = fingerprint.file_sha256(p)
+    assert metas[0]["dataset"]["sha256"] == sha and metas[0]["dataset"]["name"] == p
+    assert experts.expected_metadata(_npz_cfg(p))["dataset"]["sha256"] == sha
+    ref, _ = experts.load_trajectories(buf, expected=experts.expected_metadata(_npz_cfg(p)),
+                                       num_experts=1)
+
+    calls = []
+    real_train = experts.build._train
+    monkeypatch.setattr(experts.build, "_train",
+                        lambda keys, *a, **kw: calls.append(1) or real_train(keys, *a, **kw))
+    os.makedirs(tmp_path / "b")
+    q = str(tmp_path / "b" / "renamed.npz")
+    shutil.move(p, q)
+    experts.build_buffer(buf, _npz_cfg(q), progress=False)
+    assert calls == []  # the same data: every expert reused
+    got, _ = experts.load_trajectories(buf, expected=experts.expected_metadata(_npz_cfg(q)),
+                                       num_experts=1)
+    _assert_tree_equal(got, ref)
+
+    shutil.copy(q, p)
+    _other_pixels(p)
+    now = fingerprint.file_sha256(p)
+    assert now != sha
+    for attempt in (lambda: experts.load_trajectories(
+                        buf, expected=experts.expected_metadata(_npz_cfg(p)), num_experts=1,
+                        build_hint=experts.build_command(_npz_cfg(p), buf)),
+                    lambda: experts.build_buffer(buf, _npz_cfg(p), progress=False)):
+        with pytest.raises(experts.ExpertMismatchError) as err:
+            attempt()
+        msg = str(err.value)
+        assert f"dataset.sha256: stored {sha!r}, expected {now!r}" in msg
+        assert f"The data file {p} is not the data the experts in {buf}" in msg
+        assert "Put the original file back" in msg and "launch/buffer.py" in msg
+        assert "dataset.name:" not in msg  # same path: only the content differs
+    assert calls == []
+
+
+def test_experts_without_a_hash_compare_the_path(tmp_path):
+    """A buffer written before hashes were recorded still loads from the same path (and
+    is refused from another one, as before)."""
+    from tinyrun import write_npz
+
+    p = write_npz(tmp_path / "tiny.npz")
+    meta = {"expert": 0, "dataset": {"name": p, "resolution": None, "zca": False,
+                                     "preprocessing": "standardize-train-stats"},
+            "model": {"name": MODEL, "overrides": {}}, "lr_teacher": 0.01, "batch_size": BS,
+            "dsa_strategy": "none"}
+    experts.save_expert(experts.expert_dir(tmp_path / "buf", 0),
+                        {"w": np.zeros((2, 3), np.float32)}, meta)
+    experts.load_trajectories(tmp_path / "buf", expected=experts.expected_metadata(_npz_cfg(p)),
+                              num_experts=1)
+    q = str(tmp_path / "moved.npz")
+    shutil.copy(p, q)
+    with pytest.raises(experts.ExpertMismatchError,
+                       match=f"dataset.name: stored {p!r}, expected {q!r}"):
+        experts.load_trajectories(tmp_path / "buf",
+                                  expected=experts.expected_metadata(_npz_cfg(q)), num_experts=1)
+
+
+# ----------------------------------------------------------------------------- the package
+
+
+def test_build_command_rebuilds_the_same_buffer():
+    """The hint spells the buffer config's own fields: the config it names is the buffer
+    asked for (here an edited variant and the buffer of a distillation config)."""
+    from jaxdd import config as C
+    from tinyrun import tiny_config
+
+    for cfg in (C.buffer_config("cifar10,num_experts=5,epochs=3,model.overrides.width=64"),
+                C.buffer_for(tiny_config("/data/x.npz", "/tmp/b"))):
+        cmd = experts.build_command(cfg)
+        arg = cmd.split("--config=configs/buffer.py:", 1)[1].split(" --buffer_dir=")[0]
+        again = C.buffer_config(arg)
+        assert experts.expected_metadata(again, strict=True) == experts.expected_metadata(
+            cfg, strict=True)
+        assert (again.num_experts, again.experts_per_group) == (cfg.num_experts,
+                                                               cfg.experts_per_group)
+    assert cmd.endswith(" --buffer_dir=/tmp/b")
+    assert experts.hints.VARIANTS == C.BUFFER_VARIANTS
+
+
+def test_experts_modules_have_one_job_and_no_config_builders():
+    """jaxdd.experts never imports jaxdd.config (buffer_dir and the build hint come from
+    the buffer config itself); every module stays small."""
+    import ast
+    import glob
+
+    pkg = os.path.dirname(experts.__file__)
+    for path in glob.glob(os.path.join(pkg, "*.py")):
+        src = open(path).read()
+        assert len(src.splitlines()) < 450, path
+        for node in ast.walk(ast.parse(src)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module or ""] + [f"{node.module}.{a.name}" for a in node.names]
+                     if isinstance(node, ast.ImportFrom) else [])
+            assert not any(n == "jaxdd.config" or n.startswith("jaxdd.config.")
+                           for n in names), (path, names)
+    assert not hasattr(experts, "default_buffer_dir")

@@ -110,6 +110,35 @@ def test_resume_refuses_any_result_changing_difference_and_records_allowed_ones(
     assert log[-1]["changes"]["eval.num_nets"] == [5, 3]
 
 
+def test_resume_identifies_npz_data_by_content(tmp_path):
+    """config.json records the npz file's sha256 (jaxdd.fingerprint): the run resumes from
+    the same bytes at another path (the path change recorded in resume.jsonl) and refuses
+    other pixels under the recorded path, naming the file and both hashes."""
+    import shutil
+
+    from jaxdd import fingerprint
+    os.makedirs(tmp_path / "a")
+    p = _npz(tmp_path / "a" / "tiny.npz")
+    _run(tiny_cfg(p), tmp_path / "w").train(stop_after=1)
+    sha = fingerprint.file_sha256(p)
+    assert json.load(open(tmp_path / "w" / "config.json"))["dataset"]["sha256"] == sha
+    q = str(tmp_path / "moved.npz")
+    shutil.move(p, q)
+    run = _run(tiny_cfg(q), tmp_path / "w")
+    assert int(run.state.step) == 1
+    log = [json.loads(line) for line in open(tmp_path / "w" / "resume.jsonl")]
+    assert log[-1]["changes"]["dataset.name"] == [p, q]
+    with np.load(q) as z:
+        arrays = dict(z)
+    arrays["images"] = 1.0 - arrays["images"]
+    np.savez(p, **arrays)  # other pixels, back under the recorded path
+    with pytest.raises(wd.WorkdirError) as e:
+        _run(tiny_cfg(p), tmp_path / "w")
+    msg = str(e.value)
+    assert f"dataset.sha256: recorded {sha!r}, now {fingerprint.file_sha256(p)!r}" in msg
+    assert f"The data file {p} holds other bytes" in msg
+
+
 def test_config_diff_lists_every_field():
     blocking, allowed = wd.config_diff({"a": 1, "eval": {"every": 0}, "opt": {"lr": 1}},
                                        {"a": 2, "eval": {"every": 5}, "opt": {"lr": 1, "x": 0}})
