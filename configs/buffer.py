@@ -31,8 +31,6 @@ TM reads epochs 0..max_start_epoch + expert_epochs.
 """
 from jaxdd import config as C
 
-DSA = C.DSA
-
 
 def get_config(arg=None):
     """`arg` = '<variant>[,field=value,...]' (default variant 'digits'); the recipe is

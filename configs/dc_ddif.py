@@ -16,10 +16,16 @@ and DC/scripts/run_DDiF.sh; jaxdd.published.ddif gives the source of every value
 Adam lr_nf 5e-5, 1000 DC iterations (= 1000 x outer_loop jaxdd iterations, DC's
 get_loops), batch_real 256, batch_syn 0 (all fields), no ZCA, warm-up 5000 steps at 5e-4,
 evaluation every 500 DC iterations with 300 epochs (main_DC.py --epoch_eval_train 300),
-5 networks. VARIANTS lists them; an unpublished (dataset, ipc) raises:
+5 networks. VARIANTS lists them:
 
     python launch/distill.py --config=configs/dc_ddif.py:imagenette,ipc=1
     python launch/distill.py --config=configs/dc_ddif.py:cifar10,ipc=10
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
+DDiF DC field of the same image shape, else the digits field (width 6, 2 sine layers; as
+many fields as the budget holds), with DDiF's DC run settings; DC's loops of the nearest IPC
+get_loops defines where it defines none.
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P

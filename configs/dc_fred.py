@@ -21,13 +21,20 @@ lr 0.01, and NO augmentation: main_DC_FreD.py sets dsa only for --method DSA (de
 so distillation runs without DSA and the evaluation without augmentation for 300 epochs
 (main_DC_FreD.py:217-227); ImageNette 128 px (IPC 1, 2) from
 ImageNet-abcde/scripts/run_DC_FreD.sh -- k = 2048, lr_freq 1e5, DSA on, evaluation lr 0.001.
-Other (dataset, ipc) raise and list these.
+The scripts publish k and lr_freq for their example settings only (CIFAR-10 IPC 2,
+ImageNet IPC 1); the other rows reuse them and say so in cfg.source.
 
     python launch/distill.py --config=configs/dc_fred.py:cifar10,ipc=2
     python launch/distill.py --config=configs/dc_fred.py:imagenette,ipc=1
 
-The digits lr 1024 is jaxdd.config.FRED_DIGITS_LR['dc'] (the orthonormal lr 1.0 it was
-tuned with, for the authors' unnormalized DCT that every variant uses).
+The digits lr 1024 is jaxdd.config.matching.FRED_DIGITS_LR['dc'] (the orthonormal lr 1.0
+it was tuned with, for the authors' unnormalized DCT that every variant uses).
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
+FreD DC row of the same image shape, else the DC recipe with k = H W / 4 and lr_freq = the
+digits-tuned orthonormal lr x 4 H W; DC's loops of the nearest IPC get_loops defines where
+it defines none.
 """
 from jaxdd import config as C
 from jaxdd.published import fred as published

@@ -12,12 +12,17 @@ Expected: test accuracy 89.0 +- 0.5 % (final epoch, mean +- std over 5 networks;
 at IPC 1: 68.0 +- 5.1 %), about 3 minutes wall on 2 shared CPU cores (seed 0; measured
 2026-12-02, README "DM and DC with every parameterization").
 
-NSD was published with TM only (REFERENCE.md): these variants combine NSD's published
+NSD was published with TM only (docs/methods.md): these variants combine NSD's published
 sizes (random init, SGD momentum 0.9) with the DC recipe (1000 DC iterations = 1000 x
 outer_loop loop iterations, DC's outer/inner loops, batch_real 256); the learning rate is
 not published:
 
     python launch/distill.py --config=configs/dc_nsd.py:cifar10,ipc=10
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the NSD size
+rule with the DC recipe (and the digits setting's image-RMS guard where no NSD DC result has
+the image shape); DC's loops of the nearest IPC get_loops defines where it defines none.
 """
 from jaxdd import config as C
 

@@ -22,6 +22,10 @@ SGD(lr_img 0.1, momentum 0.5) on the pixels, the matched network trained with SG
 
 DC's own default init is Gaussian noise (`--config.param.init=noise`); real init (the
 jaxdd pixel default) gives similar results according to the authors.
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the DC recipe
+unchanged; DC's loops of the nearest IPC get_loops defines where it defines none.
 """
 from jaxdd import config as C
 

@@ -16,10 +16,15 @@ and DM/scripts/run_DDiF.sh; jaxdd.published.ddif gives the source of every value
 Adam lr_nf 5e-5, 20000 iterations, batch_real 256, batch_syn 0 (all fields), no ZCA,
 warm-up 5000 steps at 5e-4, evaluation every 2000 iterations (1000 epochs, 5 networks).
 The authors' script is the ImageNette IPC 1 run; the CIFAR rows use their field table with
-the same script values. VARIANTS lists them; an unpublished (dataset, ipc) raises:
+the same script values. VARIANTS lists them:
 
     python launch/distill.py --config=configs/dm_ddif.py:imagenette,ipc=1
     python launch/distill.py --config=configs/dm_ddif.py:cifar10,ipc=10
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
+DDiF DM field of the same image shape, else the digits field (width 6, 2 sine layers; as
+many fields as the budget holds), with DDiF's DM run settings.
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P

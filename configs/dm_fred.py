@@ -17,13 +17,19 @@ tests/test_parity_fred_tables.py): CIFAR-10 (IPC 1, 2, 10, 11, 50, 51) from
 DM/scripts/run_DM_FreD.sh -- k = 64, SGD(lr_freq 1e6, momentum 0.5) on the UNNORMALIZED DCT,
 20000 iterations, batch_real 256, DSA, evaluation lr 0.01 -- and ImageNette 128 px (IPC 1,
 2) from ImageNet-abcde/scripts/run_DM_FreD.sh -- k = 2048, lr_freq 1e6, 1000 iterations,
-evaluation lr 0.001. Other (dataset, ipc) raise and list these.
+evaluation lr 0.001. The scripts publish k and lr_freq for their example settings only
+(CIFAR-10 IPC 2, ImageNet IPC 1); the other rows reuse them and say so in cfg.source.
 
     python launch/distill.py --config=configs/dm_fred.py:cifar10,ipc=2
     python launch/distill.py --config=configs/dm_fred.py:imagenette,ipc=1
 
-The digits lr 1.024e5 is jaxdd.config.FRED_DIGITS_LR['dm'] (the orthonormal lr 100 it was
-tuned with, for the authors' unnormalized DCT that every variant uses).
+The digits lr 1.024e5 is jaxdd.config.matching.FRED_DIGITS_LR['dm'] (the orthonormal lr 100
+it was tuned with, for the authors' unnormalized DCT that every variant uses).
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
+FreD DM row of the same image shape, else the DM recipe with k = H W / 4 and lr_freq = the
+digits-tuned orthonormal lr x 4 H W.
 """
 from jaxdd import config as C
 from jaxdd.published import fred as published

@@ -12,11 +12,16 @@ Expected: test accuracy 87.2 +- 1.2 % (final epoch, mean +- std over 5 networks;
 at IPC 1: 68.0 +- 5.1 %), about 2 minutes wall on 2 shared CPU cores (seed 0; measured
 2026-12-02, README "DM and DC with every parameterization").
 
-NSD was published with TM only (REFERENCE.md): these variants combine NSD's published
+NSD was published with TM only (docs/methods.md): these variants combine NSD's published
 sizes (t2 = C, t3 = t4 = H/2 for IPC <= 10, 7/8 H above, random init, SGD momentum 0.9)
 with the DM recipe (20000 iterations, batch_real 256); the learning rate is not published:
 
     python launch/distill.py --config=configs/dm_nsd.py:cifar10,ipc=10
+
+Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived setting, NOT a
+published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the NSD size
+rule with the DM recipe (and the digits setting's image-RMS guard where no NSD DM result has
+the image shape).
 """
 from jaxdd import config as C
 

@@ -7,7 +7,8 @@ floor(1 x 256 / 64) = 4 instances per class (digits are 8x8 upsampled: their inf
 sits in the 8x8 low band, so k = 16 -- the CIFAR ratio 64/1024 -- lost too much: 83.7 %
 vs 91 % for pixels in a first run); 20 decoded images per student step (batch_syn);
 offline on 2 CPU cores in under 10 minutes; result in README.md. The digits run uses the
-authors' unnormalized DCT like every other variant: lr_freq = DIGITS_LR = 1.024e6, the
+authors' unnormalized DCT like every other variant: lr_freq = 1.024e6
+(jaxdd.config.tm.FRED_DIGITS_LR), the
 unnormalized equivalent of the orthonormal lr 1000 it was tuned with (x 4 H W = 1024 at
 16x16; identical steps off the DC row/column, half the old step on the DC row/column and a
 quarter at (0, 0)).
@@ -16,10 +17,16 @@ Published settings: every (dataset, ipc) of the authors' TM/hyper_params.py that
 load (MNIST 1/10, FashionMNIST 1/10, SVHN 1/10/50, CIFAR-10 1/2/10/11/50/51, CIFAR-100
 1/10/50, ImageNette 1/2/10 at 128 px), with the FreD fields of their run scripts; the
 numbers live in jaxdd/published/fred.py (transcribed from sdh0818/FreD @ 9f35a7a, checked
-against the authors' files by tests/test_parity_fred_tables.py). Any other (dataset, ipc)
-raises and lists these. Reported (README of the authors' repository): CIFAR-10 60.6 / 70.3 /
-75.8, CIFAR-100 34.6 / 42.7 / 47.8, SVHN 82.2 / 89.5 / 90.3, MNIST 95.8 / 97.6, FashionMNIST
-84.6 / 89.1, ImageNette 66.8 / 72.0 (IPC 1 / 10).
+against the authors' files by tests/test_parity_fred_tables.py). The scripts publish k and
+lr_freq for their example settings only (CIFAR-10 IPC 1, ImageNet IPC 1); the other rows
+reuse them and their cfg.source says "k, lr_freq, iterations not published". Reported
+(README of the authors' repository): CIFAR-10 60.6 / 70.3 / 75.8, CIFAR-100 34.6 / 42.7 /
+47.8, SVHN 82.2 / 89.5 / 90.3, MNIST 95.8 / 97.6, FashionMNIST 84.6 / 89.1, ImageNette 66.8 /
+72.0 (IPC 1 / 10).
+
+Any other (dataset, ipc) gets a derived setting (cfg.source "derived, not published: ..."):
+the nearest FreD TM row of the same image shape, else the digits TM hyperparameters with k =
+H W / 4 and lr_freq = 1000 x 4 H W (jaxdd.config.derive).
 
     python launch/distill.py --config=configs/tm_fred.py:cifar10,ipc=1
     python launch/distill.py --config=configs/tm_fred.py:cifar100,ipc=10
@@ -35,33 +42,9 @@ row/column.)
 from jaxdd import config as C
 from jaxdd.published import fred as published
 
-DIGITS_LR = 1000.0 * 4 * 16 * 16  # = 1.024e6: the tuned orthonormal lr 1000 at 16x16
-
-
 # the published settings this config encodes (jaxdd.published convention)
 VARIANTS = [f"{d},ipc={i}" for d, i in published.TM if d in C.DATASETS]
 
-def get_config(arg=None):
-    cfg, dataset, ipc, overrides = C.start("fred", arg)  # base_config + the fred block
-    cfg.param.norm = "none"  # the authors' unnormalized DCT; lr_freq as published
-    cfg.opt.lr.min_syn_lr = 1e-3  # main_TM_FreD.py: syn_lr clipped at 0.001 after each step
-    if dataset == "digits":
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        C.digits_tm(cfg)
-        cfg.param.k = 64
-        cfg.opt.syn.lr = DIGITS_LR
-        # CPU budget: 20 of the decoded images per student step (MTT's batch_syn)
-        cfg.objective.batch_syn = 20
-    else:
-        s = C.lookup(published.TM, dataset, ipc, "FreD TM (configs/tm_fred.py)")
-        cfg.source = f"{published.REPOSITORY} {s['source']}"
-        o = cfg.objective
-        o.syn_steps, o.expert_epochs = s["syn_steps"], s["expert_epochs"]
-        o.max_start_epoch, o.batch_syn = s["max_start_epoch"], s["batch_syn"]
-        cfg.opt.lr.lr, cfg.opt.lr.init = s["lr_lr"], s["lr_teacher"]
-        cfg.param.k = s["k"]
-        cfg.opt.syn = C.ml_collections.ConfigDict(
-            dict(name="sgd", lr=s["lr_freq"], momentum=s["mom_freq"]))
-        cfg.iterations = s["iterations"]
-        cfg.dataset.zca = s["zca"]
-    return C.apply_overrides(cfg, overrides)
+
+def get_config(arg=None):  # the TM builder: jaxdd.config.tm_config
+    return C.tm_config("fred", arg)

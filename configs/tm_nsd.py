@@ -19,52 +19,20 @@ N_T, N_K, t1, u1, gamma and the learning rate are not published (jaxdd.param.nsd
 `choose_sizes` picks sizes within the budget, shrinking t3 = t4 below the paper's value
 only when nothing fits there, e.g. MNIST IPC 1; gamma 0.1 here).
 
-Every other dataset jaxdd knows (mnist, fashion_mnist, svhn_cropped, imagenette IPC 50) at
-IPC 1 / 10 / 50 also builds, by a documented jaxdd rule -- NOT a published setting, and
-cfg.source says so: the NSD sizes come from the size rule, the TM hyperparameters from MTT's
-CIFAR-10 row of the same IPC, without ZCA, with the dataset's default network. Any other
-IPC without an MTT row raises (listing the published ones).
+Every other (dataset, ipc) -- other IPCs, MNIST, SVHN, an npz file -- gets a derived setting,
+NOT a published one (cfg.source says "derived, not published: ..."): the NSD size rule and
+NSD's recipe (10k iterations, momentum 0.9), the TM hyperparameters from MTT's row of the
+(dataset, ipc), else MTT's nearest row of the same image shape (no ZCA for another
+dataset), else the digits TM setting (jaxdd.config.derive).
 """
 from jaxdd import config as C
-from jaxdd.published import mtt
+from jaxdd.published import nsd
 
-# (dataset, ipc) with an NSD result in the paper (Table 1: CIFAR-10 1/10/50, CIFAR-100 1/10;
-# Table 3: ImageNet subsets IPC 1; TinyImageNet IPC 1 has no jaxdd loader)
-NSD_REPORTED = (("cifar10", 1), ("cifar10", 10), ("cifar10", 50), ("cifar100", 1),
-                ("cifar100", 10), ("imagenette", 1))
+# (dataset, ipc) with a TM + NSD result in the paper (Table 1: CIFAR-10 1/10/50, CIFAR-100
+# 1/10; Table 3: ImageNet subsets IPC 1; TinyImageNet IPC 1 has no jaxdd loader)
+NSD_REPORTED = nsd.TM_REPORTED
 VARIANTS = [f"{d},ipc={i}" for d, i in NSD_REPORTED]  # convention: jaxdd/published/__init__
 
 
-def get_config(arg=None):
-    cfg, dataset, ipc, overrides = C.start("nsd", arg)  # base_config + the nsd block
-    cfg.objective.gamma = 0.1
-    cfg.opt.lr.min_syn_lr = 1e-3  # as FreD/DDiF: without it syn_lr went negative on digits
-    cfg.opt.syn = C.ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.9))
-    if dataset == "digits":
-        C.digits_tm(cfg)
-        cfg.opt.syn.lr = 10.0  # digits_tm sets the pixel lr (100); NSD's tensors use 10
-        cfg.param.t3 = cfg.param.t4 = 4
-        cfg.param.u1 = 6  # 6 images per class (u1 = 8 gave 8/class and a 2x slower evaluation)
-        # CPU budget: 20 of the decoded images per student step (MTT's batch_syn)
-        cfg.objective.batch_syn = 20
-        cfg.source = "jaxdd embedded CPU setting (digits)"
-        return C.apply_overrides(cfg, overrides)
-    if (dataset, ipc) in mtt.TABLE:
-        C.apply_mtt(cfg, dataset, ipc)
-        tm_source = cfg.source
-    else:  # the documented rule above
-        if ("cifar10", ipc) not in mtt.TABLE:
-            C.lookup(mtt.TABLE, dataset, ipc, "MTT (tm_nsd's TM settings; the jaxdd rule "
-                     "for other datasets covers IPC 1, 10, 50)")
-        C.apply_mtt(cfg, "cifar10", ipc)
-        cfg.dataset.zca = False
-        cfg.model.name = C.DATASETS[dataset]["model"]
-        tm_source = f"jaxdd rule: MTT CIFAR-10 IPC {ipc} row, no ZCA"
-    cfg.opt.syn.momentum = 0.9  # NSD Sec. 4.1
-    cfg.opt.syn.lr = 10.0       # not published
-    cfg.iterations = 10000      # NSD Sec. 4.1 "10k iterations"
-    if (dataset, ipc) in NSD_REPORTED:
-        cfg.source = f"NSD paper Sec. 4.1 + Table {3 if dataset == 'imagenette' else 1}; TM: {tm_source}"
-    else:
-        cfg.source = f"not published by NSD: NSD size rule; TM: {tm_source}"
-    return C.apply_overrides(cfg, overrides)
+def get_config(arg=None):  # the TM builder: jaxdd.config.tm_config
+    return C.tm_config("nsd", arg)

@@ -16,8 +16,8 @@ import pytest
 
 from parity.common import load_fixture
 
-from jaxdd import config as C
 from jaxdd.published import fred as P
+from jaxdd.published import lookup
 
 FX = load_fixture("fred_tables")
 T = json.loads(str(FX["tables"]))
@@ -186,14 +186,16 @@ def test_dc_config_matches_the_authors(dataset, ipc):
 
 
 @pytest.mark.parametrize("name, table", [("tm_fred", P.TM), ("dm_fred", P.DM), ("dc_fred", P.DC)])
-def test_unknown_setting_raises_and_lists_the_known_ones(name, table):
+def test_unknown_setting_is_derived_and_the_table_lists_the_known_ones(name, table):
     for arg in ("cifar100,ipc=2", "svhn_cropped,ipc=7"):
+        cfg = _config(name, arg)  # derived (jaxdd.config.derive), labelled so
+        assert cfg.source.startswith("derived, not published: "), cfg.source
         with pytest.raises(ValueError, match="no published setting") as e:
-            _config(name, arg)
+            lookup(table, arg.split(",")[0], cfg.param.ipc, name)
         for d, i in table:
             assert f"{d}:ipc={i}" in str(e.value)
     with pytest.raises(ValueError, match="known: "):
-        C.lookup(table, "cifar10", 3, name)
+        lookup(table, "cifar10", 3, name)
 
 
 @pytest.mark.parametrize("name", ["tm_fred", "dm_fred", "dc_fred"])

@@ -129,8 +129,21 @@ def test_every_loadable_published_row_is_a_variant(ref):
     assert set(mod.VARIANTS) == want
 
 
-@pytest.mark.parametrize("arg", ["mnist,ipc=1", "cifar10,ipc=2", "imagenette,ipc=50",
-                                 "svhn_cropped,ipc=10"])
-def test_unpublished_setting_raises_listing_known(arg):
+@pytest.mark.parametrize("arg, row", [("mnist,ipc=1", None), ("cifar10,ipc=2", ("cifar10", 1)),
+                                      ("imagenette,ipc=50", ("imagenette", 10)),
+                                      ("svhn_cropped,ipc=10", ("cifar10", 10))])
+def test_unpublished_setting_is_derived_and_labelled(arg, row):
+    """No MTT row: the config is derived from MTT's nearest row of the same image shape
+    (else the digits TM setting) and says so; the table still refuses the setting."""
+    _, cfg = _config("tm_pixel", arg)
+    assert cfg.source.startswith("derived, not published: ")
+    if row is None:
+        assert "digits TM setting" in cfg.source
+    else:
+        r = mtt.TABLE[row]
+        assert f"{row[0]} IPC {row[1]}" in cfg.source
+        assert (cfg.objective.syn_steps, cfg.opt.syn.lr, cfg.opt.lr.lr) == (
+            r["syn_steps"], r["lr_img"], r["lr_lr"])
+        assert cfg.dataset.zca == (r["zca"] and row[0] == arg.split(",")[0])
     with pytest.raises(ValueError, match=r"no published setting.*known: cifar10:ipc=1"):
-        _config("tm_pixel", arg)
+        mtt.setting(arg.split(",")[0], cfg.param.ipc)

@@ -60,12 +60,13 @@ from jaxdd.losses import cross_entropy
 from jaxdd.objective import pad_groups
 from jaxdd.objective.dm import (constrain_real, hard_labels, make_class_augment, make_init_fn,
                                 map_classes, max_class_size, real_data, sample_real)
+from jaxdd.published import dc as _published_dc
 from jaxdd.train import TrainState, make_trainer, random_orders
 
-# DC's get_loops (FreD / DDiF DC/utils.py get_loops at the pinned commits); IPC 2 / 11 / 51
-# are FreD's budget settings (its DC script runs --ipc 2) and reuse the IPC 1 / 10 / 50 loops.
-DC_LOOPS = {1: (1, 1), 10: (10, 50), 20: (20, 25), 30: (30, 20), 40: (40, 15), 50: (50, 10),
-            2: (1, 1), 11: (10, 50), 51: (50, 10)}
+# DC's get_loops (FreD / DDiF DC/utils.py get_loops at the pinned commits): published data,
+# held by jaxdd.published.dc (the configs read the same table); IPC 2 / 11 / 51 are FreD's
+# budget settings (its DC script runs --ipc 2) and reuse the IPC 1 / 10 / 50 loops.
+DC_LOOPS = _published_dc.LOOPS
 
 
 def get_loops(ipc: int) -> tuple[int, int]:

@@ -31,10 +31,13 @@ Sources, per table:
   DC_RUN      --lr_net 0.01, --epoch_eval_train 1000 / 300) and scripts/run_DDiF.sh
               (lr_nf 5e-5, batch_syn 0, no --zca).
 
-Lookups go through ``jaxdd.config.lookup``: a (dataset, ipc) the authors did not publish
-raises and lists the known settings; nothing falls back to another setting.
+Lookups go through ``jaxdd.published.lookup``: a (dataset, ipc) the authors did not publish
+raises and lists the known settings; nothing here falls back to another setting (jaxdd.config
+derives unpublished settings and labels them so).
 """
 from __future__ import annotations
+
+from jaxdd.published import lookup
 
 AUTHORS_KEY = {"cifar10": "CIFAR10_32", "cifar100": "CIFAR100_32",
                "imagenette": "ImageNet_128", "imagenet256": "ImageNet_256"}
@@ -106,7 +109,6 @@ FIELDS_BY_OBJECTIVE = {"tm": FIELDS, "dm": FIELDS_DM, "dc": FIELDS_DC}
 
 def fields(dataset: str, ipc: int, objective: str = "tm") -> dict:
     """The published field of (dataset, ipc) for TM / DM / DC (raises if unpublished)."""
-    from jaxdd.config import lookup
     return lookup(FIELDS_BY_OBJECTIVE[objective], dataset, ipc,
                   f"DDiF ({objective.upper()}) field table")
 

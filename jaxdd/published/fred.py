@@ -17,13 +17,18 @@ Sources (numbers only; the code is not copied):
 
 The repository gives ONE set of FreD fields per script (the script's example dataset/IPC:
 CIFAR-10 IPC 1 for TM, CIFAR-10 IPC 2 for DM/DC, imagenet-a IPC 1 for ImageNet-abcde) and
-the README says the per-setting values are in the paper. The composed tables below apply
-each script's fields to every (dataset, ipc) of the matching resolution; where the paper
-may use another k for a setting (its Fig. 9: larger k at larger budgets), that is not in
-the repository and not encoded here. All lr_freq are for the UNNORMALIZED DCT (jaxdd's
-FreD norm='none', the authors' convention); use them unchanged.
+the README says the per-setting values are in the paper. The paper's main text states k for
+one setting only (Sec. 4, the CIFAR-10 IPC 1 TM set of its Fig. 6: 64 dimensions per
+channel, the TM script's value); its per-setting table is not in the repository. So the
+FreD fields (k, lr_freq, mom_freq, iterations) are published only for the scripts' example
+settings (``EXAMPLES``). The composed tables below apply each script's fields to every
+(dataset, ipc) of the matching resolution, and every other row's ``source`` says so ("k,
+lr_freq, iterations not published: <script>'s (<its example>) reused"). Where the paper may
+use another k for a setting (its Fig. 9: larger k at larger budgets), that is not encoded
+here. All lr_freq are for the UNNORMALIZED DCT (jaxdd's FreD norm='none', the authors'
+convention); use them unchanged.
 
-Composed tables (keyed by jaxdd dataset names; read with ``jaxdd.config.lookup``, which
+Composed tables (keyed by jaxdd dataset names; read with ``jaxdd.published.lookup``, which
 raises for a (dataset, ipc) not listed):
   TM[(dataset, ipc)]  syn_steps, expert_epochs, max_start_epoch, lr_lr, lr_teacher (the
                       initial syn_lr), k, lr_freq, mom_freq, batch_syn (0 = all), iterations,
@@ -135,6 +140,21 @@ def _fred_fields(script: str) -> dict:
                 batch_syn=s["batch_syn"], iterations=s["Iteration"])
 
 
+# jaxdd (dataset, ipc) of each script's own example run: the only settings whose FreD fields
+# (k, lr_freq, mom_freq, iterations) the repository publishes.
+EXAMPLES = {script: (DATASET_NAMES["ImageNet"] if s["dataset"].startswith("imagenet")
+                     else DATASET_NAMES[s["dataset"]], s["ipc"])
+            for script, s in SCRIPTS.items()}
+
+
+def _fields_source(script: str, dataset: str, ipc: int) -> str:
+    """`script` for its own example setting; else says the fields are not published."""
+    ex_d, ex_i = EXAMPLES[script]
+    if (dataset, ipc) == (ex_d, ex_i):
+        return script
+    return f"k, lr_freq, iterations not published: {script}'s ({ex_d} IPC {ex_i}) reused"
+
+
 def _tm_table() -> dict:
     out = {}
     for name, rows in TM_HYPER_PARAMS.items():
@@ -145,20 +165,29 @@ def _tm_table() -> dict:
                   else "TM/scripts/run_TM_FreD.sh")
         for ipc, vals in rows.items():
             row = dict(zip(TM_FIELDS, vals))
+            fields = _fields_source(script, ds, ipc)
             row.update(_fred_fields(script), zca=False,
-                       source=f"TM/hyper_params.py[{name!r}][{ipc}] + {script}")
+                       source=f"TM/hyper_params.py[{name!r}][{ipc}]"
+                              + (f" + {fields}" if fields == script else f"; {fields}"))
             out[(ds, ipc)] = row
     return out
 
 
 def _objective_table(script32: str, main32: str, script128: str, main128: str) -> dict:
     out = {}
+
+    def source(script, main, ds, ipc):
+        fields = _fields_source(script, ds, ipc)
+        if fields == script:
+            return f"{script} + {main} defaults"
+        return f"{main} defaults; {fields}"
+
     for ipc in sorted(TM_HYPER_PARAMS["CIFAR10"]):  # the IPCs of the authors' CIFAR-10 runs
         out[("cifar10", ipc)] = dict(_fred_fields(script32), **MAIN_DEFAULTS[main32],
-                                     source=f"{script32} + {main32} defaults")
+                                     source=source(script32, main32, "cifar10", ipc))
     for ipc in (1, 2):  # README (ImageNet-[A..E], IPC 1) and paper Table 3 (IPC 2)
         out[("imagenette", ipc)] = dict(_fred_fields(script128), **MAIN_DEFAULTS[main128],
-                                        source=f"{script128} + {main128} defaults")
+                                        source=source(script128, main128, "imagenette", ipc))
     return out
 
 

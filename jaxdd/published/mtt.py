@@ -36,6 +36,8 @@ uses it (buffer.py:27-28 stores CIFAR buffers without ZCA under <dataset>_NO_ZCA
 """
 from __future__ import annotations
 
+from jaxdd.published import lookup
+
 SOURCE_TABLE = "MTT readme.md hyper-parameter table (image; issue #7)"
 SOURCE_README = "MTT readme.md command"
 
@@ -92,5 +94,4 @@ BUFFER = dict(num_experts=100, epochs=50, lr_teacher=0.01, batch_size=256, momen
 
 def setting(dataset: str, ipc: int) -> dict:
     """The published row of (dataset, ipc); raises listing the known ones."""
-    from jaxdd.config import lookup
     return dict(lookup(TABLE, dataset, ipc, "MTT (mtt-distillation readme.md)"))

@@ -1,0 +1,102 @@
+"""The datasets the configs know (student network, resolution, image shape, classes), and the
+shape of any npz file read from its header.
+
+`info(dataset)` is the one place a builder asks what it trains on: a name of `DATASETS` or a
+path ending in '.npz' (the `jaxdd.data.load_dataset` npz format: images (N, H, W[, C]),
+labels (N,), optional test_images / test_labels / class_names). For an npz file only the
+images' .npy header is read (no pixels) and the label arrays (one integer per image).
+"""
+from __future__ import annotations
+
+import math
+
+# Student networks, native resolutions (None: as stored), trained image shapes and classes.
+DATASETS = {
+    "digits": dict(resolution=16, model="ConvNetD2W32", num_classes=10, shape=(16, 16, 1)),
+    "mnist": dict(resolution=None, model="ConvNetD3", num_classes=10, shape=(28, 28, 1)),
+    "fashion_mnist": dict(resolution=None, model="ConvNetD3", num_classes=10,
+                          shape=(28, 28, 1)),
+    "svhn_cropped": dict(resolution=None, model="ConvNetD3", num_classes=10,
+                         shape=(32, 32, 3)),
+    "cifar10": dict(resolution=None, model="ConvNetD3", num_classes=10, shape=(32, 32, 3)),
+    "cifar100": dict(resolution=None, model="ConvNetD3", num_classes=100, shape=(32, 32, 3)),
+    # the papers' ImageNette: ImageNet-1k images of the 10 classes, squashed to 128 x 128
+    # (tfds imagenet2012, prepared by the user). fast.ai's tfds 'imagenette' is another
+    # dataset: select it with --config.dataset.name=imagenette (not comparable to papers).
+    "imagenette": dict(resolution=128, model="ConvNetD5", num_classes=10,
+                       data="imagenet2012:imagenette", shape=(128, 128, 3)),
+}
+
+# Datasets of the published tables that jaxdd cannot load (their rows still count as the
+# nearest published row of the same image shape, e.g. for a 64 x 64 x 3 npz file).
+TABLE_ONLY = {"tinyimagenet": dict(model="ConvNetD4", num_classes=200, shape=(64, 64, 3))}
+
+
+def is_npz(name) -> bool:
+    return str(name).lower().endswith(".npz")
+
+
+def default_model(shape) -> str:
+    """The ConvNet of MTT's convention for an image side: depth round(log2(side)) - 2 (32 px:
+    3, 64: 4, 128: 5; 28 px: 3; 12-16 px: 2), width 128."""
+    side = min(int(shape[0]), int(shape[1]))
+    return f"ConvNetD{max(1, round(math.log2(max(side, 2))) - 2)}"
+
+
+def npz_header(path: str) -> dict:
+    """{'shape': (H, W, C), 'num_classes': n} of an npz dataset file, reading the images'
+    .npy header (not the pixels) and the label arrays."""
+    import os
+    import zipfile
+
+    import numpy as np
+
+    full = os.path.expanduser(str(path))
+    if not os.path.exists(full):
+        raise FileNotFoundError(f"npz dataset file not found: {path} (the config reads its "
+                                "image shape and classes)")
+    with zipfile.ZipFile(full) as z:
+        members = set(z.namelist())
+        if not {"images.npy", "labels.npy"} <= members:
+            raise ValueError(f"{path}: an npz dataset needs arrays 'images' and 'labels' "
+                             f"(has {sorted(m[:-4] for m in members)})")
+        with z.open("images.npy") as f:
+            version = np.lib.format.read_magic(f)
+            read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0)
+            shape = read(f)[0]
+        labels = []
+        for key in ("labels.npy", "test_labels.npy"):
+            if key in members:
+                with z.open(key) as f:
+                    labels.append(np.lib.format.read_array(f, allow_pickle=False).reshape(-1))
+    if len(shape) == 3:
+        shape = (*shape, 1)
+    if len(shape) != 4:
+        raise ValueError(f"{path}: images must be (N, H, W) or (N, H, W, C), got {shape}")
+    top = max((int(a.max()) for a in labels if a.size), default=-1)
+    return {"shape": tuple(int(s) for s in shape[1:]), "num_classes": top + 1}
+
+
+def info(dataset: str) -> dict:
+    """resolution, model, num_classes, shape (H, W, C) and data (the load_dataset name) of a
+    dataset of DATASETS / TABLE_ONLY, or of an npz file (shape and classes from its header,
+    the network by `default_model`)."""
+    if dataset in DATASETS or dataset in TABLE_ONLY:
+        i = dict(DATASETS.get(dataset) or TABLE_ONLY[dataset])
+        i.setdefault("resolution", None)
+        i.setdefault("data", dataset)
+        return i
+    if is_npz(dataset):
+        h = npz_header(dataset)
+        return dict(resolution=None, model=default_model(h["shape"]), data=dataset, **h)
+    raise ValueError(f"unknown dataset variant {dataset!r}; choose from {sorted(DATASETS)} "
+                     "or give a path ending in '.npz'")
+
+
+def image_shape(dataset: str) -> tuple:
+    return tuple(info(dataset)["shape"])
+
+
+def shape_text(shape) -> str:
+    return "x".join(str(int(s)) for s in shape)
