@@ -85,8 +85,8 @@ def main(argv=None):
     tx = optax.adam(args.lr)
     opt_state = tx.init(state)
 
-    @jax.jit
-    def step(state, opt_state, key):
+    @jax.jit   # trajs is an argument, not a closure: a real buffer is not baked into the HLO
+    def step(state, opt_state, trajs, key):
         k_pick, k_loss = jax.random.split(key)
         e, s = tm.draw_expert_start(k_pick, args.experts, args.max_start)
         start = jax.tree.map(lambda t: t[e, s], trajs)
@@ -104,7 +104,7 @@ def main(argv=None):
 
     losses = []
     for i in range(args.steps):
-        state, opt_state, loss = step(state, opt_state, jax.random.fold_in(k_loop, i))
+        state, opt_state, loss = step(state, opt_state, trajs, jax.random.fold_in(k_loop, i))
         losses.append(float(loss))
         print(f"step {i} loss {losses[-1]:.6f}", flush=True)
 
