@@ -1,5 +1,5 @@
 """CFM (UniDD curriculum frequency matching) with pixels: the same config as
-configs/cfm_pixel.py (kept so `--config=configs/cfm.py` still works).
+configs/cfm_pixel.py, under the method's name (`python launch/cfm.py --config=configs/cfm.py`).
 
 CFM runs through the generic loop (`jaxdd.objective.cfm`, builder `jaxdd.config.cfm_config`):
 
@@ -8,9 +8,8 @@ CFM runs through the generic loop (`jaxdd.objective.cfm`, builder `jaxdd.config.
 
 Variants as configs/cfm_pixel.py (`digits,ipc=1`, `digits,filter=lfm`,
 `digits,curriculum=False`, `cifar10,ipc=10`, `cifar100,ipc=50,arch=resnet18`). The recover
-iterations per class-batch are `recover_iterations` (the old staged pipeline's
-`recover.iterations`); `iterations` is the loop's total (IPC x recover_iterations). The old
-`recover.*` / `eval.*` fields are `objective.*` / `eval.*`, the recover optimizer `opt.syn`.
+iterations per class-batch are `recover_iterations`; `iterations` is the loop's total (IPC x
+recover_iterations); the recover optimizer is `opt.syn`.
 """
 from jaxdd import config as C
 

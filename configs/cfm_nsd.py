@@ -10,6 +10,8 @@ with this parameterization and its synthetic optimizer (`jaxdd.config.CFM_PARAMS
     python launch/distill.py --config=configs/cfm_nsd.py:cifar100,ipc=50,arch=resnet18
 
 Accuracies use the soft-label protocol: NOT comparable with the TM / DM / DC tables.
+Other data (MNIST, an npz file: `...:/data/my.npz,ipc=10`) and unpublished settings get a
+derived config (cfg.source "derived, not published: ..."; jaxdd.config.cfm).
 """
 from jaxdd import config as C
 

@@ -16,6 +16,8 @@ CIFAR (UniDD's settings; needs a GPU: 200 squeeze epochs, IPC x 1000 recover ite
 Shortcuts: ipc, arch, filter (hfm | lfm), curriculum, beta, signal (mean | class),
 recover_iterations, epochs (relabel); any field by its dotted path.
 Accuracies use the soft-label protocol: NOT comparable with the TM / DM / DC tables.
+Other data (MNIST, an npz file: `...:/data/my.npz,ipc=10`) and unpublished settings get a
+derived config (cfg.source "derived, not published: ..."; jaxdd.config.cfm).
 """
 from jaxdd import config as C
 

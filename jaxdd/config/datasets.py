@@ -8,6 +8,7 @@ images' .npy header is read (no pixels) and the label arrays (one integer per im
 """
 from __future__ import annotations
 
+import functools
 import math
 
 # Student networks, native resolutions (None: as stored), trained image shapes and classes.
@@ -45,16 +46,25 @@ def default_model(shape) -> str:
 
 def npz_header(path: str) -> dict:
     """{'shape': (H, W, C), 'num_classes': n} of an npz dataset file, reading the images'
-    .npy header (not the pixels) and the label arrays."""
+    .npy header (not the pixels) and the label arrays (read once per file version)."""
     import os
+
+    full = os.path.abspath(os.path.expanduser(str(path)))
+    if not os.path.exists(full):
+        raise FileNotFoundError(f"npz dataset file not found: {path} (the config reads its "
+                                "image shape and classes)")
+    st = os.stat(full)
+    return dict(_npz_header(full, st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _npz_header(full: str, mtime_ns: int, size: int) -> dict:
+    del mtime_ns, size  # the cache key: a rewritten file is read again
     import zipfile
 
     import numpy as np
 
-    full = os.path.expanduser(str(path))
-    if not os.path.exists(full):
-        raise FileNotFoundError(f"npz dataset file not found: {path} (the config reads its "
-                                "image shape and classes)")
+    path = full
     with zipfile.ZipFile(full) as z:
         members = set(z.namelist())
         if not {"images.npy", "labels.npy"} <= members:
