@@ -1,8 +1,9 @@
 """Cross-architecture evaluation: distilled sets x evaluation networks.
 
-Every (set, network) pair is evaluated with the standard protocol (`jaxdd.evaluate.
-evaluate_synthetic`: K fresh networks trained together, the set's learned syn_lr, DSA, the
-FINAL test accuracy, mean +- std over the K networks), as `launch/evaluate.py --model=X`
+Every (set, network) pair is evaluated with the protocol the set was made for
+(`jaxdd.evaluators`; hard labels: `jaxdd.evaluate.evaluate_synthetic`, K fresh networks
+trained together, the set's learned syn_lr, DSA; a CFM set: its teacher's soft labels), the
+FINAL test accuracy, mean +- std over the K networks, as `launch/evaluate.py --model=X`
 does for one pair. A network that cannot run at the set's resolution (VGG11's five 2x2
 poolings need 32 px) is evaluated at the smallest multiple of it where it runs
 (`fitting_resolution`; FreD/DDiF decode natively there, pixels and NSD are resized) and the
@@ -46,30 +47,29 @@ def fitting_resolution(model, resolution, channels, factors=(1, 2, 4, 8)) -> int
 
 
 def _dataset_of(meta, resolution, *, name=None, zca=None):
-    """The (train, test) data a saved set was distilled on (its meta.dataset), at
-    `resolution`; `name` / `zca` override the recorded ones."""
-    from jaxdd.data import load_dataset
+    """The (train, test) data a saved set was distilled on (its meta.dataset, through the
+    one dataset mapping `jaxdd.assemble.dataset_kwargs`), at `resolution`; `name` / `zca`
+    override the recorded ones."""
+    from jaxdd import assemble
     d = dict(meta.get("dataset", {}) or {})
     name = name or d.get("name")
     if not name:
         raise ValueError("the synthetic set has no dataset metadata (meta.dataset.name)")
-    return load_dataset(name, resolution=resolution,
-                        zca=d.get("zca", False) if zca is None else zca,
-                        zca_eps=d.get("zca_eps", 0.1), data_dir=d.get("data_dir"),
-                        resize=d.get("resize"), normalize=d.get("normalize"),
-                        stats=d.get("stats"), download=bool(d.get("download", False)))
+    return assemble.data({**d, "name": name}, shard=None, resolution=resolution, zca=zca)
 
 
 def evaluate_saved(key, synthetic=None, *, random_real=False, ipc=1, dataset=None,
                    resolution=None, model=None, zca=None, lr=None, num_nets=5,
-                   epochs=1000) -> dict:
+                   epochs=1000, protocol=None) -> dict:
     """`launch/evaluate.py`: a saved set (path of a synthetic.msgpack), or the random-real
     baseline (`random_real`, `ipc` images per class of `dataset`), evaluated with the
     standard protocol by `model` (default: the set's own network and overrides, else
-    ConvNetD3). Every problem with the arguments, the file and the data is found before any
+    ConvNetD3). `protocol` (hard_label / soft_label) defaults to the one the set was made
+    for (`jaxdd.evaluators.stored_protocol`: a CFM set is scored with its teacher's soft
+    labels). Every problem with the arguments, the file and the data is found before any
     training and raised at once (`jaxdd.validate.ConfigError`). Returns a JSON-able dict."""
-    from jaxdd import validate
-    from jaxdd.evaluate import evaluate_random_real, evaluate_synthetic
+    from jaxdd import evaluators, validate
+    from jaxdd.evaluate import evaluate_random_real
     from jaxdd.io import decode_synthetic, load_synthetic
     from jaxdd.models import get_model
 
@@ -90,6 +90,17 @@ def evaluate_saved(key, synthetic=None, *, random_real=False, ipc=1, dataset=Non
                       f"({type(e).__name__}: {str(e)[:200]}). Re-run the distill command "
                       f"on its workdir: a finished run rewrites synthetic.msgpack from its "
                       f"last checkpoint.")
+    protocol = protocol or evaluators.stored_protocol(meta)
+    if protocol not in ("hard_label", "soft_label"):
+        rep.error(f"--protocol={protocol}: use hard_label or soft_label")
+    if protocol == "soft_label" and random_real:
+        rep.error("--random_real with --protocol=soft_label: the baseline needs a teacher; "
+                  "the distill run reports it (result.json random_real)")
+    teacher = ((meta.get("evaluation") or {}).get("teacher") or {}).get("path")
+    if protocol == "soft_label" and synthetic and not (teacher and os.path.exists(teacher)):
+        rep.error(f"{synthetic} is scored with soft labels (its protocol), but its teacher "
+                  f"{teacher or '(none recorded)'} is missing: re-run its distill command, or "
+                  f"pass --protocol=hard_label (not comparable)")
     rep.raise_if_errors("evaluation")
     dmeta = dict(meta.get("dataset", {}) or {})
     name = dataset or dmeta.get("name", "digits")
@@ -115,21 +126,22 @@ def evaluate_saved(key, synthetic=None, *, random_real=False, ipc=1, dataset=Non
         what = f"random real, IPC {ipc}"
     else:
         images, labels, syn_lr = decode_synthetic(syn, resolution=resolution)
-        r = evaluate_synthetic(key, net, images, labels, test.images, test.labels,
-                               lr=lr or syn_lr, **kw)
+        r = evaluators.score_saved(protocol, meta, key, net, images, labels, lr or syn_lr,
+                                   train, test, **kw)
         what = f"{synthetic} ({images.shape[0]} images of {tuple(images.shape[1:])})"
     return {"what": what, "dataset": name, "resolution": res, "model": model_name,
-            "summary": str(r), **r.to_dict()}
+            "protocol": protocol, "summary": str(r), **r.to_dict()}
 
 
 def evaluate_pair(key, synthetic, model_name, *, resolution=None, num_nets=5, epochs=1000,
-                  lr=None, progress=False, **eval_kwargs) -> dict:
+                  lr=None, progress=False, protocol=None, **eval_kwargs) -> dict:
     """One cell: the set at `synthetic` (path) evaluated with `model_name` (key: a raw
     uint32 PRNGKey, as `evaluate_synthetic` takes).
 
     resolution None: the set's own, or the smallest multiple where the network runs.
+    protocol: default the one the set was made for (`jaxdd.evaluators.stored_protocol`).
     Returns a JSON-able dict (mean, std, accs, resolution, seconds, ...)."""
-    from jaxdd.evaluate import evaluate_synthetic
+    from jaxdd import evaluators
     from jaxdd.io import decode_synthetic, load_synthetic
     from jaxdd.models import get_model
 
@@ -138,17 +150,19 @@ def evaluate_pair(key, synthetic, model_name, *, resolution=None, num_nets=5, ep
     native = int((meta.get("dataset", {}) or {}).get("resolution") or
                  d["aux"]["image_shape"][0])
     channels = int(d["aux"]["image_shape"][-1])
-    _, test = _dataset_of(meta, native)
+    protocol = protocol or evaluators.stored_protocol(meta)
+    train, test = _dataset_of(meta, native)
     model = get_model(model_name, test.num_classes)
     res = int(resolution or fitting_resolution(model, native, channels))
     if res != native:
-        _, test = _dataset_of(meta, res)
+        train, test = _dataset_of(meta, res)
     images, labels, syn_lr = decode_synthetic(d, resolution=None if res == native else res)
-    r = evaluate_synthetic(key, model, images, labels, test.images, test.labels,
-                           lr=float(lr or syn_lr), num_nets=int(num_nets), epochs=int(epochs),
-                           progress=progress, desc=model_name, **eval_kwargs)
+    r = evaluators.score_saved(protocol, meta, key, model, images, labels, lr or syn_lr,
+                               train, test, num_nets=num_nets, epochs=epochs,
+                               progress=progress, desc=model_name, **eval_kwargs)
     return {"model": model_name, "resolution": res, "native_resolution": native,
-            "lr": float(lr or syn_lr), "param": d["param"], **r.to_dict()}
+            "lr": float(lr or syn_lr), "param": d["param"], "protocol": protocol,
+            **r.to_dict()}
 
 
 def cross_arch(synthetics, models=DEFAULT_MODELS, *, seed=0, num_nets=5, epochs=1000,

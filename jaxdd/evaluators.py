@@ -180,3 +180,57 @@ def describe(result) -> dict:
     if isinstance(result, dict):
         return {k: v.to_dict() for k, v in result.items()}
     return result.to_dict()
+
+
+def stored_protocol(meta) -> str:
+    """The protocol a saved set was made for (`meta['evaluation']['protocol']`; sets saved
+    before it was recorded: soft_label for CFM sets, else hard_label)."""
+    ev = (meta or {}).get("evaluation") or {}
+    if ev.get("protocol"):
+        return str(ev["protocol"])
+    return "soft_label" if (meta or {}).get("objective") == "cfm" else "hard_label"
+
+
+def load_teacher(meta, num_classes: int):
+    """The teacher a soft-label set is scored with, from its metadata
+    (`meta['evaluation']['teacher']`: the teacher.msgpack the run cached, network name and
+    overrides) -> dict(model, variables, test_acc)."""
+    from jaxdd.io import load_tree
+    from jaxdd.models import get_model
+    import os
+
+    t = ((meta or {}).get("evaluation") or {}).get("teacher")
+    if not t:
+        raise ValueError("this set is scored with soft labels, but its metadata names no "
+                         "teacher (meta.evaluation.teacher): pass --protocol=hard_label to "
+                         "score it with hard labels instead (not comparable)")
+    path = t["path"]
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"the set's teacher {path} (recorded in meta.evaluation.teacher) is missing: "
+            f"re-run the distill command on the set's workdir to rebuild it, or pass "
+            f"--protocol=hard_label (not comparable)")
+    d = load_tree(path)
+    model = get_model(str(t["name"]), int(num_classes), **dict(t.get("overrides") or {}))
+    return {"model": model, "variables": jax.tree.map(jnp.asarray, d["variables"]),
+            "test_acc": float(d.get("test_acc", t.get("test_acc", float("nan"))))}
+
+
+def score_saved(protocol, meta, key, net, images, labels, lr, train, test, *, num_nets,
+                epochs, progress=False, desc="evaluate", **eval_kwargs):
+    """Score a saved set's decoded images with `protocol` (hard_label or soft_label), the
+    evaluation settings stored with it (`meta['evaluation']['eval']`) where it has them."""
+    if protocol == "hard_label":
+        from jaxdd.evaluate import evaluate_synthetic
+        return evaluate_synthetic(key, net, images, labels, test.images, test.labels,
+                                  lr=float(lr), num_nets=int(num_nets), epochs=int(epochs),
+                                  progress=progress, desc=desc, **eval_kwargs)
+    if protocol != "soft_label":
+        raise ValueError(f"protocol {protocol!r}: a saved set is scored with hard_label or "
+                         f"soft_label")
+    import ml_collections
+    stored = ((meta or {}).get("evaluation") or {}).get("eval") or {}
+    cfg = ml_collections.ConfigDict({"eval": stored, "dsa_strategy": None})
+    ctx = Context(net, train, test, cfg, load_teacher(meta, train.num_classes), None,
+                  progress)
+    return _score("soft_label", ctx, key, images, labels, lr, num_nets, epochs, desc=desc)

@@ -1,11 +1,12 @@
 """Cross-architecture table: evaluate distilled sets with several networks.
 
     python launch/cross_arch.py \
-        --synthetic=pixel=/work/xarch/pixel/synthetic.msgpack,fred=/work/xarch/fred/synthetic.msgpack \
-        --models=ConvNetD2W32,AlexNet,VGG11,ResNet18,ViT --out=/work/xarch/cross_arch
+        --synthetic=pixel=DIR/pixel/synthetic.msgpack,fred=DIR/fred/synthetic.msgpack \
+        --models=ConvNetD2W32,AlexNet,VGG11,ResNet18,ViT --out=DIR/cross_arch
 
-Each (set, network) pair: --num_nets fresh networks trained together with the standard
-protocol (the set's learned syn_lr, DSA, --epochs), FINAL test accuracy, mean +- std
+Each (set, network) pair: --num_nets fresh networks trained together with the protocol the
+set was made for (stored in its metadata; --protocol overrides; hard labels: the set's
+learned syn_lr, DSA, --epochs; a CFM set: its teacher's soft labels), FINAL test accuracy, mean +- std
 (`jaxdd.crossarch`; the same evaluation as `launch/evaluate.py --model=X`). A network that
 cannot run at the set's resolution runs at the smallest multiple where it does (VGG11 on
 16 px digits: 32 px), or at --resolutions=VGG11=32. Writes <out>.json after every pair (a
@@ -25,6 +26,8 @@ _DSA = flags.DEFINE_string("dsa_strategy", "color_crop_cutout_flip_scale_rotate"
                            "DSA of the evaluation training ('none' to switch it off)")
 _OUT = flags.DEFINE_string("out", "cross_arch", "output prefix: <out>.json and <out>.md")
 _NO_PROGRESS = flags.DEFINE_bool("no_progress", False, "disable progress bars")
+_PROTOCOL = flags.DEFINE_enum("protocol", None, ["hard_label", "soft_label"],
+                              "evaluation protocol (default: the one stored with each set)")
 
 
 def _pairs(items, what):
@@ -64,7 +67,7 @@ def main(argv):
     rows = crossarch.cross_arch(syn, _MODELS.value, seed=_SEED.value, num_nets=_NETS.value,
                                 epochs=_EPOCHS.value, resolutions=res, out=_OUT.value + ".json",
                                 progress=not _NO_PROGRESS.value,
-                                dsa_strategy=_DSA.value)
+                                dsa_strategy=_DSA.value, protocol=_PROTOCOL.value)
     table = crossarch.markdown_table(rows, _MODELS.value)
     with open(_OUT.value + ".md", "w") as f:
         f.write(table)

@@ -5,7 +5,9 @@
     python launch/evaluate.py --random_real --dataset=digits --resolution=16 --ipc=1
     python launch/evaluate.py --synthetic=... --model=ResNet18BN   # any registry model
 
-Protocol (REFERENCE.md, `jaxdd.evaluate`): fresh networks, SGD momentum 0.9, wd 5e-4, E + 1
+Protocol: the one the set was made for (stored in its metadata; `--protocol` overrides):
+hard_label for TM/DM/DC sets, soft_label (the run's teacher relabels, `jaxdd.evaluators`)
+for CFM sets. hard_label (docs/methods.md "Evaluation protocol", `jaxdd.evaluate`): fresh networks, SGD momentum 0.9, wd 5e-4, E + 1
 passes with lr x0.1 (and the momentum reset) after pass E // 2 + 1, batch 256, DSA; the FINAL
 test accuracy, mean +- std over --num_nets networks trained together. The learning rate
 defaults to the set's learned syn_lr. Every model of the registry works, BatchNorm ones
@@ -29,6 +31,8 @@ _LR = flags.DEFINE_float("lr", None, "learning rate (default: learned syn_lr, or
 _ZCA = flags.DEFINE_bool("zca", None, "ZCA (default: the set's own)")
 _SEED = flags.DEFINE_integer("seed", 0, "PRNG seed")
 _OUT = flags.DEFINE_string("out", None, "write the result JSON here")
+_PROTOCOL = flags.DEFINE_enum("protocol", None, ["hard_label", "soft_label"],
+                              "evaluation protocol (default: the one stored with the set)")
 
 _COMPILE_CACHE = flags.DEFINE_string(
     "compile_cache", None, "persistent XLA compilation cache directory (default: "
@@ -48,10 +52,12 @@ def main(argv):
         out = evaluate_saved(jax.random.PRNGKey(_SEED.value), _SYN.value,
                              random_real=_RANDOM.value, ipc=_IPC.value, dataset=_DATASET.value,
                              resolution=_RES.value, model=_MODEL.value, zca=_ZCA.value,
-                             lr=_LR.value, num_nets=_NETS.value, epochs=_EPOCHS.value)
+                             lr=_LR.value, num_nets=_NETS.value, epochs=_EPOCHS.value,
+                             protocol=_PROTOCOL.value)
     except ConfigError as e:
         raise SystemExit(f"[evaluate] {e}") from None
-    print(f"{out['what']} on {out['dataset']}: {out.pop('summary')}")
+    print(f"{out['what']} on {out['dataset']} ({out.get('protocol', 'hard_label')}): "
+          f"{out.pop('summary')}")
     if _OUT.value:
         with open(_OUT.value, "w") as f:
             json.dump(out, f, indent=2)

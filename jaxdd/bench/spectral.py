@@ -66,8 +66,7 @@ def cfm_workdir_report(workdir, synthetic=None, *, bands=8, progress=True):
     files the run wrote) and its synthetic set (default <workdir>/synthetic.msgpack)."""
     import ml_collections
 
-    from jaxdd import cfm
-    from jaxdd.distill import load_data
+    from jaxdd import assemble, cfm
     from jaxdd.io import decode_synthetic
 
     with open(os.path.join(workdir, "config.json")) as f:
@@ -75,7 +74,7 @@ def cfm_workdir_report(workdir, synthetic=None, *, bands=8, progress=True):
     if cfg.objective.get("name") != "cfm":
         raise ValueError(f"{workdir} is not a CFM run (objective {cfg.objective.get('name')!r}); "
                          "use jaxdd.bench.spectral.synthetic_report for other sets")
-    train, test = load_data(cfg)
+    train, test = assemble.data(cfg, shard=None)
     t = cfm.prepare_teacher(cfg.objective, train, test,
                             cfg.objective.squeeze.get("dir", "") or workdir, progress=progress)
     images, labels, _ = decode_synthetic(synthetic or os.path.join(workdir, "synthetic.msgpack"))
@@ -93,7 +92,7 @@ def synthetic_report(synthetic, *, dataset=None, resolution=None, model=None, se
     `resolution`; `max_real` > 0 subsamples it."""
     import jax
 
-    from jaxdd.data import load_dataset
+    from jaxdd import assemble
     from jaxdd.io import decode_synthetic, load_synthetic
     from jaxdd.models import get_model
 
@@ -105,8 +104,8 @@ def synthetic_report(synthetic, *, dataset=None, resolution=None, model=None, se
     if not name:
         raise ValueError(f"{synthetic} has no dataset metadata: pass the dataset name")
     res = resolution or ds.get("resolution")
-    train, _ = load_dataset(name, resolution=res, zca=bool(ds.get("zca", False)),
-                            zca_eps=float(ds.get("zca_eps", 0.1)), data_dir=ds.get("data_dir"))
+    # the run's own preprocessing (normalize, stats, resize, ZCA): the one dataset mapping
+    train, _ = assemble.data({**ds, "name": name}, shard=None, resolution=res)
     mname = model or (meta.get("model", {}) or {}).get("name") or "ConvNetD3"
     net = get_model(mname, train.num_classes)
     variables = net.init(jax.random.key(seed), np.asarray(images[:2]))
