@@ -5,9 +5,11 @@ Same initial weights, data and minibatch order, DSA off, epoch_eval_train 4 (5 p
 rtol 1e-5 / atol 2e-6 (a few float32 ulps accumulated over the steps), test accuracy exact.
 
 `test_distill_evaluation_matches_authors` compares what the distillation loop itself runs:
-``jaxdd.distill.Run.evaluate`` (called unbound on a stand-in run holding the fixture's set,
-lr and a published config's eval block) -> ``jaxdd.evaluate.evaluate_synthetic`` with its
-OWN defaults (momentum, weight decay, schedule). Only two inputs are pinned through a seam
+``jaxdd.distill.Run.evaluate`` (called unbound on a stand-in run holding the fixture's set
+and lr, and the evaluators and evaluation context Run builds from a published config,
+``jaxdd.evaluators.from_config`` / ``Context``) -> the main 'hard_label' evaluator ->
+``jaxdd.evaluate.evaluate_synthetic`` with its OWN defaults (momentum, weight decay,
+schedule). Only two inputs are pinned through a seam
 (``make_eval_trainer`` wrapped, the real trainer built with the arguments
 evaluate_synthetic passes): the initial parameters (the authors' torch init) and the
 minibatch order (the authors' permutations). The optimizer arguments evaluate_synthetic
@@ -19,12 +21,12 @@ import types
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
 from parity.common import load_fixture
 from jaxdd import evaluate as E
+from jaxdd import evaluators as evaluators_lib
 from jaxdd.distill import Run
 from jaxdd.evaluate import (accuracy, authors_schedule, make_eval_fns, train_schedule)
 from jaxdd.models import get_model
@@ -164,13 +166,17 @@ def _distill_evaluate(fx, monkeypatch):
     cfg.eval.num_nets = cfg.eval.final_nets = 1
     cfg.eval.batch_size = int(fx["batch"])
     cfg.dsa_strategy = "none"   # the fixture: args.dsa False, dc_aug_param None
-    cfg.mesh.data = 1           # one device, as the fixture's single network
+    test_ds = types.SimpleNamespace(images=np.transpose(fx["x_test"], (0, 2, 3, 1)),
+                                    labels=fx["y_test"].astype(np.int32))
+    train_ds = types.SimpleNamespace(num_classes=k)
+    evaluators = evaluators_lib.from_config(cfg)  # as Run.__init__ builds them
+    assert evaluators[0].protocol == "hard_label"
     run = types.SimpleNamespace(
         cfg=cfg, model=model, teacher=None, k_eval=jax.random.PRNGKey(3), progress=False,
         aux={"labels": fx["y"].astype(np.int32)}, decode_all=lambda: jnp.asarray(x),
-        state=types.SimpleNamespace(syn_lr=jnp.float32(fx["lr"])),
-        test_ds=types.SimpleNamespace(images=np.transpose(fx["x_test"], (0, 2, 3, 1)),
-                                      labels=fx["y_test"].astype(np.int32)))
+        state=types.SimpleNamespace(syn_lr=jnp.float32(fx["lr"])), evaluators=evaluators,
+        # mesh None: one device, as the fixture's single network
+        eval_ctx=evaluators_lib.Context(model, train_ds, test_ds, cfg, None, None, False))
     res = Run.evaluate(run, 0)
     got = jax.tree.map(lambda a: np.asarray(a[0]), seen["state"].params)
     return got, res, seen["kw"]

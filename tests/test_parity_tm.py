@@ -13,9 +13,10 @@ pads the short chunks and masks them out of the mean CE), flat vectors converted
 
 `test_production_objective_matches_authors` runs the same fixture through the path the
 distillation loop uses: a published TM config (configs/tm_pixel.py) with the fixture's tiny
-sizes, the objective built by ``jaxdd.objective.get_builder('tm')`` from a one-expert
-trajectory (start, target), ``feed`` / ``sample_ctx`` / ``loss(key, ...)`` differentiated as
-``jaxdd.distill.make_step`` does (syn_lr substituted into the context). The only seam: the
+sizes, the objective built by ``jaxdd.assemble.build_objective`` (the run assembly's call,
+the objective builder of ``cfg.objective.name``) from a one-expert trajectory (start,
+target), ``feed`` / ``sample_ctx`` / ``loss(key, ...)`` differentiated as the outer step
+does (``jaxdd.outer_step``: syn_lr substituted into the context). The only seam: the
 minibatch order ``loss`` draws (``tm.mtt_schedule``, checked against MTT's chunking by
 `test_mtt_schedule_has_the_authors_structure`) returns the order the authors drew.
 
@@ -35,7 +36,7 @@ import importlib.util
 import os
 import types
 
-from jaxdd import objective as objective_lib
+from jaxdd import assemble
 from jaxdd.models import from_torch_flat, get_model, to_torch_flat
 from jaxdd.objective import tm
 from parity.common import load_fixture
@@ -163,12 +164,10 @@ def test_production_objective_matches_authors(monkeypatch):
     labels = np.asarray(FIX["labels"])
     trajs = jax.tree.map(lambda a, b: np.stack([np.asarray(a), np.asarray(b)])[None],
                          start, target)  # (experts 1, epochs 2, ...)
-    setup = objective_lib.Setup(
-        cfg=cfg, model=model, apply_fn=lambda p, v: model.apply({"params": p}, v, train=True),
-        train_ds=types.SimpleNamespace(images=x, labels=labels, num_classes=10,
-                                       image_shape=x.shape[1:]),
-        trajectories=trajs, progress=False, syn_labels=labels, mesh=None)
-    obj = objective_lib.get_builder(cfg.objective.name)(setup)
+    train_ds = types.SimpleNamespace(images=x, labels=labels, num_classes=10,
+                                     image_shape=x.shape[1:])
+    obj = assemble.build_objective(cfg, model, train_ds, mesh=None, trajectories=trajs,
+                                   syn_labels=labels, progress=False)
     assert obj.learn_lr and obj.feed is not None
 
     k_ctx, k_loss = jax.random.split(jax.random.PRNGKey(7))
@@ -177,7 +176,7 @@ def test_production_objective_matches_authors(monkeypatch):
     jax.tree.map(np.testing.assert_array_equal, ctx.start, start)
     jax.tree.map(np.testing.assert_array_equal, ctx.target, target)
 
-    def objective_value(images, syn_lr):  # jaxdd.distill.make_step's objective_value
+    def objective_value(images, syn_lr):  # jaxdd.outer_step's objective_value
         return obj.loss(k_loss, images, jnp.asarray(labels), ctx._replace(syn_lr=syn_lr))
 
     grad_fn = jax.jit(jax.value_and_grad(objective_value, argnums=(0, 1)),

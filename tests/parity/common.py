@@ -43,7 +43,50 @@ PINNED = {
 
 # Fixture -> the authors' lines its generator restates: (path in the repository, first line,
 # last line, sha256 of those lines' text at the pinned commit, see `source_sha256`).
-RESTATED: dict = {}
+RESTATED: dict = {
+    # MTT distill.py: student set-up; one TM iteration
+    "mtt_tm": (
+        ("distill.py", 296, 303,
+         "1795f6aa127be70d2e25d5eea2a557cd2629c32182e33ef2c9ea7a2a82371bb2"),
+        ("distill.py", 325, 393,
+         "860c96d812798b7f682b1da8f434d9ddfa6891077426f1fc16bace7a793e9fb2"),
+    ),
+    # MTT utils.py get_dataset: ToTensor-only transform; the --zca block
+    "zca": (
+        ("utils.py", 58, 59,
+         "05597f4076949058b26cc5c8cede2f1d2e9d92c985b4795c3f3c4875d1ef9ee6"),
+        ("utils.py", 137, 165,
+         "ffd5492303aa99dcfa236bd0d0d8502d479d97108c197f3d4a67c56eef5773ce"),
+    ),
+    # MTT buffer.py: criterion, train loader, teacher SGD
+    "mtt_expert": (
+        ("buffer.py", 55, 55,
+         "4241f6e2893f84de26a23ad38a808ef458bc9ed17e40d880a16af3ff21d6912b"),
+        ("buffer.py", 59, 60,
+         "95dd0640d64e4fb0fe121287ebd11fe23677ea452e7b109fcebb8ed0a52beba9"),
+        ("buffer.py", 73, 74,
+         "f1234c7fd82b88d1302b8519e3aae0e6d2d5bd7b4e48479d05ae4f55203f1c5b"),
+    ),
+    # FreD SynSet.init_mask: the EVR loop
+    "fred": (
+        ("TM/main_TM_FreD.py", 80, 101,
+         "f573dd28541455c75fc595e90c595491f6cc396f4d7c3b6ff1917ba4afe6969d"),
+    ),
+    # FreD DM ConvNet-branch loss loop; DC loss loop and network update
+    "dm_dc": (
+        ("DM/main_DM_FreD.py", 297, 317,
+         "45c8038253a9efa0580bc7d239d4853149b5314c6aeace5a050be4bfc41d5792"),
+        ("DC/main_DC_FreD.py", 286, 313,
+         "ef5c9ef1b8ac11c92c467c99f5855c9abb1a10329977338822cc6388ae641dd8"),
+        ("DC/main_DC_FreD.py", 324, 329,
+         "26aee07a5e322e387ff45a9712dd16a0c50a43f2fd8a4b20ffd33d756536c1b2"),
+    ),
+    # UniDD synthesis_small.py: the cosine beta schedule
+    "unidd": (
+        ("synthesis_small.py", 91, 92,
+         "258bca4b2e03a9e42fe85d5631e3dff51759c1ca2e6d5797ca2a08b41a755f8d"),
+    ),
+}
 
 
 def source_sha256(text: str, first: int, last: int) -> str:

@@ -23,7 +23,13 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import repo_commit, save_fixture  # noqa: E402
+from parity.common import PINNED, add_commit_arg, checked_commit, save_fixture  # noqa: E402
+
+# checkout folder under --ref -> (repository, its --commit flag)
+REPOS = {"mtt-distillation": ("GeorgeCazenavette/mtt-distillation", "--commit"),
+         "FreD": ("sdh0818/FreD", "--commit-fred"), "DDiF": ("aailab-kaist/DDiF", "--commit-ddif"),
+         "UniDD": ("bdy9527/UniDD", "--commit-unidd")}
+assert {r for r, _ in REPOS.values()} == set(PINNED)
 
 FILES = [
     "mtt-distillation/utils.py",
@@ -84,11 +90,14 @@ def extract(path):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref")
+    for folder, (repo, flag) in REPOS.items():
+        add_commit_arg(ap, repo, flag)
     args = ap.parse_args()
     arrays, commits = {}, {}
     for rel in FILES:
         repo = rel.split("/")[0]
-        commits[repo] = repo_commit(os.path.join(args.ref, repo))
+        commits[repo] = checked_commit(os.path.join(args.ref, repo), getattr(
+            args, REPOS[repo][1][2:].replace("-", "_")))
         for name, d in extract(os.path.join(args.ref, rel)).items():
             key = f"{rel}|{name}"
             arrays[f"{key}|mean"] = np.asarray(d["mean"][0], np.float64)
@@ -96,7 +105,8 @@ def main():
             arrays[f"{key}|line"] = np.asarray(d["mean"][1])
             print(f"{key:45s} mean {d['mean'][0]} std {d['std'][0]} (line {d['mean'][1]})")
     save_fixture("data_constants", repo="mtt-distillation, FreD, DDiF, UniDD (commits in "
-                 "'commits')", ref=os.path.join(args.ref, "mtt-distillation"), script=__file__,
+                 "'commits')", ref=os.path.join(args.ref, "mtt-distillation"), commit=args.commit,
+                 script=__file__,
                  commits=np.array(json.dumps(commits)), **arrays)
 
 

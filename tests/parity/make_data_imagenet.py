@@ -33,7 +33,8 @@ import sys
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture, stub_torchvision  # noqa: E402
+from parity.common import (add_commit_arg, add_reference_path, save_fixture,  # noqa: E402
+                           stub_torchvision)
 
 R = 16
 TRAIN = [((37, 50), 0), ((20, 20), 5), ((50, 37), 217), ((9, 7), 482), ((30, 41), 999),
@@ -57,6 +58,7 @@ def _resize_crop(x, side):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)
     import torch
@@ -96,6 +98,7 @@ def main():
         out[f"{split}_crop"] = torch.stack(cr).numpy()
         out[f"{split}_labels"] = np.asarray(keep_labels)
     save_fixture("data_imagenet", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, **out)
 
 

@@ -41,7 +41,7 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_commit_arg, add_reference_path, save_fixture  # noqa: E402
 
 REPO = "aailab-kaist/DDiF"
 
@@ -76,6 +76,7 @@ def pack(prefix, fields):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/DDiF")
+    add_commit_arg(ap, REPO)
     a = ap.parse_args()
     ref = os.path.abspath(a.ref)
     add_reference_path(ref)
@@ -207,7 +208,7 @@ def main():
     arrays["bound_b"] = np.array(bmax)
     arrays["bound_hparams"] = np.array([2, 6, 3, 3, 10.0, 30.0])  # dim_in, width, L, out, w0, w0i
 
-    save_fixture("ddif", repo=REPO, ref=ref, script=__file__, **arrays)
+    save_fixture("ddif", repo=REPO, ref=ref, commit=a.commit, script=__file__, **arrays)
 
 
 if __name__ == "__main__":

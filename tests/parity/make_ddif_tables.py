@@ -32,7 +32,7 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_commit_arg, add_reference_path, save_fixture  # noqa: E402
 
 REPO = "aailab-kaist/DDiF"
 PAPER_B4 = ("We adopt ZCA whitening on CIFAR-10 (IPC=1, 10) and CIFAR-100 (IPC=1) with the "
@@ -117,7 +117,9 @@ def budgets(ref, fields_tables):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/DDiF")
-    ref = os.path.abspath(ap.parse_args().ref)
+    add_commit_arg(ap, REPO)
+    args = ap.parse_args()
+    ref = os.path.abspath(args.ref)
     if not os.path.isdir(ref):
         raise SystemExit(f"authors' code not found at {ref}")
     hyper = {o: load_tables(os.path.join(ref, o, "hyper_params.py"), f"ddif_hp_{o}")
@@ -137,7 +139,7 @@ def main():
              "iterations": {"TM": 15000, "DM": 20000}}
     tables = dict(hyper=hyper, argparse=defaults, scripts=scripts,
                   budget=budgets(ref, hyper), paper=paper)
-    save_fixture("ddif_tables", repo=REPO, ref=ref, script=__file__,
+    save_fixture("ddif_tables", repo=REPO, ref=ref, commit=args.commit, script=__file__,
                  tables=np.array(json.dumps(tables, sort_keys=True)))
 
 

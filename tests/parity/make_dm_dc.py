@@ -44,6 +44,7 @@ def net_arrays(net, prefix):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/FreD")
+    common.add_commit_arg(ap, "sdh0818/FreD")
     args = ap.parse_args()
     common.stub_torchvision()
     import torch
@@ -86,7 +87,7 @@ def main():
     img_syn_all = syn.clone().requires_grad_(True)
     loss = torch.tensor(0.0)
     emb_real = []
-    for c in range(NUM_CLASSES):  # main_DM_FreD.py 294-317 (ConvNet branch, DSA off)
+    for c in range(NUM_CLASSES):  # main_DM_FreD.py 297-317 (ConvNet branch, DSA off)
         img_real = real[c]
         img_syn = img_syn_all[c * N_SYN:(c + 1) * N_SYN]
         output_real = embed(img_real).detach()
@@ -162,7 +163,8 @@ def main():
     out["dc_inner_loop"] = np.int32(inner_loop)
     out["dc_lr_net"] = np.float32(lr_net)
 
-    common.save_fixture("dm_dc", repo="sdh0818/FreD", ref=args.ref, script=__file__, **out)
+    common.save_fixture("dm_dc", repo="sdh0818/FreD", ref=args.ref, commit=args.commit,
+                        script=__file__, **out)
 
 
 if __name__ == "__main__":

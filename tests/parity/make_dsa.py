@@ -39,7 +39,8 @@ import types
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import (add_reference_path, repo_commit, save_fixture,  # noqa: E402
+from parity.common import (add_commit_arg, add_reference_path, checked_commit,  # noqa: E402
+                           save_fixture,
                            stub_torchvision)
 
 STRATEGY = "color_crop_cutout_flip_scale_rotate"
@@ -116,6 +117,8 @@ def main():
     ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     ap.add_argument("--ref-dm", required=True,
                     help="checkout of aailab-kaist/DDiF (its DM/utils.py: align_corners default)")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
+    add_commit_arg(ap, "aailab-kaist/DDiF", "--commit-dm")
     args = ap.parse_args()
 
     import torch
@@ -236,10 +239,11 @@ def main():
             run_case(torch, arrays, f"dm_{op}_{sk}",
                      lambda x, f=getattr(D, op), p=per_sample(D.ParamDiffAug()): f(x, p),
                      sk, seed, dict(op=op), grad=sk == "rect")
-    meta_dm = f"aailab-kaist/DDiF@{repo_commit(args.ref_dm)} DM/utils.py"
+    meta_dm = f"aailab-kaist/DDiF@{checked_commit(args.ref_dm, args.commit_dm)} DM/utils.py"
 
     arrays["dm_source"] = np.array(meta_dm)
     save_fixture("dsa", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, **arrays)
 
 

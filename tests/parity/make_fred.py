@@ -85,7 +85,7 @@ def to_float(u8):
 
 
 def authors_evr(freq_syn, num_classes, npc, im_size):
-    """The EVR values of SynSet.init_mask (TM/main_TM_FreD.py:78-93), restated because the
+    """The EVR values of SynSet.init_mask (TM/main_TM_FreD.py:80-101), restated because the
     method keeps them local: channel mean, flatten, centre, torch.cov, e_p^T cov e_p / trace."""
     import torch
     out = []
@@ -187,6 +187,7 @@ def run_case(mod, name, spec, tmp):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="/work/ref/FreD")
+    common.add_commit_arg(ap, "sdh0818/FreD")
     a = ap.parse_args()
     ref = os.path.abspath(a.ref)
     check_synset_identical(ref)
@@ -198,7 +199,8 @@ def main():
         for name, spec in CASES.items():
             arrays.update(run_case(mod, name, spec, tmp))
     arrays["cases"] = np.array(list(CASES))
-    common.save_fixture("fred", repo="sdh0818/FreD", ref=ref, script=__file__, **arrays)
+    common.save_fixture("fred", repo="sdh0818/FreD", ref=ref, commit=a.commit,
+                        script=__file__, **arrays)
 
 
 if __name__ == "__main__":

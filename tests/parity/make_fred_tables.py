@@ -121,7 +121,9 @@ def function_from(path, name):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ref", default="/work/ref/FreD")
-    ref = os.path.abspath(ap.parse_args().ref)
+    common.add_commit_arg(ap, "sdh0818/FreD")
+    args = ap.parse_args()
+    ref = os.path.abspath(args.ref)
     j = lambda *p: os.path.join(ref, *p)
 
     tables = {
@@ -160,7 +162,8 @@ def main():
         frequency_transforms.DCT.__init__).parameters["norm"].default
 
     import numpy as np
-    common.save_fixture("fred_tables", repo="sdh0818/FreD", ref=ref, script=__file__,
+    common.save_fixture("fred_tables", repo="sdh0818/FreD", ref=ref, commit=args.commit,
+                        script=__file__,
                         tables=np.array(json.dumps(tables, sort_keys=True)))
 
 

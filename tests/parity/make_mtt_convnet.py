@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_commit_arg, add_reference_path, save_fixture  # noqa: E402
 
 WIDTH, DEPTH, NUM_CLASSES, BATCH = 16, 3, 10, 4
 CASES = {"rgb": (3, 32), "gray": (1, 28)}
@@ -32,6 +32,7 @@ CASES = {"rgb": (3, 32), "gray": (1, 28)}
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)
     import networks  # the authors' module
@@ -66,6 +67,7 @@ def main():
         print(case, "logits[0]", logits[0, :4].tolist(), "loss", loss.item(),
               "classifier", tuple(net.classifier.weight.shape))
     save_fixture("mtt_convnet", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, **out)
 
 

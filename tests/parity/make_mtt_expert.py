@@ -4,10 +4,10 @@
 
 What runs (the authors' code, 50dccea): networks.ConvNet(width 8, depth 2, relu,
 instancenorm, avgpooling) at PyTorch's default init (torch.manual_seed), the teacher
-optimizer of buffer.py:77 -- torch.optim.SGD(lr=lr_teacher=0.01, momentum=args.mom=0,
+optimizer of buffer.py:73 -- torch.optim.SGD(lr=lr_teacher=0.01, momentum=args.mom=0,
 weight_decay=args.l2=0) -- and utils.epoch('train', ...) (utils.py:300-350) over a
 DataLoader of utils.TensorDataset with batch_size 8 on 22 images 3x16x16 (batches of 8, 8
-and a last partial batch of 6, drop_last=False as in buffer.py:58). The loader's order is
+and a last partial batch of 6, drop_last=False as in buffer.py:60). The loader's order is
 fixed with ``sampler=order`` instead of buffer.py's ``shuffle=True`` (same DataLoader, an
 explicit permutation), and ``aug=False``: buffer.py trains with aug=True, i.e. DSA
 (args.dsa True) -- DSA parity is a separate fixture -- or, with --dsa False, DC's
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_commit_arg, add_reference_path, save_fixture  # noqa: E402
 
 N, CHANNEL, SIDE, NUM_CLASSES, BATCH, WIDTH, DEPTH, LR = 22, 3, 16, 10, 8, 8, 2, 0.01
 
@@ -48,6 +48,7 @@ def _stub_torchvision():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)
     _stub_torchvision()
@@ -67,9 +68,9 @@ def main():
     dst = utils.TensorDataset(x, labels)
     loader = torch.utils.data.DataLoader(dst, batch_size=BATCH, sampler=order.tolist(),
                                          num_workers=0)
-    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0, weight_decay=0)  # buffer.py:77
+    opt = torch.optim.SGD(net.parameters(), lr=LR, momentum=0, weight_decay=0)  # buffer.py:73
     opt.zero_grad()
-    criterion = torch.nn.CrossEntropyLoss()                                     # buffer.py:54
+    criterion = torch.nn.CrossEntropyLoss()                                     # buffer.py:55
     eargs = types.SimpleNamespace(device="cpu", dataset="CIFAR10", dsa=False)
     train_loss, train_acc = utils.epoch("train", dataloader=loader, net=net, optimizer=opt,
                                         criterion=criterion, args=eargs, aug=False)
@@ -84,6 +85,7 @@ def main():
         out[f"p{i}"] = b.numpy()
         out[f"q{i}"] = a.numpy()
     save_fixture("mtt_expert", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, **out)
 
 

@@ -30,7 +30,7 @@ import shlex
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from parity.common import save_fixture  # noqa: E402
+from parity.common import add_commit_arg, save_fixture  # noqa: E402
 
 # readme.md's table image, row by row (see the module docstring for the source).
 TABLE_IMAGE_COMMANDS = """
@@ -104,6 +104,7 @@ def argparse_defaults(path: str) -> dict:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     readme = open(os.path.join(args.ref, "readme.md")).read()
     tables = dict(
@@ -119,6 +120,7 @@ def main():
     assert len(tables["readme_distill"]) == 3 and len(tables["table_image"]) == 9, tables
     print(json.dumps(tables, indent=1)[:3000])
     save_fixture("mtt_tables", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, tables=json.dumps(tables))
 
 

@@ -26,6 +26,8 @@ popped first), syn_steps 4 (the 4th step starts a second permutation), syn_lr 0.
 Stored: images (NCHW), labels, start, target (flat, ReparamModule layout), syn_lr,
 syn_steps, batch_syn, chunks (the per-step index lists, padded with -1), loss,
 grad_images (NCHW), grad_syn_lr, num_params.
+The restated distill.py lines are pinned by hash (tests/parity/common.py RESTATED['mtt_tm']):
+regenerating against a checkout whose lines differ stops before writing the fixture.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from parity.common import add_reference_path, save_fixture  # noqa: E402
+from parity.common import add_commit_arg, add_reference_path, save_fixture  # noqa: E402
 
 N, CHANNEL, SIDE, NUM_CLASSES, WIDTH, DEPTH = 10, 3, 16, 10, 8, 2
 SYN_STEPS, BATCH_SYN, SYN_LR = 4, 4, 0.02
@@ -47,6 +49,7 @@ SYN_STEPS, BATCH_SYN, SYN_LR = 4, 4, 0.02
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)
     import networks
@@ -106,6 +109,7 @@ def main():
     print("chunks", [c.tolist() for c in used], "loss", grand_loss.item(),
           "d/d syn_lr", syn_lr.grad.item(), "num_params", int(num_params))
     save_fixture("mtt_tm", repo="GeorgeCazenavette/mtt-distillation", ref=args.ref,
+                 commit=args.commit,
                  script=__file__, images=image_syn.detach().numpy(),
                  labels=label_syn.numpy().astype(np.int32), start=start.numpy(),
                  target=target.numpy(), syn_lr=np.float32(SYN_LR),

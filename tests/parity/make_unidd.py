@@ -11,7 +11,7 @@ features (C = 4 channels, 3x3 maps, 3 classes), exactly as synthesis_small.py dr
    running_cov / running_mean / running_class_mean (data_number = 11 here);
 2. synthesis (synthesis_small.py 186-257, `set_hook(pre=False)`): IPC = 2 batches of one
    synthetic image per class; before batch b (1-based `batch_id`) beta = beta_scheduler[b-1]
-   = 0.1 (1 + cos(pi (b-1) / IPC)) / 2 (synthesis_small.py 89-90, re-stated here); one forward
+   = 0.1 (1 + cos(pi (b-1) / IPC)) / 2 (synthesis_small.py 91-92, re-stated here); one forward
    per batch, `r_feature` (= filter loss + signal loss) and its gradient w.r.t. the synthetic
    features (autograd); after each batch `ema_update()` (EMU) from that forward's statistics.
    Both filters (HFM, LFM) x both signals ('mean', the public README; 'class', the paper).
@@ -42,6 +42,7 @@ IPC, BETA = 2, 0.1
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ref", default="/work/ref/UniDD")
+    common.add_commit_arg(ap, "bdy9527/UniDD")
     args = ap.parse_args()
     common.add_reference_path(args.ref)
     import torch
@@ -61,7 +62,7 @@ def main():
     out["real_batches"] = np.array(REAL_BATCHES)
     syn = [torch.randn(K, C, HW, HW, generator=g) * 1.3 + 0.2 for _ in range(IPC)]
     out["syn_feats"] = torch.stack(syn).numpy()  # (IPC, K, C, HW, HW)
-    # synthesis_small.py 89-90 (args.cos): beta per batch
+    # synthesis_small.py 91-92 (args.cos): beta per batch
     betas = [BETA * (1. + np.cos(np.pi * ipc / IPC)) / 2 for ipc in range(IPC)]
     out["betas"] = np.array(betas, np.float64)
     n_real = sum(REAL_BATCHES)
@@ -109,7 +110,8 @@ def main():
     m = torch.randn(C, K, generator=g)
     assert math.isclose(torch.norm(m, 2).item(), torch.linalg.norm(m.reshape(-1)).item(),
                         rel_tol=1e-6)
-    common.save_fixture("unidd", repo="bdy9527/UniDD", ref=args.ref, script=__file__, **out)
+    common.save_fixture("unidd", repo="bdy9527/UniDD", ref=args.ref, commit=args.commit,
+                        script=__file__, **out)
 
 
 if __name__ == "__main__":
