@@ -149,7 +149,8 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     Complete experts whose metadata match (``expected_metadata(cfg, strict=True)``) are
     skipped; a complete expert with other settings raises ExpertMismatchError (never
     overwritten); leftover temporary / incomplete directories are deleted and rebuilt.
-    train/test: preprocessed Datasets; default: ``load_dataset`` from cfg.dataset.
+    train/test: preprocessed Datasets; default: ``jaxdd.assemble.data(cfg, shard=None)``
+    (the whole split of cfg.dataset on every process).
     Prints a summary (mean +- std test accuracy, seconds, bytes per expert).
     Returns the list of the num_experts metadata dicts.
     """
@@ -158,8 +159,8 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     if getattr(train, "shard", None) is not None:
         raise ValueError(
             "build_buffer trains every expert on the whole training split, but `train` is "
-            "one process's shard (jaxdd.data.shard): pass the whole split (load_dataset "
-            "without shard, or jaxdd.data.shard.gather_split)")
+            "one process's shard (jaxdd.data.shard): pass the whole split (assemble.data(cfg, "
+            "shard=None), or jaxdd.data.shard.gather_split)")
     if n < 1:
         raise ValueError(f"num_experts={n}: a buffer needs at least one expert")
     # multi-process: every process reads the buffer, process 0 alone tidies it; then each
