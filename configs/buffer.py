@@ -18,7 +18,7 @@ fields, e.g. `configs/buffer.py:cifar10,num_experts=10,model.name=ConvNetD3W32`;
                     tm_* configs; IPC 50 TM uses a no-ZCA buffer: add ,dataset.zca=False).
                     Experts reach ~77-79 % (MTT reports this).
                       python launch/buffer.py --config=configs/buffer.py:cifar10
-                    Needs tfds cifar10 prepared (see README). GPU recommended (hours on CPU).
+                    Needs tfds cifar10 prepared (see docs/operations.md). GPU recommended (hours on CPU).
   cifar100          same recipe on CIFAR-100 (ZCA), ConvNetD3.
   imagenette        the papers' ImageNette (ImageNet-1k subset via tfds imagenet2012, squashed to
                     128x128), ConvNetD5, no ZCA, 100 experts x 50 epochs.

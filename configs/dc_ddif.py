@@ -9,7 +9,7 @@ every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
 Expected: test accuracy 89.0 +- 0.8 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 4 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 Published settings (aailab-kaist/DDiF DC/hyper_params.py field sizes, main_DC.py defaults
 and DC/scripts/run_DDiF.sh; jaxdd.published.ddif gives the source of every value):

@@ -11,7 +11,7 @@ vs 84% -> 92% with k = 64 in a calibration, 3 nets x 300 epochs.)
 
 Expected: test accuracy 94.2 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 4 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 Published settings (sdh0818/FreD @ 9f35a7a, in jaxdd/published/fred.py, checked by
 tests/test_parity_fred_tables.py): CIFAR-10 (IPC 1, 2, 10, 11, 50, 51) from

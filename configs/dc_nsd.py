@@ -10,7 +10,7 @@ every iteration), then 5 networks x 1000 epochs and the random-real baseline:
 
 Expected: test accuracy 89.0 +- 0.5 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 3 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 NSD was published with TM only (docs/methods.md): these variants combine NSD's published
 sizes (random init, SGD momentum 0.9) with the DC recipe (1000 DC iterations = 1000 x

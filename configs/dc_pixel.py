@@ -9,7 +9,7 @@ and the random-real baseline:
 
 Expected: test accuracy 88.6 +- 0.6 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 3 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 Published settings (DC ICLR 2021 / DSA ICML 2021, the authors' main.py): 1000 DC
 iterations of `outer_loop` synthetic updates each (outer/inner = 1/1, 10/50, 50/10 for IPC

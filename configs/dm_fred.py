@@ -10,7 +10,7 @@ class, 81% vs 95% with k = 64 in a 300-iteration calibration, 3 nets x 300 epoch
 
 Expected: test accuracy 94.3 +- 0.6 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 2 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 Published settings (sdh0818/FreD @ 9f35a7a, in jaxdd/published/fred.py, checked by
 tests/test_parity_fred_tables.py): CIFAR-10 (IPC 1, 2, 10, 11, 50, 51) from

@@ -10,7 +10,7 @@ class, then 5 networks x 1000 epochs and the random-real baseline:
 
 Expected: test accuracy 87.2 +- 1.2 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 2 minutes wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 NSD was published with TM only (docs/methods.md): these variants combine NSD's published
 sizes (t2 = C, t3 = t4 = H/2 for IPC <= 10, 7/8 H above, random init, SGD momentum 0.9)

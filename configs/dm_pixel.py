@@ -8,7 +8,7 @@ networks x 1000 epochs) and the random-real baseline:
 
 Expected: test accuracy 89.9 +- 1.0 % (final epoch, mean +- std over 5 networks; random real
 at IPC 1: 68.0 +- 5.1 %), about 1 minute wall on 2 shared CPU cores (seed 0; measured
-2026-12-02, README "DM and DC with every parameterization").
+2026-12-02, docs/results.md "DM and DC with every parameterization").
 
 Published settings (DM, WACV 2023; jaxdd.published.dm): 20000 iterations, batch_real 256 per
 class, SGD(lr_img 1, momentum 0.5) on the pixels, real init, DSA (siamese, one transform

@@ -5,7 +5,7 @@
 Embedded default: digits at 16x16x1, ConvNetD2W32, IPC 1 -> SIREN width 6, 2 sine layers
 (67 floats per field), floor(1 x 256 / 67) = 3 fields per class; warm-up of all 30 fields
 at once; experts built if missing. Offline on 2 CPU cores in under 10 minutes; expected
-result in README.md (final-epoch accuracy, mean +- std over 5 networks).
+result in docs/results.md (final-epoch accuracy, mean +- std over 5 networks).
 
 Published settings (DDiF ICLR 2025, aailab-kaist/DDiF; jaxdd.published.ddif gives the
 source of every value; reported CIFAR-10 66.5 / 74.0 / 77.5, CIFAR-100 42.1 / 46.0 / 49.9,

@@ -6,7 +6,7 @@ Embedded default: digits at 16x16x1, IPC 1, k = 64 of 256 DCT positions per chan
 floor(1 x 256 / 64) = 4 instances per class (digits are 8x8 upsampled: their information
 sits in the 8x8 low band, so k = 16 -- the CIFAR ratio 64/1024 -- lost too much: 83.7 %
 vs 91 % for pixels in a first run); 20 decoded images per student step (batch_syn);
-offline on 2 CPU cores in under 10 minutes; result in README.md. The digits run uses the
+offline on 2 CPU cores in under 10 minutes; result in docs/results.md. The digits run uses the
 authors' unnormalized DCT like every other variant: lr_freq = 1.024e6
 (jaxdd.config.tm.FRED_DIGITS_LR), the
 unnormalized equivalent of the orthonormal lr 1000 it was tuned with (x 4 H W = 1024 at

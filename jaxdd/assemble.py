@@ -13,6 +13,7 @@ as a saved set's metadata, or None fields) to `load_dataset`'s keyword arguments
 """
 from __future__ import annotations
 
+import os
 from typing import Any, Callable
 
 import jax
@@ -212,6 +213,17 @@ def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
                          "cfg.objective.squeeze.dir or pass the run's workdir")
     return cfm.prepare_teacher(cfg.objective, train_ds, test_ds, directory, progress=progress)
 
+
+
+def teacher_record(cfg, workdir, teacher) -> dict:
+    """Where a prepared teacher lives and what it is (stored in a set's metadata, so the
+    set can be scored with its soft labels later: `jaxdd.evaluators.load_teacher`)."""
+    o = cfg.objective
+    return {"path": os.path.abspath(os.path.join(
+                o.squeeze.get("dir", "") or workdir, "teacher.msgpack")),
+            "name": o.teacher.name,
+            "overrides": dict(o.teacher.get("overrides", {}) or {}),
+            "test_acc": float(teacher["test_acc"])}
 
 
 def objective_inputs(cfg, train_ds, test_ds, *, workdir=None, progress=True):

@@ -4,7 +4,7 @@ CFM runs through the generic loop with any parameterization (`launch/distill.py
 --config=configs/cfm_{pixel,fred,ddif,nsd}.py`, configs from `jaxdd.config.cfm_config`;
 launch/cfm.py adds the spectral diagnostic, `jaxdd.bench.spectral`). The loop calls
 `prepare_teacher` first, recovers the set with the pure loss of `jaxdd.objective.cfm`, and
-relabels with `evaluate_soft`. The stages (REFERENCE.md "UniDD / CFM"):
+relabels with `evaluate_soft`. The stages (docs/methods.md "CFM"):
 
 1. squeeze (`train_teacher`, on the training core `jaxdd.train`): one teacher on the training
    set (SGD 0.1, momentum 0.9, weight decay 5e-4, cosine per epoch, batch 128,

@@ -256,13 +256,7 @@ class Run:
         main = self.evaluators[0]
         meta = {"protocol": main.protocol, "eval": self.cfg.eval.to_dict()}
         if self.teacher is not None:
-            o = self.cfg.objective
-            meta["teacher"] = {
-                "path": os.path.abspath(os.path.join(
-                    o.squeeze.get("dir", "") or self.workdir, "teacher.msgpack")),
-                "name": o.teacher.name,
-                "overrides": dict(o.teacher.get("overrides", {}) or {}),
-                "test_acc": float(self.teacher["test_acc"])}
+            meta["teacher"] = assemble.teacher_record(self.cfg, self.workdir, self.teacher)
         return meta
 
     def save_final(self):
@@ -367,17 +361,14 @@ class Run:
         if main.final:
             res = self.evaluate(step, final=True)
             result["final_eval"] = res.to_dict()
-            result["protocol"] = main.protocol
             tqdm.write(f"[jaxdd] final synthetic set: test accuracy {res} (final epoch, "
                        f"mean +- std over {len(res.accs)} networks; {main.protocol})")
             self.log({"step": step, "eval_acc_mean": res.mean, "eval_acc_std": res.std,
                       "final": True})
             result["best_over_evaluations"] = best_over_evaluations(
                 [e for e in self.evaluations() if e[0] <= step])
-            if main.protocol == "soft_label":
-                result["protocol"] = ("soft_label: CFM soft labels (teacher KL, T=%g, "
-                                      "CutMix, AdamW); NOT comparable with the hard-label "
-                                      "protocol" % float(self.cfg.eval.temperature))
+            result["protocol"] = evaluators_lib.describe_protocol(main.protocol, self.cfg)
+            if self.teacher is not None:
                 result["teacher_test_acc"] = float(self.teacher["test_acc"])
             for ev in self.evaluators[1:]:
                 if not ev.final:

@@ -14,7 +14,7 @@ FreD TM/DC/DM and DDiF copy it), followed step by step:
 * DSA on every training batch (``epoch(..., aug=True)``), mode 'S': each network draws its
   own op group per batch (utils.py:537-542), independently of the other networks (default
   here; ``share_dsa_ops=True`` shares one op group per step across the K networks, which
-  lets ``lax.switch`` run one branch instead of all six -- see the README for the cost);
+  lets ``lax.switch`` run one branch instead of all six -- an option, not the authors' behaviour);
 * the test accuracy after the last pass (no augmentation, eval mode: BatchNorm networks
   use their running statistics, as ``net.eval()``; instance norm has no eval mode).
 

@@ -130,6 +130,14 @@ def _random_real(main, ctx, key, num_nets, epochs, *, desc):
         mesh=ctx.mesh)
 
 
+def describe_protocol(protocol, cfg) -> str:
+    """The protocol as result.json states it (soft labels: not comparable with hard)."""
+    if protocol == "soft_label":
+        return ("soft_label: teacher soft labels (KL, T=%g, CutMix, AdamW); NOT comparable "
+                "with the hard-label protocol" % float(cfg.eval.temperature))
+    return protocol
+
+
 def main_protocol(cfg) -> str:
     """The protocol the run's set is made for: `evals.main.protocol` when declared, else the
     objective's declared one (`jaxdd.objective.evaluation_protocol`)."""

@@ -60,6 +60,28 @@ def test_pipeline_end_to_end(run_dir):
     assert stats["count"] == tr.images.shape[0] and len(stats["psi"]) == 1
 
 
+def test_saved_set_is_scored_with_its_own_protocol(run_dir):
+    """The set records how it is scored (meta.evaluation: soft labels, the run's teacher);
+    launch/evaluate.py's work (crossarch.evaluate_saved) defaults to it, and scores the
+    same as the run's own soft-label evaluator; --protocol=hard_label is an explicit choice."""
+    from jaxdd import crossarch, evaluators
+    wd, cfg, result = run_dir
+    path = os.path.join(wd, "synthetic.msgpack")
+    meta = io.load_synthetic(path)["meta"]
+    assert meta["evaluation"]["protocol"] == "soft_label"
+    assert meta["evaluation"]["teacher"]["path"] == os.path.join(wd, "teacher.msgpack")
+    assert evaluators.stored_protocol(meta) == "soft_label"
+    key = jax.random.PRNGKey(3)
+    soft = crossarch.evaluate_saved(key, path, num_nets=2, epochs=2)
+    assert soft["protocol"] == "soft_label"
+    run = distill.Run(cfg, wd, progress=False)
+    own = run.evaluators[0].run(run.eval_ctx, key, run.decode_all(),
+                                np.asarray(run.aux["labels"]), 0.0, final=True)
+    np.testing.assert_allclose(soft["accs"], own.accs, rtol=0, atol=0)
+    hard = crossarch.evaluate_saved(key, path, num_nets=2, epochs=2, protocol="hard_label")
+    assert hard["protocol"] == "hard_label"
+
+
 def test_resume_loads_the_stages(run_dir, capsys):
     wd, cfg, _ = run_dir
     run = distill.Run(cfg, wd, progress=False)

@@ -1,8 +1,11 @@
-"""The house rules of DESIGN.md, checked on the source (ast) of every module under jaxdd/:
+"""The import rules of docs/design.md, checked on the source (ast) of every module under jaxdd/:
 
 * parameterizations (jaxdd/param/) and objectives (jaxdd/objective/) never import each other;
-* objectives and parameterizations never import the loop (distill, evaluate, experts) nor
+* objectives and parameterizations never import the loop (distill and its parts: the
+  run assembly, the outer step, checkpoints, guards, evaluators; evaluate, experts) nor
   the benchmarks;
+* the loop (jaxdd.distill) names no parameterization or objective module: it reaches them
+  through jaxdd.assemble, jaxdd.param.get and the objective registry;
 * nothing under jaxdd/ imports launch/ or configs/, runs a file by path, or edits sys.path;
 * no torch in the library except inside functions (the benchmark's PyTorch peer).
 """
@@ -13,8 +16,9 @@ import pytest
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
 PKG = os.path.join(ROOT, "jaxdd")
-# the loop side (DESIGN.md): what prepares an objective's inputs and drives it
-LOOP = ("jaxdd.distill", "jaxdd.evaluate", "jaxdd.experts", "jaxdd.bench")
+# the loop side (docs/design.md "Import rules"): what prepares an objective's inputs and drives it
+LOOP = ("jaxdd.distill", "jaxdd.assemble", "jaxdd.outer_step", "jaxdd.checkpoints",
+        "jaxdd.guards", "jaxdd.evaluators", "jaxdd.evaluate", "jaxdd.experts", "jaxdd.bench")
 
 
 def _modules():
@@ -68,7 +72,7 @@ def test_modules_found():
 def test_objectives_import_neither_loop_nor_parameterizations(name, path):
     bad = _hits(_imports(name, path), LOOP + ("jaxdd.param",))
     assert not bad, f"{name} imports {bad}: an objective must not know the loop or the " \
-                    "parameterizations (DESIGN.md); the loop hands it what it needs"
+                    "parameterizations (docs/design.md); the loop hands it what it needs"
 
 
 @pytest.mark.parametrize("name,path", [m for m in MODULES if m[0].startswith("jaxdd.param")])
@@ -104,3 +108,19 @@ def test_launch_scripts_do_not_edit_sys_path():
             with open(os.path.join(ROOT, "launch", f)) as fh:
                 src = fh.read()
             assert "sys.path" not in src, f"launch/{f} edits sys.path (install jaxdd instead)"
+
+
+def test_the_loop_names_no_parameterization_or_objective():
+    """jaxdd/distill.py imports no jaxdd.param.<name> / jaxdd.objective.<name> module and
+    mentions no method by name in its code (strings and docstrings aside)."""
+    path = os.path.join(PKG, "distill.py")
+    mods = [m for m, _ in _imports("jaxdd.distill", path)]
+    named = [m for m in mods if m.startswith(("jaxdd.param.", "jaxdd.objective."))]
+    assert not named, named
+    with open(path) as f:
+        tree = ast.parse(f.read())
+    names = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)} | {
+        n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+    methods = {"pixel", "fred", "ddif", "nsd", "tm", "dm", "dc", "cfm", "teacher_needed",
+               "warmup_steps"}
+    assert not (names & methods), names & methods

@@ -87,7 +87,7 @@ def _nsd_guard(cfg):
     # norm stays flat and the sets train the ConvNet well (DC 89.0 %, DM 87.2 % on digits,
     # 2026-12-02). The default guard (1e4, issue 16) stopped both runs at iteration 25; a
     # smaller lr keeps the scale but costs accuracy (DC lr 0.01: 81.9 %). These configs
-    # allow the burst; such sets need a normalizing network (see README "Across
+    # allow the burst; such sets need a normalizing network (see docs/results.md "Across
     # architectures"). NaN / inf still stop the run.
     cfg.max_image_rms_ratio = 1e12
 

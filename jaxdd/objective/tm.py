@@ -1,6 +1,6 @@
 """Trajectory matching (MTT, Cazenavette et al. 2022) as a pure loss.
 
-One TM evaluation (REFERENCE.md "TM iteration"; MTT ``distill.py`` lines 324-386 at 50dccea):
+One TM evaluation (docs/methods.md "TM"; MTT ``distill.py`` lines 324-386 at 50dccea):
   theta_0 = expert[s], target = expert[s + expert_epochs];
   for t in 1..syn_steps: theta <- theta - syn_lr * grad CE(f(theta, DSA(x_b_t)), y_b_t)
   loss = sum((theta_N - target)^2) / sum((theta_0 - target)^2)
@@ -145,7 +145,7 @@ def make_loss(apply_fn: Callable, *, syn_steps: int, batch_syn: int | None = Non
         ceil(B / microbatch) chunks of equal size (B = the minibatch), each
         rematerialized, so the memory of the second-order pass scales with the chunk, not
         the minibatch (e.g. FreD's 120 or DDiF's 110 decoded images per step; measured in
-        README "Performance"). Same gradient up to float summation order for networks
+        docs/performance.md). Same gradient up to float summation order for networks
         that treat images independently (instance / no norm, as the ConvNets of the
         published settings); with batch norm the statistics would be per chunk.
 

@@ -21,7 +21,7 @@ Initialization (DDiF code, ``SirenLayer`` with c = 6):
 Bias choice: the public code overrides PyTorch's default nn.Linear bias init and draws the
 bias from the SAME uniform as the weight of its layer (``nn.init.uniform_(bias, -w_std,
 w_std)``); we follow the code. (The original vsitzmann/siren code keeps PyTorch's default
-bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)); REFERENCE.md and the DDiF code use the former.)
+bias U(-1/sqrt(fan_in), 1/sqrt(fan_in)); the DDiF code uses the former; docs/methods.md "DDiF".)
 
 FFN (Tancik et al. 2020, the DDiF structure ablation): a fixed Fourier feature mapping
 gamma(v) = [cos(2 pi v B^T), sin(2 pi v B^T)] followed by a ReLU MLP with a linear output.
