@@ -196,10 +196,10 @@ def load_or_build_trajectories(bcfg, epochs: int, *, train_ds=None, test_ds=None
 
 
 
-def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
-    """CFM's squeeze + statistics stages (`jaxdd.cfm.prepare_teacher`), cached in
+def cached_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
+    """CFM's squeeze + statistics stages (`jaxdd.teacher.prepare_teacher`), cached in
     cfg.objective.squeeze.dir or, when that is empty, the run's workdir."""
-    from jaxdd import cfm
+    from jaxdd import teacher
 
     if getattr(train_ds, "shard", None) is not None:
         raise ValueError(
@@ -211,7 +211,7 @@ def prepare_teacher(cfg, train_ds, test_ds, workdir, *, progress=True):
     if not directory:
         raise ValueError("the CFM objective caches its teacher in a directory: set "
                          "cfg.objective.squeeze.dir or pass the run's workdir")
-    return cfm.prepare_teacher(cfg.objective, train_ds, test_ds, directory, progress=progress)
+    return teacher.prepare_teacher(cfg.objective, train_ds, test_ds, directory, progress=progress)
 
 
 
@@ -234,7 +234,7 @@ def objective_inputs(cfg, train_ds, test_ds, *, workdir=None, progress=True):
     from jaxdd.config import buffer_for
 
     name, ocfg = cfg.objective.name, cfg.objective
-    teacher = (prepare_teacher(cfg, train_ds, test_ds, workdir, progress=progress)
+    teacher = (cached_teacher(cfg, train_ds, test_ds, workdir, progress=progress)
                if objective_lib.needs_teacher(name, ocfg) else None)
     epochs = objective_lib.trajectory_epochs(name, ocfg)
     trajs = (None if epochs is None else load_or_build_trajectories(

@@ -2,7 +2,7 @@
 
     state = init (or resume from the workdir)
     before the loop, the objective's inputs: TM the expert trajectories (loaded or built),
-        CFM the teacher and the real statistics (squeeze + statistics, `jaxdd.cfm`, cached)
+        CFM the teacher and the real statistics (squeeze + statistics, `jaxdd.teacher`, cached)
     repeat:
         key -> objective context (TM: expert + start epoch; DM/DC: fresh network, real batch;
                CFM: teacher, real statistics, EMU cache, curriculum beta)

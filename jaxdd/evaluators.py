@@ -10,7 +10,7 @@ Protocols (`PROTOCOLS`):
                 the set's hard labels with the learned syn_lr, SGD momentum 0.9, weight decay
                 5e-4, DSA, lr / 10 halfway (`jaxdd.evaluate.evaluate_synthetic`);
   soft_label    relabelling (UniDD / SRe2L): students on a teacher's soft labels, KL at
-                temperature T, CutMix, AdamW (`jaxdd.cfm.evaluate_soft`); needs a teacher;
+                temperature T, CutMix, AdamW (`jaxdd.teacher.evaluate_soft`); needs a teacher;
   random_real   the baseline: the same number of real images per class, scored with the
                 run's main protocol (hard or soft labels as the set is);
   cross_arch    the set's main protocol with other networks (`models`), final only.
@@ -88,7 +88,7 @@ def _score(protocol, ctx, key, images, labels, lr, num_nets, epochs, *, desc, mo
         if ctx.teacher is None:
             raise ValueError("the soft_label protocol needs a teacher (a CFM run's "
                              "teacher.msgpack); none was prepared for this run")
-        from jaxdd.cfm import evaluate_soft
+        from jaxdd.teacher import evaluate_soft
         if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
             key = jax.random.wrap_key_data(key)  # evaluate_soft splits typed keys
         return evaluate_soft(

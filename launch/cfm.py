@@ -2,11 +2,11 @@
 
 The same run as `python launch/distill.py --config=configs/cfm_{pixel,fred,ddif,nsd}.py`
 (the generic loop: squeeze + statistics cached, recover with `jaxdd.objective.cfm`, soft-label
-relabel; jaxdd/cfm.py), followed by the spectral diagnostic of the recovered set through the
+relabel; jaxdd/teacher.py), followed by the spectral diagnostic of the recovered set through the
 teacher (<workdir>/spectral.png / .json; --nodiagnostic skips it).
 
 Flags:
-  --config   configs/cfm_<param>.py[:variant] (configs/cfm.py = configs/cfm_pixel.py);
+  --config   configs/cfm_<param>.py[:variant];
              fields overridable with --config.objective.filter=lfm etc.
   --workdir  where the run lives (default workdirs/<config name>-<variant>); re-running the
              same command on the same workdir resumes.
@@ -40,7 +40,7 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
     from jaxdd.runtime import enable_compile_cache
     enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
-    from jaxdd import cfm, distill
+    from jaxdd import teacher, distill
     from jaxdd.bench import spectral
     from jaxdd.config import default_workdir
 
@@ -54,7 +54,7 @@ def main(argv):
     print(f"[cfm] workdir: {workdir}")
     if _MODE.value == "squeeze":
         train, test = assemble.data(cfg)
-        t = cfm.prepare_teacher(cfg.objective, train, test,
+        t = teacher.prepare_teacher(cfg.objective, train, test,
                                 cfg.objective.squeeze.get("dir", "") or workdir,
                                 progress=progress)
         print(f"[cfm] teacher ready (test accuracy {t['test_acc']:.4f})")

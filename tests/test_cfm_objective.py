@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from jaxdd import outer_step
-from jaxdd import cfm
+from jaxdd import teacher as teacher_lib
 from jaxdd.losses import cross_entropy
 from jaxdd.models import get_model
 from jaxdd.objective import Setup, spectral
@@ -32,7 +32,7 @@ def teacher():
                                      v["batch_stats"])}
     real_x = rng.normal(size=(30, 8, 8, 2)).astype(np.float32)
     real_y = np.arange(30, dtype=np.int32) % K
-    st = cfm.real_statistics(model, v, real_x, real_y, K, batch_size=10, progress=False,
+    st = teacher_lib.real_statistics(model, v, real_x, real_y, K, batch_size=10, progress=False,
                              merge="batch")
     return model, v, st
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from jaxdd import assemble
-from jaxdd import cfm, distill, io
+from jaxdd import teacher, distill, io
 from jaxdd import config as C
 from jaxdd.bench import spectral
 from jaxdd.data import load_dataset
@@ -93,7 +93,7 @@ def test_resume_loads_the_stages(run_dir, capsys):
     # a cached teacher made with another squeeze config is refused, naming the file
     other = C.cfm_config("pixel", TINY + ",objective.squeeze.lr=0.05")
     with pytest.raises(ValueError, match="teacher.msgpack"):
-        cfm.prepare_teacher(other.objective, *assemble.data(other), wd, progress=False)
+        teacher.prepare_teacher(other.objective, *assemble.data(other), wd, progress=False)
 
 
 def test_spectral_report_and_launcher(run_dir, tmp_path):
@@ -107,7 +107,7 @@ def test_spectral_report_and_launcher(run_dir, tmp_path):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "launch", "cfm.py"),
-         f"--config={os.path.join(ROOT, 'configs', 'cfm.py')}:{TINY},objective.squeeze.dir={wd}",
+         f"--config={os.path.join(ROOT, 'configs', 'cfm_pixel.py')}:{TINY},objective.squeeze.dir={wd}",
          "--mode=squeeze", "--no_progress", f"--workdir={tmp_path / 'w'}"],
         check=True, cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert "teacher loaded" in out.stdout and "teacher ready" in out.stdout
@@ -119,13 +119,13 @@ def test_teacher_checkpoint_resumes_to_the_same_teacher(tmp_path):
     x = rng.normal(size=(24, 8, 8, 1)).astype(np.float32)
     y = np.arange(24, dtype=np.int32) % 3
     kw = dict(epochs=2, batch_size=8, crop_pad=1, flip=False, progress=False)
-    full = cfm.train_teacher(jax.random.key(0), model, x, y, **kw)
+    full = teacher.train_teacher(jax.random.key(0), model, x, y, **kw)
     ck = str(tmp_path / "teacher_ckpt.msgpack")
     # checkpoint_every=1: the state after epoch 1 is written (and kept: train_teacher leaves
     # the file, squeeze_stage removes it); a second call resumes from epoch 1
-    cfm.train_teacher(jax.random.key(0), model, x, y, ckpt_path=ck, checkpoint_every=1, **kw)
+    teacher.train_teacher(jax.random.key(0), model, x, y, ckpt_path=ck, checkpoint_every=1, **kw)
     assert io.load_tree(ck)["epoch"] == 1
-    resumed = cfm.train_teacher(jax.random.key(0), model, x, y, ckpt_path=ck,
+    resumed = teacher.train_teacher(jax.random.key(0), model, x, y, ckpt_path=ck,
                                 checkpoint_every=1, **kw)
     for a, b in zip(jax.tree.leaves(full), jax.tree.leaves(resumed)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-6)

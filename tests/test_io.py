@@ -1,5 +1,5 @@
 """jaxdd.io: the one serialization module. Files written before it (by jaxdd.distill's and
-jaxdd.cfm's own helpers, kept in tests/data) still load, and the format is unchanged."""
+jaxdd.teacher's own helpers, kept in tests/data) still load, and the format is unchanged."""
 import os
 
 import numpy as np

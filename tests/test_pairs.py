@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from jaxdd import outer_step
-from jaxdd import cfm
+from jaxdd import teacher as teacher_lib
 from jaxdd import config as C
 from jaxdd import objective as objective_lib
 from jaxdd import param as param_lib
@@ -65,7 +65,7 @@ def teacher(data):
     tr, _ = data
     model = get_model(TEACHER, 10)
     variables = model.init(jax.random.PRNGKey(2), jnp.zeros((1, RES, RES, 1)), train=False)
-    stats = cfm.real_statistics(model, variables, tr.images, tr.labels, 10, batch_size=100,
+    stats = teacher_lib.real_statistics(model, variables, tr.images, tr.labels, 10, batch_size=100,
                                 progress=False, merge="batch")
     return {"model": model, "variables": variables, "stats": stats, "test_acc": 0.0}
 

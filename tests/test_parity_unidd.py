@@ -19,7 +19,7 @@ import pytest
 
 from parity.common import load_fixture
 
-from jaxdd import cfm
+from jaxdd.objective import cfm as cfm_objective
 from jaxdd.objective import spectral
 
 FX = load_fixture("unidd")
@@ -33,11 +33,11 @@ def nhwc(x):
 
 def real_stats(merge):
     feats, labels = nhwc(FX["real_feats"]), FX["real_labels"]
-    m = cfm.MomentMerger(merge)
+    m = spectral.MomentMerger(merge)
     s = 0
     for n in FX["real_batches"]:
         n = int(n)
-        out = cfm.batch_moments([feats[s:s + n]], jnp.asarray(labels[s:s + n]),
+        out = spectral.batch_moments([feats[s:s + n]], jnp.asarray(labels[s:s + n]),
                                 jnp.ones((n,), jnp.float32), K)
         m.add(jax.device_get(out), n)
         s += n
@@ -74,13 +74,13 @@ def test_feature_loss_ema_and_gradient(filt, sig):
     psi, phi, mean = real_stats("batch")
     real = {"psi": [jnp.asarray(psi[0])],
             "phi": [jnp.asarray(mean[0] if sig == "mean" else phi[0])]}
-    cache = cfm.zero_cache(real)
+    cache = cfm_objective.zero_cache(real)
     labels = jnp.arange(K, dtype=jnp.int32)  # one image per class (synthesis_small.py)
 
     @jax.jit
     def value_and_grad(f, cache, beta, b):
         def fn(f):
-            lf, ls, batch = cfm.feature_losses(real, cache, [f], labels, beta, b,
+            lf, ls, batch = cfm_objective.feature_losses(real, cache, [f], labels, beta, b,
                                                num_classes=K, filter=filt.lower(), signal=sig,
                                                ema=True)
             return lf + ls, batch

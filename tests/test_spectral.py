@@ -11,7 +11,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxdd import augment, cfm
+from jaxdd import augment, teacher
 from jaxdd.models import get_model
 from jaxdd.objective import cfm as obj
 from jaxdd.objective import spectral
@@ -229,7 +229,7 @@ def _tiny_teacher():
 
 def test_conv_inputs_match_manual_forward():
     model, v, x = _tiny_teacher()
-    names, _ = cfm.layer_names(model, v, x.shape[1:])
+    names, _ = teacher.layer_names(model, v, x.shape[1:])
     assert names == ("conv_0", "conv_1")
     logits, feats = jax.jit(lambda v_, x_: obj.conv_inputs(model, v_, x_)[::2])(v, x)
     assert len(feats) == 2
@@ -265,11 +265,11 @@ def test_conv_inputs_resnet_excludes_shortcut():
     x = jnp.zeros((2, 8, 8, 3))
     v = jax.eval_shape(model.init, jax.random.key(0), x)
     v = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), v)
-    names, shapes = cfm.layer_names(model, v, (8, 8, 3))
+    names, shapes = teacher.layer_names(model, v, (8, 8, 3))
     assert names == ("conv1", "layer1_0/conv1", "layer1_0/conv2", "layer2_0/conv1",
                      "layer2_0/conv2")
     assert shapes[0] == (8, 8, 3) and shapes[-1] == (4, 4, 8)
-    all_names, _ = cfm.layer_names(model, v, (8, 8, 3), exclude=())
+    all_names, _ = teacher.layer_names(model, v, (8, 8, 3), exclude=())
     assert "layer2_0/shortcut_conv" in all_names and len(all_names) == 6
 
 
@@ -278,7 +278,7 @@ def test_real_statistics_batched_equals_full_numpy():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(11, 8, 8, 2)).astype(np.float32)
     y = rng.integers(0, 3, size=11).astype(np.int32)
-    st = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False)  # 4+4+3 (pad)
+    st = teacher.real_statistics(model, v, x, y, 3, batch_size=4, progress=False)  # 4+4+3 (pad)
     _, _, feats = obj.conv_inputs(model, v, jnp.asarray(x))
     for l, f in enumerate(feats):
         f = np.asarray(f, np.float64)
@@ -299,8 +299,8 @@ def test_real_statistics_batch_merge_is_the_authors_average_of_batch_covariances
     x = rng.normal(size=(11, 8, 8, 2)).astype(np.float32) + np.arange(11)[:, None, None,
                                                                           None] * 0.2
     y = rng.integers(0, 3, size=11).astype(np.int32)
-    st = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="batch")
-    ex = cfm.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="exact")
+    st = teacher.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="batch")
+    ex = teacher.real_statistics(model, v, x, y, 3, batch_size=4, progress=False, merge="exact")
     _, _, feats = obj.conv_inputs(model, v, jnp.asarray(x))
     for l, f in enumerate(feats):
         f = np.asarray(f, np.float64)

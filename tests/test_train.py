@@ -269,12 +269,12 @@ def test_evaluate_synthetic_with_a_batchnorm_model(bn_model):
 
 
 def test_cfm_teacher_and_students_on_the_core(bn_model):
-    from jaxdd import cfm
+    from jaxdd import teacher
     x, y = _data(10, 7)
-    v = cfm.train_teacher(jax.random.key(0), bn_model, x, y, epochs=2, batch_size=4,
+    v = teacher.train_teacher(jax.random.key(0), bn_model, x, y, epochs=2, batch_size=4,
                           crop_pad=1, progress=False)
     assert set(v) == {"params", "batch_stats"}
-    res = cfm.evaluate_soft(jax.random.key(1), get_model("ConvNetD1W4", C), bn_model, v,
+    res = teacher.evaluate_soft(jax.random.key(1), get_model("ConvNetD1W4", C), bn_model, v,
                             x[:5], x, y, num_nets=2, epochs=2, batch_size=4,
                             rrc_scale=(0.5, 1.0), progress=False)
     assert res.accs.shape == (2,)

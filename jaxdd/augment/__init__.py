@@ -84,7 +84,7 @@ flip), ``affine`` (affine grid / bilinear sampling, scale, rotate), ``strategy``
 and mode, ``dsa_draw`` / ``dsa_apply`` / ``dsa``, ``Augment``), ``mix`` (the CFM
 augmentations below). Every public name is importable from ``jaxdd.augment`` itself.
 
-Outside DSA, the training-set augmentations of the CFM pipeline (jaxdd.cfm) are built from
+Outside DSA, the training-set augmentations of the CFM pipeline (jaxdd.teacher) are built from
 the same kernels: ``random_crop_flip`` (torchvision RandomCrop(padding) + flip, the
 teacher's) and ``cutmix`` (the soft-label students').
 """

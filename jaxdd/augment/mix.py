@@ -1,4 +1,4 @@
-"""Training-set augmentations of the CFM pipeline (jaxdd.cfm), built on the DSA kernels:
+"""Training-set augmentations of the CFM pipeline (jaxdd.teacher), built on the DSA kernels:
 ``random_crop_flip`` (the teacher's) and ``cutmix`` (the soft-label students').
 Part of :mod:`jaxdd.augment`.
 """

@@ -22,7 +22,7 @@ def spectral_report(model, variables, real_images, real_labels, syn_images, syn_
                     batch_size=500, progress=False):
     """Per-layer spectra of the real and the synthetic set through one network.
 
-    For every recorded conv-layer input (`jaxdd.cfm.real_statistics`): the eigenvalues of
+    For every recorded conv-layer input (`jaxdd.teacher.real_statistics`): the eigenvalues of
     the real and the synthetic Psi (descending), and the FLC energy per frequency band:
     ||U_b^T Phi||^2 with U the eigenvectors of the REAL Psi (low frequency = large
     eigenvalue first), bands = groups of contiguous eigen-indices; for both Phi (real) and
@@ -31,7 +31,7 @@ def spectral_report(model, variables, real_images, real_labels, syn_images, syn_
     """
     import jax.numpy as jnp
 
-    from jaxdd.cfm import real_statistics
+    from jaxdd.teacher import real_statistics
     from jaxdd.objective import spectral
 
     real = real_stats or real_statistics(model, variables, real_images, real_labels,
@@ -62,11 +62,11 @@ def spectral_report(model, variables, real_images, real_labels, syn_images, syn_
 
 def cfm_workdir_report(workdir, synthetic=None, *, bands=8, progress=True):
     """`spectral_report` of a CFM run of the generic loop (a configs/cfm_*.py workdir): its
-    teacher and cached real statistics (loaded by `jaxdd.cfm.prepare_teacher` from the
+    teacher and cached real statistics (loaded by `jaxdd.teacher.prepare_teacher` from the
     files the run wrote) and its synthetic set (default <workdir>/synthetic.msgpack)."""
     import ml_collections
 
-    from jaxdd import assemble, cfm
+    from jaxdd import assemble, teacher
     from jaxdd.io import decode_synthetic
 
     with open(os.path.join(workdir, "config.json")) as f:
@@ -75,7 +75,7 @@ def cfm_workdir_report(workdir, synthetic=None, *, bands=8, progress=True):
         raise ValueError(f"{workdir} is not a CFM run (objective {cfg.objective.get('name')!r}); "
                          "use jaxdd.bench.spectral.synthetic_report for other sets")
     train, test = assemble.data(cfg, shard=None)
-    t = cfm.prepare_teacher(cfg.objective, train, test,
+    t = teacher.prepare_teacher(cfg.objective, train, test,
                             cfg.objective.squeeze.get("dir", "") or workdir, progress=progress)
     images, labels, _ = decode_synthetic(synthetic or os.path.join(workdir, "synthetic.msgpack"))
     exclude = tuple(cfg.objective.statistics.get("exclude", ("shortcut",)))

@@ -117,16 +117,22 @@ def buffer_for(cfg) -> ml_collections.ConfigDict:
 
 def dataset_tag(d) -> str:
     """A file-name-safe tag of a dataset block: '<name>-r<resolution|native>-<zca|nozca>'.
-    An npz file given by path becomes 'npz-<stem>-<hash of its absolute path>' (so its
-    buffer goes under buffers/, never next to the file)."""
+    An npz file given by path becomes 'npz-<stem>-<first 8 hex digits of its content's
+    sha256>' (data are identified by content: a moved file keeps its buffer; the buffer goes
+    under buffers/, never next to the file); a file that does not exist (yet): a hash of its
+    absolute path."""
     import hashlib
     import os
+
+    from jaxdd import fingerprint
 
     name = str(d.get("name"))
     if name.lower().endswith(".npz"):
         full = os.path.abspath(os.path.expanduser(name))
         stem = os.path.splitext(os.path.basename(full))[0]
-        name = f"npz-{stem}-{hashlib.sha1(full.encode()).hexdigest()[:8]}"
+        digest = (fingerprint.file_sha256(full) if os.path.isfile(full)
+                  else hashlib.sha1(full.encode()).hexdigest())
+        name = f"npz-{stem}-{digest[:8]}"
     name = name.replace(os.sep, "_").replace(":", "_")
     return f"{name}-r{d.get('resolution') or 'native'}-{'zca' if d.get('zca') else 'nozca'}"
 

@@ -1,5 +1,5 @@
 """CFM configs: configs/cfm_{pixel,fred,ddif,nsd}.py are `cfm_config(param, arg)`: CFM through
-the generic loop (jaxdd.objective.cfm; the stages around it: jaxdd.cfm).
+the generic loop (jaxdd.objective.cfm; the stages around it: jaxdd.teacher).
 
 UniDD publishes CFM with pixels on CIFAR-10 / CIFAR-100 (IPC 10 / 50: `REPORTED`); every
 other combination is derived (cfg.source "derived, not published: ..."): UniDD's recipe of

@@ -11,7 +11,7 @@ Each objective module exposes
     `setup.trajectories`.
   * optionally `needs_teacher(objective_cfg) -> bool`: the objective reads a trained
     teacher and the real statistics through it (CFM); the loop prepares them
-    (`jaxdd.cfm.prepare_teacher`: squeeze + statistics, cached) into `setup.teacher`.
+    (`jaxdd.teacher.prepare_teacher`: squeeze + statistics, cached) into `setup.teacher`.
   * optionally `evaluation_protocol(objective_cfg) -> str`: how its sets are scored
     (`jaxdd.evaluators`; default 'hard_label'; CFM: 'soft_label', the teacher relabels).
 """

@@ -13,9 +13,9 @@ HFM ((Psi + beta I)^-1) or LFM (Psi) filter (`feature_losses`, the pieces of
 
 ctx (`CFMContext`): the teacher's variables, the real statistics, the EMU cache, beta and
 the 1-based batch number b. The teacher, its training (squeeze) and the real-statistics
-pass are prepared by the LOOP (`jaxdd.distill` -> `jaxdd.cfm.prepare_teacher`) and handed
-to `build` in `Setup.teacher`; this module imports neither the loop nor `jaxdd.cfm`
-(`jaxdd.cfm`, the stages around this objective, imports its pieces from here).
+pass are prepared by the LOOP (`jaxdd.distill` -> `jaxdd.teacher.prepare_teacher`) and handed
+to `build` in `Setup.teacher`; this module imports neither the loop nor `jaxdd.teacher`
+(`jaxdd.teacher`, the stages around this objective, imports its pieces from here).
 
 The curriculum in the generic loop (`build`): the synthetic set is recovered as m
 class-batches, batch b = the b-th instance of every class in `aux['labels']` order (m =
@@ -354,7 +354,7 @@ def class_batches(labels, num_classes: int):
 def build(setup) -> "Objective":
     """CFM through the generic loop (module docstring: class-batches, curriculum, EMU).
 
-    Needs `setup.teacher` = dict(model, variables, stats) (`jaxdd.cfm.prepare_teacher`, run
+    Needs `setup.teacher` = dict(model, variables, stats) (`jaxdd.teacher.prepare_teacher`, run
     by the loop) and `setup.syn_labels` (the synthetic instances' labels).
     """
     from jaxdd.objective import Objective
@@ -363,7 +363,7 @@ def build(setup) -> "Objective":
     t = setup.teacher
     if t is None:
         raise ValueError("the CFM objective needs the teacher and the real statistics in "
-                         "Setup.teacher (the loop prepares them: jaxdd.cfm.prepare_teacher)")
+                         "Setup.teacher (the loop prepares them: jaxdd.teacher.prepare_teacher)")
     if setup.syn_labels is None:
         raise ValueError("the CFM objective needs Setup.syn_labels (the synthetic instances' "
                          "labels) to schedule its class-batches")

@@ -43,7 +43,7 @@ The real Psi of the authors averages per-batch covariances (hook.py:160): see
 
 Everything here is a pure jnp function of arrays (jit/grad/vmap-able), except
 `MomentMerger`, the float64 numpy accumulator of `batch_moments` over the batches of one
-pass (the real statistics: `jaxdd.cfm.real_statistics`). Shapes: Psi (d, d) symmetric PSD,
+pass (the real statistics: `jaxdd.teacher.real_statistics`). Shapes: Psi (d, d) symmetric PSD,
 Phi (d, c) (or (d,) for the public code's 'mean' signal), lambda (d,).
 """
 from __future__ import annotations

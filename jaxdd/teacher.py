@@ -54,8 +54,6 @@ from jaxdd.augment import cutmix, random_crop_flip
 from jaxdd.evaluate import EvalResult, accuracy, accuracy_of
 from jaxdd.losses import cross_entropy, kl_divergence
 from jaxdd.objective.cfm import conv_inputs, random_flip, random_resized_crop
-# the pure pieces the parity test (tests/test_parity_unidd.py) reaches through this module
-from jaxdd.objective.cfm import feature_losses, zero_cache  # noqa: F401
 from jaxdd.objective.spectral import MomentMerger, batch_moments
 from jaxdd.train import make_trainer
 
