@@ -4,15 +4,14 @@ Variants (config string after ':'; extra `field=value` pairs override, dotted fo
 fields, e.g. `configs/buffer.py:cifar10,num_experts=10,model.name=ConvNetD3W32`; absl's
 `--config.<field>=...` flags work too):
 
-  digits (default)  embedded sklearn digits at 16x16x1, ConvNetD2W32, 8 experts x 15
-                    epochs, SGD lr 0.01, batch 256, DSA on (the MTT recipe; the same buffer
-                    the digits tm_* configs use). Offline; a CPU demo:
+  digits (default)  embedded sklearn digits at 16x16x1, ConvNetD2W32, 8 experts x 7
+                    epochs (as far as the digits TM setting reads them: max_start_epoch 5 +
+                    expert_epochs 2), SGD lr 0.01, batch 256, DSA on (the MTT recipe; the
+                    same buffer the digits tm_* configs use), one expert at a time (faster
+                    and lighter than a vmapped group on CPU). Offline; a CPU demo:
                       python launch/buffer.py --config=configs/buffer.py:digits
-                    -> buffers/digits-r16-nozca-ConvNetD2W32 (7.4 MB). About 1 minute on
-                    2 idle CPU cores: measured 75 s of CPU time (user + sys), 188 s wall
-                    while other jobs loaded the 2 cores (2026-11-21). The 8 experts train
-                    together in one vmapped group; test accuracy 91.2 +- 1.3 % (33 % after
-                    epoch 1, 70 % after epoch 3: a trajectory worth matching).
+                    -> buffers/digits-r16-nozca-ConvNetD2W32. Time: docs/performance.md
+                    "The main command".
   cifar10           the MTT buffer: ConvNetD3, 100 experts x 50 epochs, SGD lr 0.01, batch
                     256, ZCA (eps 0.1), DSA on, native 32x32 (resolution None, as in the
                     tm_* configs; IPC 50 TM uses a no-ZCA buffer: add ,dataset.zca=False).

@@ -16,6 +16,9 @@ written); a problem, a refused resume or a diverged run ends with a message, exi
 """
 import os
 import sys
+import time
+
+_T0 = time.time()
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -53,11 +56,17 @@ def main(argv):
         config_flags.get_config_filename(flags.FLAGS["config"]))
     print(f"[jaxdd] workdir: {workdir}")
     try:
-        distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
+        result = distill.run(cfg, workdir, progress=not _NO_PROGRESS.value)
     except (ConfigError, WorkdirError, guards.NonFiniteError,
             experts.ExpertMismatchError, experts.MissingExpertsError) as e:
         raise SystemExit(f"[jaxdd] {type(e).__name__}: {e}") from None
     print(f"[jaxdd] done: {os.path.join(workdir, 'result.json')}")
+    names = {"data": "data", "init": "init", "objective_inputs": "objective inputs (experts / "
+             "teacher)", "distill": "distillation", "evaluations": "evaluations during the run",
+             "final": "final set + evaluations"}
+    phases = ", ".join(f"{names.get(k, k)} {v:.1f} s"
+                       for k, v in (result or {}).get("phase_seconds", {}).items())
+    print(f"[jaxdd] time: {phases}; total {time.time() - _T0:.1f} s (from process start)")
 
 
 if __name__ == "__main__":

@@ -173,13 +173,23 @@ def apply_mtt(cfg, dataset, ipc):
     return mtt_recipe(cfg)
 
 
+# The digits expert buffer (the embedded CPU setting): 8 experts, trained only as far as the
+# digits TM setting reads them (max_start_epoch + expert_epochs = 7 epochs: the snapshots
+# 0..7 are the same whatever the total, every epoch's randomness is keyed by its index),
+# one expert at a time: on CPU a vmapped group of 8 took 1.9x the time of 8 single experts
+# and 2.3x the peak memory (1858 vs 814 MB; 8 experts x 4 epochs, 2026-12-07, 2-core CPU;
+# docs/performance.md "The main command").
+DIGITS_BUFFER = dict(num_experts=8,
+                     epochs=DIGITS_TM["max_start_epoch"] + DIGITS_TM["expert_epochs"],
+                     experts_per_group=1)
+
+
 def digits_tm(cfg):
     """The embedded CPU setting shared by the tm_* configs (digits at 16x16, ConvNetD2W32)."""
     cfg.iterations = 300
     cfg.checkpoint_every = 50
-    cfg.buffer.num_experts = 8
-    cfg.buffer.epochs = 15
-    cfg.buffer.experts_per_group = 8
+    for k, v in DIGITS_BUFFER.items():
+        cfg.buffer[k] = v
     apply_tm_hyper(cfg, {k: v for k, v in DIGITS_TM.items() if k != "batch_syn"})
     cfg.opt.syn.lr = DIGITS_TM["lr_img"]
     return cfg

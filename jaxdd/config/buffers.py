@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ml_collections
 
+from jaxdd.config.base import DIGITS_BUFFER
 from jaxdd.config.parse import parse_config_string
 from jaxdd.published import mtt as _mtt
 
@@ -51,9 +52,8 @@ def _buffer_variant(name: str) -> ml_collections.ConfigDict:
         c.dataset.name = "digits"
         c.dataset.resolution = 16
         c.model.name = "ConvNetD2W32"
-        c.num_experts = 8
-        c.epochs = 15
-        c.experts_per_group = 8
+        for k, v in DIGITS_BUFFER.items():  # the same buffer the digits TM configs read
+            c[k] = v
     elif name in ("cifar10", "cifar100"):
         c.dataset.name = name
         c.dataset.resolution = None  # native 32x32 (the tm_* configs use None too)
