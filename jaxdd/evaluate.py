@@ -45,9 +45,9 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
-from jaxdd import losses as L
+from jaxdd import losses
 from jaxdd import sharding
-from jaxdd import train as T
+from jaxdd import train as train_lib
 from jaxdd.augment import dsa
 from jaxdd.train import authors_schedule  # noqa: F401  (re-exported: the schedule)
 
@@ -109,8 +109,8 @@ def make_eval_trainer(model, *, batch_size=256, momentum=0.9, weight_decay=5e-4,
             # op_key None: the op group follows this network's own key (the authors'); an
             # unbatched op_key shares the group across the K networks (one switch branch)
             return dsa(k, x, strategy=dsa_strategy, op_key=op_key)
-    loss = functools.partial(L.cross_entropy, temperature=temperature)
-    trainer = T.make_trainer(model, _eval_tx(momentum, weight_decay), loss=loss,
+    loss = functools.partial(losses.cross_entropy, temperature=temperature)
+    trainer = train_lib.make_trainer(model, _eval_tx(momentum, weight_decay), loss=loss,
                              batch_size=batch_size, augment=augment, last_batch="short",
                              net_loop=net_loop)
 
@@ -160,7 +160,7 @@ def make_eval_fns(model, *, num_train, epochs=None, batch_size=256, momentum=0.9
 
     def _state(params, opt_state):
         k = jax.tree.leaves(params)[0].shape[0]
-        return T.TrainState(params=params, opt_state=opt_state, batch_stats={},
+        return train_lib.TrainState(params=params, opt_state=opt_state, batch_stats={},
                             step=jnp.zeros((k,), jnp.int32))
 
     def init_all(keys, x0):
@@ -275,7 +275,7 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     fns = make_eval_trainer(model, batch_size=batch_size, momentum=momentum,
                             weight_decay=weight_decay, dsa_strategy=dsa_strategy,
                             temperature=temperature, share_dsa_ops=bool(share_dsa_ops),
-                            net_loop=T.resolve_net_loop(net_loop, sharding.size(mesh)))
+                            net_loop=train_lib.resolve_net_loop(net_loop, sharding.size(mesh)))
     total = sharding.pad_to_devices(num_nets, mesh)  # K padded to the device count
     pad = np.arange(total) % num_nets  # extra networks: copies of the first ones, dropped
     kinit, ktrain = jax.random.split(key)

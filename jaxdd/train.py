@@ -68,7 +68,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from jaxdd import losses as L
+from jaxdd import losses
 
 __all__ = ["TrainState", "Trainer", "make_trainer", "make_apply", "authors_schedule",
            "split_variables", "random_orders", "resolve_net_loop"]
@@ -223,7 +223,7 @@ class Trainer:
             (loss, (bs, logits)), g = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
             upd, opt = tx_at(self.tx, lr).update(g, st.opt_state, st.params)
             hit = logits.argmax(-1) == (tb if tb.ndim == 1 else tb.argmax(-1))
-            acc = L.weighted_mean(hit.astype(jnp.float32), w)
+            acc = losses.weighted_mean(hit.astype(jnp.float32), w)
             return st.replace(params=optax.apply_updates(st.params, upd), opt_state=opt,
                               batch_stats=bs, step=st.step + 1), {"loss": loss, "acc": acc}
 
@@ -301,7 +301,7 @@ class Trainer:
         return (self.logits(state, x).argmax(-1) == y[None]).sum(-1)
 
 
-def make_trainer(model, tx, *, loss: Callable = L.cross_entropy, batch_size: int = 256,
+def make_trainer(model, tx, *, loss: Callable = losses.cross_entropy, batch_size: int = 256,
                  augment: Optional[Callable] = None, last_batch: str = "short",
                  augment_loop: str = "vmap", target_fn: Optional[Callable] = None,
                  net_loop: str = "vmap") -> Trainer:

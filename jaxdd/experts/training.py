@@ -45,8 +45,8 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from jaxdd import losses as L
-from jaxdd import train as T
+from jaxdd import losses
+from jaxdd import train as train_lib
 
 __all__ = ["DEFAULT_DSA", "expert_keys", "make_epoch_fn", "make_ordered_epoch_fn",
            "train_experts"]
@@ -121,7 +121,7 @@ def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loo
         def augment(k, x):
             return dsa(k, x, strategy=strategy, mode="S")
 
-    trainer = T.make_trainer(model, optax.sgd, loss=L.cross_entropy,
+    trainer = train_lib.make_trainer(model, optax.sgd, loss=losses.cross_entropy,
                              batch_size=int(batch_size), augment=augment,
                              last_batch="short", augment_loop=augment_loop)
 

@@ -130,17 +130,17 @@ def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | Non
     group (a select: vmapping dsa's lax.switch would compute the same). Returns None for
     strategy 'none'.
     """
-    from jaxdd import augment as A
+    from jaxdd import augment
 
-    names = A.parse_strategy(strategy)
+    names = augment.parse_strategy(strategy)
     if not names:
         return None
     if mode not in ("S", "M"):
         raise ValueError(f"unknown DSA mode {mode!r} (expected 'S' or 'M')")
-    params = params or A.DSAParams(batchmode=True)
+    params = params or augment.DSAParams(batchmode=True)
 
     def cols(u, name):
-        a, b = A.GROUP_COLUMNS[name]
+        a, b = augment.GROUP_COLUMNS[name]
         return u[:, a:b]
 
     if mode == "M":
@@ -150,10 +150,10 @@ def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | Non
             seen[nm] = seen.get(nm, 0) + 1
 
         def augment_m(keys, x, cls):
-            blocks = [jax.vmap(lambda k: A.draw_uniforms(k, 1, o, True)[0])(keys)[cls]
+            blocks = [jax.vmap(lambda k: augment.draw_uniforms(k, 1, o, True)[0])(keys)[cls]
                       for o in range(max(occ) + 1)]
             for nm, o in zip(names, occ):
-                x = A.apply_group(x, nm, cols(blocks[o], nm), params)
+                x = augment.apply_group(x, nm, cols(blocks[o], nm), params)
             return x
 
         return augment_m
@@ -162,16 +162,16 @@ def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | Non
     branch_of = np.asarray([uniq.index(nm) for nm in names], np.int32)
 
     def draw(k):
-        return (jnp.asarray(branch_of)[A.sample_op(k, strategy)],
-                A.draw_uniforms(k, 1, 0, True)[0])
+        return (jnp.asarray(branch_of)[augment.sample_op(k, strategy)],
+                augment.draw_uniforms(k, 1, 0, True)[0])
 
     def augment_s(keys, x, cls):
         op, u = jax.vmap(draw)(keys)
         op, u = op[cls], u[cls]
-        out = A.apply_group(x, uniq[0], cols(u, uniq[0]), params)
+        out = augment.apply_group(x, uniq[0], cols(u, uniq[0]), params)
         for g, nm in enumerate(uniq[1:], start=1):
             sel = (op == g).reshape((-1,) + (1,) * (x.ndim - 1))
-            out = jnp.where(sel, A.apply_group(x, nm, cols(u, nm), params), out)
+            out = jnp.where(sel, augment.apply_group(x, nm, cols(u, nm), params), out)
         return out
 
     return augment_s

@@ -86,7 +86,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxdd.param import transforms as T
+from jaxdd.param import transforms
 
 __all__ = [
     "MASK_STRATEGIES",
@@ -210,7 +210,7 @@ def build_masks(
     h, w = np.shape(coefs_by_class[0])[1:3]
     if not 1 <= k <= h * w:
         raise ValueError(f"build_masks: k = {k} must be in [1, H*W = {h * w}]")
-    rank = T.lowpass_rank(transform, h, w, levels=max(int(dwt_levels), 1))
+    rank = transforms.lowpass_rank(transform, h, w, levels=max(int(dwt_levels), 1))
     masks = np.zeros((len(coefs_by_class), h, w), dtype=np.float32)
     if strategy == "random":
         if key is None:
@@ -238,7 +238,7 @@ def build_masks(
 def _jit_forward(transform: str, norm: str, levels: int):
     """jax.jit of the forward transform, one per (transform, norm, levels): compiled once per
     shape instead of once per init call."""
-    return jax.jit(T.get_transform(transform, norm, levels=levels)[0])
+    return jax.jit(transforms.get_transform(transform, norm, levels=levels)[0])
 
 
 def select_real(key: jax.Array, real_images_by_class: Sequence[np.ndarray],
@@ -275,7 +275,7 @@ def init_from_images(images_by_class: Sequence[np.ndarray], cfg,
     Budget consistency (count == floor(ipc H W / k)) is checked by ``init``, not here.
     """
     transform = str(cfg.transform)
-    norm = T.canonical_norm(cfg.norm)
+    norm = transforms.canonical_norm(cfg.norm)
     k = int(cfg.k)
     strategy = str(cfg.get("mask", "evr"))
     h, w, ch = (int(s) for s in np.shape(images_by_class[0])[1:])
@@ -372,13 +372,13 @@ def decode(params: dict, aux: dict, *, indices=None, resolution: Union[int, Tupl
     out = _out_hw(resolution, h, w)
     transform, norm = aux["transform"], aux["norm"]
     if out == (h, w):
-        _, inverse = T.get_transform(transform, norm, levels=max(int(aux.get("dwt_levels", 1)), 1))
+        _, inverse = transforms.get_transform(transform, norm, levels=max(int(aux.get("dwt_levels", 1)), 1))
         return inverse(f)
     if transform != "dct":
         raise NotImplementedError(
             f"FreD cross-resolution decoding is implemented for 'dct' only, not {transform!r}"
         )
-    return T.idct2_resize(f, out, norm)
+    return transforms.idct2_resize(f, out, norm)
 
 
 def budget(params: dict, aux: dict) -> int:
@@ -418,7 +418,7 @@ def unpack(packed: jax.Array, aux: dict) -> dict:
 def equivalent_ortho_lr_map(lr_unnorm: float, h: int, w: int) -> np.ndarray:
     """(H, W) per-position orthonormal-DCT lr equivalent to SGD lr_unnorm on scipy-unnormalized
     DCT coefficients: lr_unnorm / s[u, v]^2, s = outer(d_H, d_W) (see module docstring)."""
-    s = np.outer(T.dct_unnorm_scale(int(h)), T.dct_unnorm_scale(int(w)))
+    s = np.outer(transforms.dct_unnorm_scale(int(h)), transforms.dct_unnorm_scale(int(w)))
     return float(lr_unnorm) / s ** 2
 
 
