@@ -2,7 +2,7 @@
 (mean, std) each authors' get_dataset hard-codes, extracted from their source with `ast`
 (torchvision is not needed: nothing is executed).
 
-    python tests/parity/make_data_constants.py --ref=/work/ref
+    python tests/parity/make_data_constants.py --ref=<folder holding the four checkouts>
 
 --ref is the folder holding the checkouts mtt-distillation, FreD, DDiF and UniDD. For every
 listed file, every `if dataset == ...` / `dataset.startswith(...)` branch of get_dataset that
@@ -89,7 +89,8 @@ def extract(path):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref")
+    ap.add_argument("--ref", required=True,
+                    help="folder holding the checkouts mtt-distillation, FreD, DDiF, UniDD")
     for folder, (repo, flag) in REPOS.items():
         add_commit_arg(ap, repo, flag)
     args = ap.parse_args()

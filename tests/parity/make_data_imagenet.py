@@ -1,7 +1,7 @@
 """Parity fixture for the authors' ImageNet-subset data (issue 13 item 8): class selection,
 label order and the Resize transform, on tiny deterministic images of varying sizes.
 
-    python tests/parity/make_data_imagenet.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_data_imagenet.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 What the authors do for --dataset=ImageNet --subset=imagenette (mtt-distillation
 utils.py:84-115; identical in FreD TM/utils.py:144-172 and DDiF TM/utils.py:182-211 with
@@ -57,7 +57,7 @@ def _resize_crop(x, side):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)

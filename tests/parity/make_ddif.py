@@ -1,6 +1,6 @@
 """Make tests/parity/fixtures/ddif.npz from the authors' DDiF code (aailab-kaist/DDiF).
 
-    python tests/parity/make_ddif.py --ref=/work/ref/DDiF
+    python tests/parity/make_ddif.py --ref=<checkout of aailab-kaist/DDiF>
 
 Runs the authors' ``SynSet/DDiF.py`` (class DDiF, Siren, to_coordinates_and_features) on
 tiny deterministic inputs and stores inputs and outputs:
@@ -75,7 +75,7 @@ def pack(prefix, fields):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/DDiF")
+    ap.add_argument("--ref", required=True, help="checkout of aailab-kaist/DDiF")
     add_commit_arg(ap, REPO)
     a = ap.parse_args()
     ref = os.path.abspath(a.ref)

@@ -1,7 +1,7 @@
 """Make tests/parity/fixtures/ddif_tables.npz: DDiF's published settings, read from the
 authors' repository (aailab-kaist/DDiF) by machine, for tests/test_parity_ddif_tables.py.
 
-    python tests/parity/make_ddif_tables.py --ref=/work/ref/DDiF
+    python tests/parity/make_ddif_tables.py --ref=<checkout of aailab-kaist/DDiF>
 
 Stored as one JSON string (key ``tables``):
   hyper      {TM, DM, DC}: every UPPER_CASE table of <obj>/hyper_params.py (imported).
@@ -116,7 +116,7 @@ def budgets(ref, fields_tables):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/DDiF")
+    ap.add_argument("--ref", required=True, help="checkout of aailab-kaist/DDiF")
     add_commit_arg(ap, REPO)
     args = ap.parse_args()
     ref = os.path.abspath(args.ref)

@@ -1,6 +1,6 @@
 """Parity fixture for the DM and DC losses (tests/test_parity_dm_dc.py).
 
-    python tests/parity/make_dm_dc.py --ref=/work/ref/FreD
+    python tests/parity/make_dm_dc.py --ref=<checkout of sdh0818/FreD>
 
 Runs the authors' code (sdh0818/FreD; the DM/DC loss lines are identical in
 aailab-kaist/DDiF DM/main_DM.py and DC/main_DC.py, and both inherit them from the original
@@ -43,7 +43,7 @@ def net_arrays(net, prefix):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/FreD")
+    ap.add_argument("--ref", required=True, help="checkout of sdh0818/FreD")
     common.add_commit_arg(ap, "sdh0818/FreD")
     args = ap.parse_args()
     common.stub_torchvision()

@@ -1,6 +1,7 @@
 """Parity fixture for DSA (jaxdd.augment) from the authors' PyTorch code.
 
-    python tests/parity/make_dsa.py --ref=/work/ref/mtt-distillation --ref-dm=/work/ref/DDiF
+    python tests/parity/make_dsa.py --ref=<checkout of GeorgeCazenavette/mtt-distillation> \
+        --ref-dm=<checkout of aailab-kaist/DDiF>
 
 Runs the authors' DSA ops (MTT utils.py: rand_brightness ... rand_rotate, DiffAugment,
 ParamDiffAug, at GeorgeCazenavette/mtt-distillation@50dccea) on tiny seeded NCHW batches while

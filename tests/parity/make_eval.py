@@ -1,6 +1,6 @@
 """Fixture: MTT's evaluation trainer (utils.evaluate_synset) on a tiny problem.
 
-    python tests/parity/make_eval.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_eval.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 Runs the authors' `evaluate_synset` (utils.py:352-389) unchanged, with:
 * a tiny MTT ConvNet (networks.ConvNet: width 8, depth 2, instance norm, avg pooling, 8x8x3);
@@ -58,7 +58,7 @@ class FixedOrderLoader:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation", help=f"checkout of {REPO}")
+    ap.add_argument("--ref", required=True, help=f"checkout of {REPO}")
     add_commit_arg(ap, REPO)
     args = ap.parse_args()
     add_reference_path(args.ref)

@@ -1,6 +1,6 @@
 """Parity fixture for FreD: the authors' DCT, EVR mask, masked decode, init and SGD steps.
 
-    python tests/parity/make_fred.py --ref=/work/ref/FreD
+    python tests/parity/make_fred.py --ref=<checkout of sdh0818/FreD>
 
 Runs sdh0818/FreD's own classes (TM/frequency_transforms.py: DCT; TM/main_TM_FreD.py: SynSet,
 whose code is identical in DM/, DC/ and ImageNet-abcde/ -- checked below) on tiny
@@ -186,7 +186,7 @@ def run_case(mod, name, spec, tmp):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default="/work/ref/FreD")
+    ap.add_argument("--ref", required=True, help="checkout of sdh0818/FreD")
     common.add_commit_arg(ap, "sdh0818/FreD")
     a = ap.parse_args()
     ref = os.path.abspath(a.ref)

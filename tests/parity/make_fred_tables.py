@@ -1,6 +1,6 @@
 """Parity fixture for FreD's published settings: the authors' tables, read from their files.
 
-    python tests/parity/make_fred_tables.py --ref=/work/ref/FreD
+    python tests/parity/make_fred_tables.py --ref=<checkout of sdh0818/FreD>
 
 Writes tests/parity/fixtures/fred_tables.npz with one JSON string `tables`:
   hyper_params      TM/hyper_params.py's SYN_STEPS, EXPERT_EPOCHS, MAX_START_EPOCH, LR_LR,
@@ -120,7 +120,7 @@ def function_from(path, name):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--ref", default="/work/ref/FreD")
+    ap.add_argument("--ref", required=True, help="checkout of sdh0818/FreD")
     common.add_commit_arg(ap, "sdh0818/FreD")
     args = ap.parse_args()
     ref = os.path.abspath(args.ref)

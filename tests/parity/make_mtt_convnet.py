@@ -1,6 +1,6 @@
 """Parity fixture: the authors' ConvNet (MTT networks.py) logits and parameter gradients.
 
-    python tests/parity/make_mtt_convnet.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_mtt_convnet.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 Two cases, ConvNet(net_width=16, net_depth=3, relu, instancenorm, avgpooling), 10 classes:
   rgb:  4 images 3x32x32
@@ -31,7 +31,7 @@ CASES = {"rgb": (3, 32), "gray": (1, 28)}
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)

@@ -1,6 +1,6 @@
 """Parity fixture: one expert epoch of MTT's buffer.py, for a given batch order, no augmentation.
 
-    python tests/parity/make_mtt_expert.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_mtt_expert.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 What runs (the authors' code, 50dccea): networks.ConvNet(width 8, depth 2, relu,
 instancenorm, avgpooling) at PyTorch's default init (torch.manual_seed), the teacher
@@ -47,7 +47,7 @@ def _stub_torchvision():
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)

@@ -1,6 +1,6 @@
 """Fixture: MTT's published TM settings, extracted from the authors' repository.
 
-    python tests/parity/make_mtt_tables.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_mtt_tables.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 Writes tests/parity/fixtures/mtt_tables.npz with one JSON string `tables`:
 
@@ -103,7 +103,7 @@ def argparse_defaults(path: str) -> dict:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     readme = open(os.path.join(args.ref, "readme.md")).read()

@@ -1,6 +1,6 @@
 """Parity fixture: one MTT trajectory-matching iteration -- loss and its gradients.
 
-    python tests/parity/make_mtt_tm.py --ref=/work/ref/mtt-distillation
+    python tests/parity/make_mtt_tm.py --ref=<checkout of GeorgeCazenavette/mtt-distillation>
 
 The authors' distill.py keeps the TM iteration inline in main(); this script restates the
 lines it needs (distill.py at 50dccea, line numbers below) around the authors' own modules:
@@ -48,7 +48,7 @@ SYN_STEPS, BATCH_SYN, SYN_LR = 4, 4, 0.02
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation")
+    ap.add_argument("--ref", required=True, help="checkout of GeorgeCazenavette/mtt-distillation")
     add_commit_arg(ap, "GeorgeCazenavette/mtt-distillation")
     args = ap.parse_args()
     add_reference_path(args.ref)

@@ -1,6 +1,6 @@
 """Parity fixture for UniDD / CFM statistics and filter losses (tests/test_parity_unidd.py).
 
-    python tests/parity/make_unidd.py --ref=/work/ref/UniDD
+    python tests/parity/make_unidd.py --ref=<checkout of bdy9527/UniDD>
 
 Runs the authors' `hook.ConvFeatureHook` (bdy9527/UniDD hook.py) on tiny seeded conv-input
 features (C = 4 channels, 3x3 maps, 3 classes), exactly as synthesis_small.py drives it:
@@ -41,7 +41,7 @@ IPC, BETA = 2, 0.1
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/UniDD")
+    ap.add_argument("--ref", required=True, help="checkout of bdy9527/UniDD")
     common.add_commit_arg(ap, "bdy9527/UniDD")
     args = ap.parse_args()
     common.add_reference_path(args.ref)

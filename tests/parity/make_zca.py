@@ -1,8 +1,8 @@
 """Parity fixture for ZCA whitening (issue 13 item 1): kornia's ZCAWhitening as the authors
 call it, on tiny deterministic [0, 1] images.
 
-    python tests/parity/make_zca.py --ref=/work/ref/mtt-distillation \
-        --ref-fred=/work/ref/FreD --ref-ddif=/work/ref/DDiF
+    python tests/parity/make_zca.py --ref=<checkout of GeorgeCazenavette/mtt-distillation> \
+        --ref-fred=<checkout of sdh0818/FreD> --ref-ddif=<checkout of aailab-kaist/DDiF>
 
 (each checkout at its pinned commit: --commit, --commit-fred, --commit-ddif, defaults in
 tests/parity/common.py PINNED.)
@@ -86,11 +86,11 @@ def _images(rng, n):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--ref", default="/work/ref/mtt-distillation", help=f"checkout of {MTT}")
+    ap.add_argument("--ref", required=True, help=f"checkout of {MTT}")
     add_commit_arg(ap, MTT)
-    ap.add_argument("--ref-fred", default="/work/ref/FreD", help=f"checkout of {FRED}")
+    ap.add_argument("--ref-fred", required=True, help=f"checkout of {FRED}")
     add_commit_arg(ap, FRED, "--commit-fred")
-    ap.add_argument("--ref-ddif", default="/work/ref/DDiF", help=f"checkout of {DDIF}")
+    ap.add_argument("--ref-ddif", required=True, help=f"checkout of {DDIF}")
     add_commit_arg(ap, DDIF, "--commit-ddif")
     args = ap.parse_args()
     add_reference_path(args.ref)  # records the repository; kornia is the authors' dependency
