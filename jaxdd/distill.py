@@ -11,7 +11,7 @@
         optax updates, one optimizer per group (synthetic params; syn_lr)
     every N iterations: evaluate, PNG grid, checkpoint; JSON-lines metrics.
 
-The whole iteration is ONE `jax.jit`-compiled function (`jaxdd.step`). The pieces are
+The whole iteration is ONE `jax.jit`-compiled function (`jaxdd.outer_step`). The pieces are
 assembled top to bottom by `jaxdd.assemble` (validated data -> mesh -> model ->
 parameterization -> the objective's declared inputs -> objective); checkpoints live in
 `jaxdd.checkpoints`, the stopping rules in `jaxdd.guards`, evaluation protocols in
@@ -19,7 +19,7 @@ parameterization -> the objective's declared inputs -> objective); checkpoints l
 objective. The run lives in one workdir:
 
     workdir/config.json        the config of the run (written once, when the run starts;
-                               a resume must match it except jaxdd.workdir.RESUMABLE fields)
+                               a resume must match it except jaxdd.fingerprint.RUN_RESUMABLE fields)
     workdir/resume.jsonl       the allowed changes of each resume (append-only)
     workdir/damaged/           unreadable checkpoints set aside (renamed, never deleted)
     workdir/aux.msgpack        the parameterization's static data (written once at init)
@@ -78,7 +78,7 @@ class Run:
 
     Order (a failed start never poisons the workdir): validate the config and the data
     (every problem at once, nothing written); check the workdir read-only (the recorded
-    config.json must match on every result-changing field, `jaxdd.workdir.RESUMABLE`;
+    config.json must match on every result-changing field, `jaxdd.fingerprint.RUN_RESUMABLE`;
     aux.msgpack must be readable when checkpoints exist); the mesh (once), the model, the
     parameterization; the objective's declared inputs (experts, teacher); then, on a fresh
     start, write config.json, aux.msgpack and checkpoint 0. A damaged latest checkpoint is

@@ -46,6 +46,7 @@ RUN_RESUMABLE = (
     "keep_checkpoints",
     "grid_max_per_class",
     "eval",                  # evaluation settings (every, num_nets, epochs, final, ...)
+    "evals",                 # declared evaluators and their schedules (jaxdd.evaluators)
     "param.progress",        # progress bars (DDiF warm-up)
     "dataset.download",      # whether tfds may download (same data either way)
     "source",                # descriptive text

@@ -39,7 +39,7 @@ def _buffer_base() -> ml_collections.ConfigDict:
     c.seed = 0
     c.record_epochs = config_dict.placeholder(int)  # None = every epoch
     c.experts_per_group = 10
-    # '' = buffers/<dataset>-r<resolution>-<zca|nozca>-<model> (jaxdd.experts.default_buffer_dir,
+    # '' = buffers/<dataset>-r<resolution>-<zca|nozca>-<model> (default_buffer_dir below,
     # the same directory the distill configs look in)
     c.buffer_dir = ""
     return c
