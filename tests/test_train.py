@@ -196,7 +196,8 @@ def test_net_loop_map_equals_vmap(bn_model):
 def test_batchnorm_state_carried_and_used_in_eval_mode(bn_model):
     x, y = _data(7, 4)
     tr = T.make_trainer(bn_model, optax.sgd(0.05), batch_size=3)
-    st0 = tr.init(jax.random.split(jax.random.PRNGKey(0), 2), x[:1])
+    # jitted throughout: eagerly, every flax op below is a compile of its own
+    st0 = jax.jit(tr.init)(jax.random.split(jax.random.PRNGKey(0), 2), x[:1])
     assert jax.tree.leaves(st0.batch_stats)
     st, _ = jax.jit(tr.epoch)(st0, T.random_orders(jax.random.split(jax.random.PRNGKey(1), 2),
                                                    7), None, x, y)
@@ -207,24 +208,29 @@ def test_batchnorm_state_carried_and_used_in_eval_mode(bn_model):
     # ... the last of 1 example ran as its own step: the statistics equal 3 explicit steps
     one = jax.tree.map(lambda a: a[0], st0)
     order = np.asarray(T.random_orders(jax.random.split(jax.random.PRNGKey(1), 2), 7)[0])
+    @jax.jit
+    def explicit_step(v, xb, yb):
+        def lf(p):
+            out, upd = bn_model.apply({**v, "params": p}, xb, train=True,
+                                      mutable=["batch_stats"])
+            return L.cross_entropy(out, yb), upd
+        (_, upd), g = jax.value_and_grad(lf, has_aux=True)(v["params"])
+        return {"params": jax.tree.map(lambda a, b: a - 0.05 * b, v["params"], g), **upd}
+
     v = one.variables
     for i in (order[0:3], order[3:6], order[6:]):
-        def lf(p):
-            out, upd = bn_model.apply({**v, "params": p}, x[i], train=True,
-                                      mutable=["batch_stats"])
-            return L.cross_entropy(out, y[i]), upd
-        (_, upd), g = jax.value_and_grad(lf, has_aux=True)(v["params"])
-        v = {"params": jax.tree.map(lambda a, b: a - 0.05 * b, v["params"], g), **upd}
+        v = explicit_step(v, x[i], y[i])
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a[0], b, rtol=1e-4, atol=1e-5),
                  st.variables, v)
     # eval mode uses the running statistics (== model.apply(train=False)), not the batch's
-    logits = tr.logits(st, x)
-    want = bn_model.apply(jax.tree.map(lambda a: a[1], st.variables), x, train=False)
+    logits = jax.jit(tr.logits)(st, x)
+    apply = jax.jit(bn_model.apply, static_argnames=("train", "mutable"))
+    net1 = jax.tree.map(lambda a: a[1], st.variables)
+    want = apply(net1, x, train=False)
     np.testing.assert_allclose(logits[1], want, rtol=1e-5, atol=1e-5)
-    train_mode, _ = bn_model.apply(jax.tree.map(lambda a: a[1], st.variables), x, train=True,
-                                   mutable=["batch_stats"])
+    train_mode, _ = apply(net1, x, train=True, mutable=("batch_stats",))
     assert float(jnp.abs(train_mode - want).max()) > 1e-3
-    np.testing.assert_array_equal(tr.correct(st, x, y),
+    np.testing.assert_array_equal(jax.jit(tr.correct)(st, x, y),
                                   (logits.argmax(-1) == y[None]).sum(-1))
 
 
