@@ -8,16 +8,43 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # (tests/test_runtime.py covers the cache itself).
 os.environ.setdefault("JAXDD_COMPILE_CACHE", "off")
 
-# Compile time is most of the suite's time (tiny shapes: XLA's LLVM passes take far longer
-# than running the code). Cheap LLVM passes for every process of the suite, its subprocesses
-# included (they inherit the environment; tests/test_sharding.py and test_multihost.py add
-# the same flags to their own): the same HLO (XLA's own passes, fusion and buffer assignment
-# are untouched, so memory analyses and shardings are what production compiles) lowered to
-# less optimised machine code, which on these shapes costs nothing while compiling in about
-# half the time. Set XLA_FLAGS with --xla_backend_optimization_level yourself to override.
-_FAST_COMPILE = ("--xla_backend_optimization_level=0",
-                 "--xla_llvm_disable_expensive_passes=true")
-_flags = os.environ.get("XLA_FLAGS", "")
-if "xla_backend_optimization_level" not in _flags:
-    os.environ["XLA_FLAGS"] = " ".join([_flags, *_FAST_COMPILE]).strip()
+# Compile time is most of the suite's time: tiny shapes compile far longer than they run.
+# Two XLA CPU settings cut it to about a quarter (the README command: 8.3 -> 3.3 min on 2
+# idle cores): no LLVM optimisation of the generated code (--xla_backend_optimization_level
+# =0) and XLA's elemental fusion emitters instead of its MLIR ones, which at O0 are the
+# larger part of a compile (test_pairs + test_augment, CPU seconds: defaults 155, O0 77,
+# emitters alone 106, both 40). The computation is the same (the jaxpr, XLA's HLO passes,
+# shardings); what changes is how fused ops are lowered to machine code: results agree to
+# float rounding (no fused multiply-add contraction, other loop code) and XLA's memory
+# analyses to a few hundred bytes (test_tm_microbatch's step: 29,604,744 vs 29,604,552
+# temporary bytes). Set for every process of the suite, subprocesses included (they
+# inherit the environment), for each flag the installed jaxlib knows (XLA aborts on an
+# unknown one) and XLA_FLAGS does not set already; JAXDD_TEST_XLA_DEFAULTS=1 runs the
+# suite with XLA's defaults instead.
+_FAST_COMPILE = {"xla_backend_optimization_level": "0", "xla_cpu_use_fusion_emitters": "false"}
 
+
+def _jaxlib_knows(flag):
+    """Whether the installed jaxlib registers the XLA flag `flag` (its name as a C string in
+    jaxlib's shared objects), without importing jax (XLA reads XLA_FLAGS once, at start)."""
+    import glob
+    import importlib.util
+    import mmap
+
+    spec = importlib.util.find_spec("jaxlib")
+    if spec is None or not spec.origin:
+        return False
+    needle = b"\0" + flag.encode() + b"\0"
+    for path in glob.glob(os.path.join(os.path.dirname(spec.origin), "*.so")):
+        with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
+            if m.find(needle) >= 0:
+                return True
+    return False
+
+
+if os.environ.get("JAXDD_TEST_XLA_DEFAULTS", "") in ("", "0"):
+    _flags = os.environ.get("XLA_FLAGS", "")
+    _add = [f"--{k}={v}" for k, v in _FAST_COMPILE.items()
+            if k not in _flags and _jaxlib_knows(k)]
+    if _add:
+        os.environ["XLA_FLAGS"] = " ".join([_flags, *_add]).strip()
