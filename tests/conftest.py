@@ -2,6 +2,8 @@
 CI machine (OpenBLAS thread start-up dominates 32x32 solves), so pin it before numpy loads."""
 import os
 
+import pytest
+
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # The entry points turn on a persistent XLA compilation cache (jaxdd.runtime): the suite's
 # subprocesses run without it, so no test depends on what an earlier one compiled
@@ -42,9 +44,21 @@ def _jaxlib_knows(flag):
     return False
 
 
+_USER_XLA_FLAGS = os.environ.get("XLA_FLAGS")
 if os.environ.get("JAXDD_TEST_XLA_DEFAULTS", "") in ("", "0"):
     _flags = os.environ.get("XLA_FLAGS", "")
     _add = [f"--{k}={v}" for k, v in _FAST_COMPILE.items()
             if k not in _flags and _jaxlib_knows(k)]
     if _add:
         os.environ["XLA_FLAGS"] = " ".join([_flags, *_add]).strip()
+
+
+@pytest.fixture
+def xla_default_flags(monkeypatch):
+    """The subprocesses a test starts compile with XLA's defaults (XLA_FLAGS as the user set
+    it), not the suite's fast-compile flags: for tests whose assertion is about compile time
+    itself (a cached executable loads faster than a fresh compile)."""
+    if _USER_XLA_FLAGS is None:
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    else:
+        monkeypatch.setenv("XLA_FLAGS", _USER_XLA_FLAGS)
