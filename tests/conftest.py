@@ -44,7 +44,8 @@ def _jaxlib_knows(flag):
     return False
 
 
-_USER_XLA_FLAGS = os.environ.get("XLA_FLAGS")
+# XLA_FLAGS as the user set it, kept for the xdist workers (which inherit the changed one)
+os.environ.setdefault("JAXDD_TEST_USER_XLA_FLAGS", os.environ.get("XLA_FLAGS", ""))
 if os.environ.get("JAXDD_TEST_XLA_DEFAULTS", "") in ("", "0"):
     _flags = os.environ.get("XLA_FLAGS", "")
     _add = [f"--{k}={v}" for k, v in _FAST_COMPILE.items()
@@ -58,7 +59,8 @@ def xla_default_flags(monkeypatch):
     """The subprocesses a test starts compile with XLA's defaults (XLA_FLAGS as the user set
     it), not the suite's fast-compile flags: for tests whose assertion is about compile time
     itself (a cached executable loads faster than a fresh compile)."""
-    if _USER_XLA_FLAGS is None:
-        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    user = os.environ.get("JAXDD_TEST_USER_XLA_FLAGS", "")
+    if user:
+        monkeypatch.setenv("XLA_FLAGS", user)
     else:
-        monkeypatch.setenv("XLA_FLAGS", _USER_XLA_FLAGS)
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
