@@ -35,20 +35,30 @@ mask, decode, init and two SGD steps against fixtures made with the authors' cla
 NOT equivalent under a single scalar lr and its EVR mask can rank the DC row/column
 differently, so every published config uses ``norm='none'`` with the authors' lr.
 
-Masks (``build_masks``, computed once at init from the class's initial coefficients):
-  'evr'       explained-variance ratio (the paper; SynSet.init_mask, TM/main_TM_FreD.py:75-99):
-              average the class's coefficients over channels -> (n, H*W); eta = var per
-              position / total var (= diag(cov)/trace(cov); the authors' O((HW)^2) identity
-              loop is vectorized here, O(n H W)); top k. Computed in float64 (the authors: float32
-              on the device); the ranking is identical except at float32 near-ties.
-  'lowpass'   the k lowest frequencies (zig-zag order u + v for DCT/DFT; whole coarse bands
-              first for the DWT, so k = (H/2^L)(W/2^L) is exactly the LL band).
-  'random'    k random positions per class (from the PRNG key).
-  'amplitude' top k of mean |coef| over the class's instances and channels.
-Ties (exactly equal scores; e.g. n = 1 instance per class, zero variance) are broken toward
-low frequencies. The authors' torch.topk leaves tie order unspecified, and with n = 1 their
-torch.cov (ddof 1) gives NaN for every position (only possible when k > HW / 2 at IPC 1; no
-published setting): jaxdd returns the k lowest frequencies there.
+Masks (``build_masks``, jaxdd.param.fred_masks, re-exported here; computed once at init
+from the class's initial coefficients): 'evr' (the paper: explained-variance ratio of each
+position over the class's channel-averaged coefficients, top k), 'lowpass', 'random',
+'amplitude'. With n = 1 instance per class the authors' torch.cov (ddof 1) gives NaN for
+every position (only possible when k > HW / 2 at IPC 1; no published setting): jaxdd then
+keeps the k lowest frequencies (ties go to low frequencies).
+
+Other grids (video, audio, voxels). Everything above holds on a grid of any rank, channels
+last: the transform runs over every grid axis (``transforms_nd``), masks are (classes,
+*grid), budget rule ``floor(ipc * prod(grid) / k)`` instances per class, ``N * k * C``
+stored floats (``budget_line`` prints it).
+  * voxels (D, H, W, 1) -- published (FreD's 3D MNIST, Table 4): sdh0818/FreD @ 9f35a7a,
+    3D-MNIST/frequency_transforms.py ``DCT.forward`` is the unnormalized 1-D DCT-II applied
+    along W, H and D; 3D-MNIST/main_DM_FreD.py:29 ``num_per_class = int(ipc * D*H*W /
+    msz_per_channel)`` (= k here), :70-96 the EVR mask on the channel mean flattened over
+    D*H*W, :67 decode ``dct.inverse(mask * freq_syn)``; the published run is DM, ipc 1,
+    msz_per_channel 512 on 16^3 voxels -> 8 instances per class, lr_freq 1e6, momentum 0.5
+    (3D-MNIST/scripts/run_DM_FreD.sh). tests/test_parity_modal_params.py checks the 3-D DCT,
+    masks and decode against the authors' classes.
+  * audio (F, T, 1) -- a 2-D grid: the image code path, unchanged.
+  * video (T, H, W, C) -- EXTENSION (the authors publish no video FreD): the 3-D DCT over
+    (T, H, W) per channel, one mask per class shared by the channels, as for voxels.
+  * 1-D grids (L, C) work the same way (no published setting).
+The Haar DWT and the ``equivalent_ortho_lr`` helpers are 2-D only.
 
 Transforms: 'dct' (default), 'dft', 'dwt' (orthonormal Haar; the paper's ablation pairs it
 with a low-pass mask). ``norm='none'`` (default: scipy/torch-dct unnormalized pair, the
@@ -86,12 +96,16 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from jaxdd.param import transforms
+from jaxdd.param import transforms, transforms_nd
+from jaxdd.param.fred_masks import (  # noqa: F401 -- re-exported: fred.build_masks, ...
+    MASK_STRATEGIES, _top_k_mask, build_masks, explained_variance_ratio)
 
 __all__ = [
     "MASK_STRATEGIES",
     "default_config",
     "num_per_class",
+    "instances_per_class",
+    "budget_line",
     "auto_dwt_levels",
     "explained_variance_ratio",
     "build_masks",
@@ -106,9 +120,6 @@ __all__ = [
     "equivalent_ortho_lr",
     "equivalent_ortho_lr_map",
 ]
-
-MASK_STRATEGIES = ("evr", "lowpass", "random", "amplitude")
-
 
 def default_config() -> ml_collections.ConfigDict:
     """FreD fields (+ 'ipc').
@@ -143,6 +154,36 @@ def num_per_class(ipc: int, h: int, w: int, k: int) -> int:
     return n
 
 
+def instances_per_class(ipc: int, grid: Sequence[int], k: int) -> int:
+    """floor(ipc * prod(grid) / k) for a grid of any rank ((H, W), (D, H, W), (T, H, W)):
+    the authors' ``num_per_class`` (3D-MNIST/main_DM_FreD.py:29 for voxels). ValueError,
+    naming k and the grid, when k is not in [1, prod(grid)] or no instance fits."""
+    grid = tuple(int(s) for s in grid)
+    if len(grid) == 2:
+        return num_per_class(ipc, grid[0], grid[1], k)
+    ipc, k, size = int(ipc), int(k), int(np.prod(grid))
+    if k < 1 or k > size:
+        raise ValueError(f"FreD: k = {k} coefficients per channel must be in [1, prod(grid "
+                         f"{grid}) = {size}]: set param.k to at most {size}")
+    n = (ipc * size) // k
+    if n < 1:
+        raise ValueError(f"FreD: ipc * prod(grid) / k = {ipc} * {size} / {k} < 1: no instance "
+                         f"fits the budget; lower param.k or raise ipc")
+    return n
+
+
+def budget_line(ipc: int, image_shape: Sequence[int], k: int) -> str:
+    """One human line: the FreD budget rule for (ipc, image_shape = (*grid, C), k)."""
+    shape = tuple(int(s) for s in image_shape)
+    grid, c = shape[:-1], shape[-1]
+    n = instances_per_class(ipc, grid, k)
+    allowed = int(ipc) * int(np.prod(shape))
+    return (f"FreD budget: {int(ipc)} ipc x {'x'.join(map(str, shape))} = {allowed} floats per "
+            f"class; k = {int(k)} coefficients per channel -> floor({int(ipc)} * "
+            f"{int(np.prod(grid))} / {int(k)}) = {n} instances per class, "
+            f"{n} * {int(k)} * {c} = {n * int(k) * c} floats stored per class")
+
+
 def auto_dwt_levels(h: int, w: int, k: int) -> int:
     """Coarsest Haar level L >= 1 with H, W divisible by 2^L and (H/2^L)(W/2^L) >= k."""
     if h % 2 or w % 2:
@@ -162,83 +203,25 @@ def _levels(cfg_levels, transform: str, h: int, w: int, k: int) -> int:
     return auto_dwt_levels(h, w, k)
 
 
-def explained_variance_ratio(coefs: np.ndarray) -> np.ndarray:
-    """EVR per position of one class's coefficients.
-
-    coefs: (n, H, W, C). Averages over channels -> (n, H*W); returns (H, W) with
-    var_p / sum_p var_p (= diag(cov) / trace(cov); the ddof cancels). Zero total variance
-    (e.g. n = 1) gives all zeros.
-    """
-    a = np.asarray(coefs, dtype=np.float64)
-    n, h, w = a.shape[:3]
-    a = a.mean(axis=-1).reshape(n, h * w)
-    var = a.var(axis=0)
-    tot = var.sum()
-    evr = var / tot if tot > 0 else np.zeros_like(var)
-    return evr.reshape(h, w)
-
-
-def _top_k_mask(score: np.ndarray, k: int, tiebreak: np.ndarray) -> np.ndarray:
-    """(H, W) float32 0/1 with ones at the k largest scores (ties -> lower tiebreak rank)."""
-    order = np.lexsort((tiebreak.ravel(), -score.ravel()))
-    m = np.zeros(score.size, dtype=np.float32)
-    m[order[:k]] = 1.0
-    return m.reshape(score.shape)
-
-
-def build_masks(
-    coefs_by_class: Sequence[np.ndarray],
-    k: int,
-    strategy: str = "evr",
-    key: Optional[jax.Array] = None,
-    *,
-    transform: str = "dct",
-    dwt_levels: int = 1,
-) -> np.ndarray:
-    """Class-wise binary masks; a standalone pure function (time it to report mask cost).
-
-    coefs_by_class: list (classes) of (n_c, H, W, C) coefficient arrays (numpy or jax).
-    k: positions kept per class. strategy: 'evr' | 'lowpass' | 'random' | 'amplitude'.
-    key: PRNG key (required for 'random': i.i.d. uniform scores per class and position).
-    transform, dwt_levels: define the low-pass order (used by 'lowpass' and to break ties).
-    Returns numpy float32 (classes, H, W) with exactly k ones per class.
-    """
-    if strategy not in MASK_STRATEGIES:
-        raise ValueError(f"unknown FreD mask {strategy!r}; choose from {MASK_STRATEGIES}")
-    if not len(coefs_by_class):
-        raise ValueError("build_masks: no classes")
-    h, w = np.shape(coefs_by_class[0])[1:3]
-    if not 1 <= k <= h * w:
-        raise ValueError(f"build_masks: k = {k} must be in [1, H*W = {h * w}]")
-    rank = transforms.lowpass_rank(transform, h, w, levels=max(int(dwt_levels), 1))
-    masks = np.zeros((len(coefs_by_class), h, w), dtype=np.float32)
-    if strategy == "random":
-        if key is None:
-            raise ValueError("build_masks: strategy 'random' needs a PRNG key")
-        # i.i.d. uniform scores: their top k is a uniformly random k-subset per class
-        rand = np.asarray(jax.random.uniform(key, (len(coefs_by_class), h, w)), np.float64)
-    for c, coefs in enumerate(coefs_by_class):  # per-class work is vectorized
-        coefs = np.asarray(coefs)
-        if strategy == "evr":
-            score = explained_variance_ratio(coefs)
-        elif strategy == "lowpass":
-            score = -rank.astype(np.float64)
-        elif strategy == "amplitude":
-            score = np.abs(coefs.astype(np.float64)).mean(axis=(0, 3))
-        else:  # random
-            score = rand[c]
-        masks[c] = _top_k_mask(score, k, rank)
-    return masks
-
-
 # ----------------------------------------------------------------------------- interface
 
 
 @functools.lru_cache(maxsize=None)
-def _jit_forward(transform: str, norm: str, levels: int):
-    """jax.jit of the forward transform, one per (transform, norm, levels): compiled once per
-    shape instead of once per init call."""
-    return jax.jit(transforms.get_transform(transform, norm, levels=levels)[0])
+def _jit_forward(transform: str, norm: str, levels: int, grid_ndim: int = 2):
+    """jax.jit of the forward transform, one per (transform, norm, levels, grid rank):
+    compiled once per shape instead of once per init call."""
+    return jax.jit(transforms_nd.get_transform_nd(transform, norm, grid_ndim,
+                                                  levels=levels)[0])
+
+
+def _split_shape(shape, what="images") -> Tuple[Tuple[int, ...], int]:
+    """(grid, C) of an (*grid, C) shape with 1-3 grid axes; a clear error otherwise."""
+    shape = tuple(int(s) for s in shape)
+    if not 2 <= len(shape) <= 4:
+        raise ValueError(f"FreD: {what} of shape {shape} are not (*grid, C) with 1-3 grid "
+                         "axes: give (N, H, W, C) images / (N, F, T, 1) spectrograms, "
+                         "(N, T, H, W, C) video or (N, D, H, W, 1) voxels")
+    return shape[:-1], shape[-1]
 
 
 def select_real(key: jax.Array, real_images_by_class: Sequence[np.ndarray],
@@ -272,23 +255,33 @@ def init_from_images(images_by_class: Sequence[np.ndarray], cfg,
     as forward(images_by_class[c][i]); every class must have the same count (= instances per
     class). The masks are built from these coefficients (key: only for mask 'random').
     Used by ``init`` and by the parity tests (the same images the authors' run selected).
-    Budget consistency (count == floor(ipc H W / k)) is checked by ``init``, not here.
+    Budget consistency (count == floor(ipc prod(grid) / k)) is checked by ``init``, not here.
+    Any grid rank: (n, H, W, C), (n, D, H, W, C), (n, T, H, W, C), (n, L, C).
     """
     transform = str(cfg.transform)
     norm = transforms.canonical_norm(cfg.norm)
     k = int(cfg.k)
     strategy = str(cfg.get("mask", "evr"))
-    h, w, ch = (int(s) for s in np.shape(images_by_class[0])[1:])
-    if not 1 <= k <= h * w:
-        raise ValueError(f"FreD: k = {k} coefficients per channel must be in [1, H*W = {h * w}]")
+    shape = tuple(int(s) for s in np.shape(images_by_class[0])[1:])
+    grid, _ = _split_shape(shape)
+    size = int(np.prod(grid))
+    if not 1 <= k <= size:
+        if len(grid) == 2:
+            raise ValueError(f"FreD: k = {k} coefficients per channel must be in "
+                             f"[1, H*W = {size}]")
+        raise ValueError(f"FreD: k = {k} coefficients per channel must be in [1, prod(grid "
+                         f"{grid}) = {size}]: set param.k to at most {size}")
     npc = int(np.shape(images_by_class[0])[0])
-    levels = _levels(cfg.get("dwt_levels", 0), transform, h, w, k)
-    forward = _jit_forward(transform, norm, max(levels, 1))
+    if transform == "dwt" and len(grid) != 2:
+        raise ValueError(f"FreD: the Haar DWT is implemented for 2 grid axes, these data have "
+                         f"grid {grid}: use transform='dct' (the authors' 3-D choice) or 'dft'")
+    levels = _levels(cfg.get("dwt_levels", 0), transform, grid[0], grid[-1], k)
+    forward = _jit_forward(transform, norm, max(levels, 1), len(grid))
     coefs_by_class: List[np.ndarray] = []
     for c, imgs in enumerate(images_by_class):
         imgs = np.asarray(imgs, dtype=np.float32)
-        if imgs.shape[1:] != (h, w, ch):
-            raise ValueError(f"class {c}: image shape {imgs.shape[1:]} != {(h, w, ch)}")
+        if imgs.shape[1:] != shape:
+            raise ValueError(f"class {c}: image shape {imgs.shape[1:]} != {shape}")
         if imgs.shape[0] != npc:
             raise ValueError(f"class {c}: {imgs.shape[0]} starting images, class 0 has {npc}; "
                              f"every class needs the same number of instances")
@@ -298,12 +291,12 @@ def init_from_images(images_by_class: Sequence[np.ndarray], cfg,
     masks = build_masks(coefs_by_class, k, strategy, key, transform=transform,
                         dwt_levels=max(levels, 1))
     coef = np.concatenate(
-        [cc * masks[c][None, :, :, None] for c, cc in enumerate(coefs_by_class)], axis=0
+        [cc * masks[c][None, ..., None] for c, cc in enumerate(coefs_by_class)], axis=0
     ).astype(np.float32)
     labels = np.repeat(np.arange(len(coefs_by_class), dtype=np.int32), npc)
     aux = {
         "labels": labels,
-        "image_shape": (h, w, ch),
+        "image_shape": shape,
         "masks": masks,
         "k": k,
         "transform": transform,
@@ -319,25 +312,27 @@ def init_from_images(images_by_class: Sequence[np.ndarray], cfg,
 def init(key: jax.Array, real_images_by_class: Sequence[np.ndarray], cfg) -> Tuple[dict, dict]:
     """Initialize FreD coefficients and class masks.
 
-    real_images_by_class: list (classes) of (n_c, H, W, C) float32 arrays. Per class,
-    num_per_class = floor(ipc * H * W / k) images are drawn (``select_real``), transformed,
-    and masked (``init_from_images``).
-    Returns params {'coef': (classes * num_per_class, H, W, C) float32} (in label order) and
-    aux {'labels', 'image_shape', 'masks' (classes, H, W) float32 0/1, 'k', 'transform',
+    real_images_by_class: list (classes) of (n_c, *grid, C) float32 arrays (images
+    (H, W, C), spectrograms (F, T, 1), video (T, H, W, C), voxels (D, H, W, 1)). Per class,
+    num_per_class = floor(ipc * prod(grid) / k) images are drawn (``select_real``),
+    transformed, and masked (``init_from_images``).
+    Returns params {'coef': (classes * num_per_class, *grid, C) float32} (in label order) and
+    aux {'labels', 'image_shape', 'masks' (classes, *grid) float32 0/1, 'k', 'transform',
     'norm', 'dwt_levels', 'mask', 'num_per_class', 'num_classes'}.
     """
-    h, w, ch = (int(s) for s in np.shape(real_images_by_class[0])[1:])
-    npc = num_per_class(cfg.ipc, h, w, int(cfg.k))
+    shape = tuple(int(s) for s in np.shape(real_images_by_class[0])[1:])
+    grid, _ = _split_shape(shape)
+    npc = instances_per_class(cfg.ipc, grid, int(cfg.k))
     for c, imgs in enumerate(real_images_by_class):
-        if np.shape(imgs)[1:] != (h, w, ch):
-            raise ValueError(f"class {c}: image shape {np.shape(imgs)[1:]} != {(h, w, ch)}")
+        if tuple(np.shape(imgs)[1:]) != shape:
+            raise ValueError(f"class {c}: image shape {np.shape(imgs)[1:]} != {shape}")
     k_img, k_mask = jax.random.split(key)
     selected = select_real(k_img, real_images_by_class, npc)
     return init_from_images(selected, cfg, k_mask)
 
 
 def masked_coefficients(params: dict, aux: dict, *, indices=None) -> jax.Array:
-    """mask[label] * coef for all instances (or `indices`, traced ok): (n, H, W, C)."""
+    """mask[label] * coef for all instances (or `indices`, traced ok): (n, *grid, C)."""
     coef = params["coef"]
     labels = jnp.asarray(aux["labels"])
     masks = jnp.asarray(aux["masks"], dtype=coef.dtype)
@@ -359,32 +354,51 @@ def _out_hw(resolution, h: int, w: int) -> Tuple[int, int]:
     return r, max(1, int(round(r * w / h)))  # int = the new H; W keeps the aspect ratio
 
 
-def decode(params: dict, aux: dict, *, indices=None, resolution: Union[int, Tuple[int, int], None] = None):
-    """Images = inverse(mask[label] * coef): (n, H', W', C) float32.
+def _out_grid(resolution, grid: Tuple[int, ...]) -> Tuple[int, ...]:
+    """Output grid: 2 axes as ``_out_hw``; other ranks: None, an int (every axis) or a tuple."""
+    if len(grid) == 2:
+        return _out_hw(resolution, *grid)
+    if resolution is None:
+        return grid
+    if isinstance(resolution, (tuple, list)):
+        out = tuple(int(r) for r in resolution)
+        if len(out) != len(grid):
+            raise ValueError(f"FreD decode: resolution {out} has {len(out)} axes, the grid "
+                             f"{grid} has {len(grid)}")
+        return out
+    return (int(resolution),) * len(grid)
+
+
+def decode(params: dict, aux: dict, *, indices=None,
+           resolution: Union[int, Tuple[int, ...], None] = None):
+    """Data = inverse(mask[label] * coef): (n, *grid', C) float32 (any grid rank).
 
     indices: optional int array (may be traced) selecting instances; None = all, label order.
-    resolution: None (training size), an int side (a square training image -> (r, r); else r
-    is the new H and W keeps the aspect ratio) or an (H', W') tuple. A different size uses
-    DCT zero-padding / truncation (DCT only; see the module docstring).
+    resolution: None (training size); 2 grid axes: an int side (a square training image ->
+    (r, r); else r is the new H and W keeps the aspect ratio) or an (H', W') tuple; other
+    ranks: an int (every axis) or a per-axis tuple. A different size uses DCT zero-padding /
+    truncation (DCT only; see the module docstring).
     """
-    h, w, _ = aux["image_shape"]
+    grid = tuple(int(s) for s in aux["image_shape"][:-1])
     f = masked_coefficients(params, aux, indices=indices)
-    out = _out_hw(resolution, h, w)
+    out = _out_grid(resolution, grid)
     transform, norm = aux["transform"], aux["norm"]
-    if out == (h, w):
-        _, inverse = transforms.get_transform(transform, norm, levels=max(int(aux.get("dwt_levels", 1)), 1))
+    if out == grid:
+        _, inverse = transforms_nd.get_transform_nd(
+            transform, norm, len(grid), levels=max(int(aux.get("dwt_levels", 1)), 1))
         return inverse(f)
     if transform != "dct":
         raise NotImplementedError(
             f"FreD cross-resolution decoding is implemented for 'dct' only, not {transform!r}"
         )
-    return transforms.idct2_resize(f, out, norm)
+    return transforms_nd.idctn_resize(f, out, norm)
 
 
 def budget(params: dict, aux: dict) -> int:
-    """Stored floats: instances * k * C (only the kept coefficients count, as in the paper)."""
+    """Stored floats: instances * k * C (only the kept coefficients count, as in the paper;
+    per class floor(ipc * prod(grid) / k) * k * C <= ipc * prod(grid) * C)."""
     n = int(params["coef"].shape[0])
-    return n * int(aux["k"]) * int(aux["image_shape"][2])
+    return n * int(aux["k"]) * int(aux["image_shape"][-1])
 
 
 def _positions(aux: dict) -> np.ndarray:
@@ -396,20 +410,20 @@ def _positions(aux: dict) -> np.ndarray:
 def pack(params: dict, aux: dict) -> jax.Array:
     """The stored coefficients: (N, k, C), the k kept positions of each instance's class."""
     coef = params["coef"]
-    n, h, w, c = coef.shape
+    n, c = coef.shape[0], coef.shape[-1]
     pos = jnp.asarray(_positions(aux)[np.asarray(aux["labels"])])  # (N, k)
-    flat = coef.reshape(n, h * w, c)
+    flat = coef.reshape(n, -1, c)
     return jnp.take_along_axis(flat, pos[..., None], axis=1)
 
 
 def unpack(packed: jax.Array, aux: dict) -> dict:
-    """Inverse of pack: (N, k, C) -> params {'coef': (N, H, W, C)} (zeros off the mask)."""
-    h, w, c = aux["image_shape"]
+    """Inverse of pack: (N, k, C) -> params {'coef': (N, *grid, C)} (zeros off the mask)."""
+    shape = tuple(int(s) for s in aux["image_shape"])
     n = packed.shape[0]
     pos = jnp.asarray(_positions(aux)[np.asarray(aux["labels"])])
-    flat = jnp.zeros((n, h * w, c), packed.dtype)
+    flat = jnp.zeros((n, int(np.prod(shape[:-1])), shape[-1]), packed.dtype)
     flat = flat.at[jnp.arange(n)[:, None], pos].set(packed)
-    return {"coef": flat.reshape(n, h, w, c)}
+    return {"coef": flat.reshape((n,) + shape)}
 
 
 # ----------------------------------------------------------------------------- learning rate
