@@ -50,10 +50,38 @@ _IMAGENET_PREFIX = "imagenet2012:"
 _IMAGENET_SIDE = 128  # the authors' im_size for ImageNet subsets
 
 
+# Data modalities: arrays are float32 (N, *grid, C), channels last.
+#   image (N, H, W, C); audio (N, F, T, 1) a log-magnitude spectrogram (frequency, time);
+#   video (N, T, H, W, C); voxel (N, D, H, W, 1).
+MODALITIES = ("image", "audio", "video", "voxel")
+MODALITY_RANK = {"image": 4, "audio": 4, "video": 5, "voxel": 5}
+
+# Embedded (offline) sets: name -> modality (`jaxdd.data.embedded` builds the non-image ones).
+_EMBEDDED = {"digits": "image", "digits_video": "video", "digits_voxel": "voxel",
+             "synth_speech": "audio"}
+# Non-image tfds sources (`jaxdd.data.media`): name -> modality.
+_TFDS_MEDIA = {"miniucf": "video", "mini_speech_commands": "audio", "spoken_digit": "audio"}
+# Sets without a tfds builder: prepared once into an npz by launch/prepare_data.py
+# (`jaxdd.data.prepare_voxels`), then read from data_dir: name -> modality.
+_PREPARED = {"modelnet10": "voxel", "shapenet": "voxel", "3dmnist": "voxel"}
+
+
+def modality_of(name) -> str:
+    """The modality of a dataset name ('image' for image sources, npz files and unknown
+    names: an npz file's modality is known only once it is read)."""
+    low = str(name).lower()
+    base = low.split("/")[0]
+    for table in (_EMBEDDED, _TFDS_MEDIA, _PREPARED):
+        if base in table:
+            return table[base]
+    return "image"
+
+
 def available_datasets() -> tuple[str, ...]:
     """Names accepted by `load_dataset` (plus any path ending in '.npz' and 'tfds:<name>')."""
-    return (("digits",) + tuple(_TFDS)
-            + tuple(_IMAGENET_PREFIX + k for k in IMAGENET_SUBSETS) + ("npz",))
+    return (tuple(_EMBEDDED) + tuple(_TFDS)
+            + tuple(_IMAGENET_PREFIX + k for k in IMAGENET_SUBSETS)
+            + tuple(_TFDS_MEDIA) + tuple(_PREPARED) + ("npz",))
 
 
 def _is_variable_size(name) -> bool:

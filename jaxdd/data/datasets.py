@@ -38,12 +38,13 @@ from typing import Optional
 import numpy as np
 
 from jaxdd.data.arrays import _load_digits, _load_npz
-from jaxdd.data.catalog import (IMAGENET_SUBSETS, _IMAGENET_PREFIX, _IMAGENET_SIDE, _TFDS,
-                                _subset_ids, available_datasets)
+from jaxdd.data.catalog import (IMAGENET_SUBSETS, _EMBEDDED,
+                                _IMAGENET_PREFIX, _IMAGENET_SIDE, _PREPARED, _TFDS, _TFDS_MEDIA,
+                                _subset_ids, available_datasets, modality_of)
 from jaxdd.data.preprocessing import (AUTHORS_NORMALIZATION, CIFAR100_OWN_NORMALIZATION,
                                       _as_float01, _channel_stats, _resolve_standardize,
                                       authors_normalization, preprocessing_id)
-from jaxdd.data.resize import _resize_batch, _resolve_resize
+from jaxdd.data.resize import _check_modality, _resize_batch, _resize_spatial, _resolve_resize
 from jaxdd.data.shard import ShardInfo, make_shard
 from jaxdd.data.tfds_reader import (DatasetNotPreparedError, _label_scan, _load_tfds,
                                     _read_split)
@@ -67,10 +68,12 @@ __all__ = [
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """One split of an image classification dataset, preprocessed.
+    """One split of a classification dataset (images, audio, video or voxels), preprocessed.
 
     Fields:
-      images: (N, H, W, C) float32, preprocessed (see `preprocessing`).
+      images: (N, *grid, C) float32, preprocessed (see `preprocessing`): (N, H, W, C)
+        images, (N, F, T, 1) audio spectrograms, (N, T, H, W, C) video, (N, D, H, W, 1)
+        voxels (`modality`). The name stays `images` for every modality.
       labels: (N,) int32 in [0, num_classes).
       class_names: tuple of num_classes strings.
       mean, std: (C,) float32, the per-channel standardization that was applied:
@@ -84,6 +87,7 @@ class Dataset:
       shard: None (the whole split), or, in a multi-process run's train split, which rows
         of the global split this process holds (`jaxdd.data.shard.ShardInfo`; images and
         labels are then only those rows; statistics and the ZCA are the global ones).
+      modality: 'image' (default), 'audio', 'video' or 'voxel' (`catalog.MODALITIES`).
     """
 
     images: np.ndarray
@@ -95,6 +99,7 @@ class Dataset:
     zca: Optional[ZCA] = None
     preprocessing: str = ""
     shard: Optional[ShardInfo] = None
+    modality: str = "image"
 
     @property
     def num_classes(self) -> int:
@@ -102,21 +107,21 @@ class Dataset:
 
     @property
     def image_shape(self) -> tuple:
-        """(H, W, C)."""
+        """images.shape[1:]: (H, W, C) for images, (*grid, C) for any modality."""
         return tuple(int(s) for s in self.images.shape[1:])
 
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def normalize(self, pixels):
-        """Map [0, 1] pixels (N, H, W, C) into this dataset's space (normalize, then ZCA)."""
+        """Map [0, 1] pixels (N, *grid, C) into this dataset's space (normalize, then ZCA)."""
         x = (np.asarray(pixels, np.float32) - self.mean) / self.std
         if self.zca is not None:
             x = self.zca.transform(x)
         return np.asarray(x, np.float32)
 
     def denormalize(self, images):
-        """Map images (N, H, W, C) of this dataset's space back to pixels clipped to [0, 1].
+        """Map images (N, *grid, C) of this dataset's space back to pixels clipped to [0, 1].
 
         Inverse ZCA (if any), then * std + mean, then clip. Returns float32 numpy.
         """
@@ -127,13 +132,20 @@ class Dataset:
 
 
 def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution,
-              standardize, constants, zca, zca_eps, preprocessing, shard=None):
+              standardize, constants, zca, zca_eps, preprocessing, shard=None,
+              modality="image"):
     """Shared tail: resize, standardize (given constants or train stats), ZCA (train fit).
     shard: x_train / y_train are this process's rows (`ShardInfo`): the train statistics
     and the ZCA are fitted collectively over all processes' rows."""
+    _check_modality(name, modality, x_train)
+    _check_modality(f"{name} (test split)", modality, x_test)
+    if zca and modality != "image":
+        raise ValueError(
+            f"{name}: zca=True on {modality} data. ZCA whitening is an image preprocessing "
+            f"(the authors never use it on audio, video or voxels); set zca=False.")
     if resolution is not None:
-        x_train = _resize_batch(x_train, int(resolution))
-        x_test = _resize_batch(x_test, int(resolution))
+        x_train = _resize_spatial(name, modality, x_train, int(resolution))
+        x_test = _resize_spatial(name, modality, x_test, int(resolution))
     c = x_train.shape[-1]
     if not standardize:
         mean, std = np.zeros(c), np.ones(c)
@@ -175,6 +187,7 @@ def _finalize(name, x_train, y_train, x_test, y_test, class_names, *, resolution
         zca=fitted,
         preprocessing=preprocessing,
         shard=sh,
+        modality=modality,
     )
     return make(x_train, y_train, shard), make(x_test, y_test)
 
@@ -234,6 +247,7 @@ def load_dataset(
     stats=None,
     resize: Optional[str] = None,
     shard: Optional[tuple] = None,
+    frames: Optional[int] = None,
 ) -> tuple[Dataset, Dataset]:
     """Load a dataset and preprocess it like the authors -> (train, test) `Dataset`s.
 
@@ -254,6 +268,16 @@ def load_dataset(
       'imagenette' (tfds 'imagenette/160px-v2', fast.ai's Imagenette: 9469 train / 3925
         validation images, a different split of ImageNet images than the authors'), resized
         to 128 x 128; other configs: e.g. 'imagenette/320px-v2'.
+      Other modalities (`Dataset.modality`; arrays (N, *grid, C)):
+        'digits_video' (N, 8, 16, 16, 3), 'digits_voxel' (N, 16, 16, 16, 1): the digits
+        moved through frames / extruded into volumes; 'synth_speech' (N, 32, 32, 1): 8
+        classes of synthetic log-mel spectrograms. Embedded, offline (`jaxdd.data.embedded`).
+        'miniucf' (video: tfds 'ucf101', the authors' 50 MiniUCF classes, `frames`=16
+        frames, resolution = frame side, 112), 'mini_speech_commands' and 'spoken_digit'
+        (audio: log-magnitude STFT spectrograms, resolution = side, 64): `jaxdd.data.media`.
+        'modelnet10', 'shapenet', '3dmnist' (voxels): <data_dir>/<name>.npz made once by
+        launch/prepare_data.py (`jaxdd.data.prepare_voxels`); not standardized by default
+        (the authors feed raw voxels).
       'tfds:<name>' reads any other tfds dataset with 'image'/'label' features and
         'train'/'test' splits.
       tfds data are read with tfds.data_source (array_record format, no tensorflow
@@ -261,7 +285,10 @@ def load_dataset(
       downloaded unless download=True; an absent dataset raises DatasetNotPreparedError at
       once, saying how to prepare it.
       'npz' with path=..., or a name ending in '.npz': a numpy .npz file with
-          images       (N, H, W, C) or (N, H, W): uint8 0..255, or float in [0, 1]
+          images       (N, H, W, C) or (N, H, W) images, or 5-D (N, T, H, W, C) video /
+                       (N, D, H, W, 1) voxels: uint8 0..255, or float in [0, 1]
+          modality     optional string ('image', 'audio', 'video', 'voxel'); without it
+                       rank 4 -> image, rank 5 with C == 1 -> voxel, other rank 5 -> video
           labels       (N,) integers in [0, num_classes)
           test_images, test_labels   optional; if absent, a stratified 80/20 split
                                      (seed 0) of images/labels is made
@@ -290,6 +317,7 @@ def load_dataset(
         (the authors' --zca: mtt-distillation utils.py:137-165); stored in Dataset.zca.
       path: the .npz file for name 'npz'.
       download: let tfds download and prepare an absent dataset.
+      frames: 'miniucf' only: frames sampled per clip (default 16, the authors').
       shard: (process_index, process_count) of a multi-process run (see
         `jaxdd.data.shard.process_shard`): the train split keeps only this process's rows
         (row j of class c on process j % process_count) and records them in
@@ -300,8 +328,8 @@ def load_dataset(
         (exactly the one-process result).
 
     Returns:
-      (train, test): `Dataset`s with float32 NHWC images and int32 labels;
-      `Dataset.preprocessing` = preprocessing_id(name, zca=..., ...).
+      (train, test): `Dataset`s with float32 (N, *grid, C) arrays and int32 labels;
+      `Dataset.preprocessing` = preprocessing_id(name, zca=..., ...); `Dataset.modality`.
     """
     key = str(name)
     low = key.lower()
@@ -314,15 +342,33 @@ def load_dataset(
     mode = _resolve_resize(resize)
     standardize, constants, _ = _resolve_standardize(key, zca=zca, normalize=normalize,
                                                      stats=stats)
+    modality = modality_of(key)
+    base = low.split("/")[0]
+    if frames is not None and base != "miniucf":
+        raise ValueError(f"frames={frames} applies to 'miniucf' only, not {name!r}")
     if path is not None or low == "npz" or low.endswith(".npz"):
         p = path if path is not None else (None if low == "npz" else key)
         if p is None:
             raise ValueError("load_dataset('npz') needs path='file.npz'")
-        src = _load_npz(p)
+        *src, modality = _load_npz(p)
         ds_name = f"npz:{pathlib.Path(str(p)).stem}"
     elif low == "digits":
         src = _load_digits()
         ds_name = "digits"
+    elif low in _EMBEDDED:
+        from jaxdd.data.embedded import load_embedded
+        src = load_embedded(low)
+        ds_name = low
+    elif base in _TFDS_MEDIA:
+        from jaxdd.data.media import load_media
+        src = load_media(key, data_dir=data_dir, download=download, side=resolution,
+                         frames=frames)
+        ds_name = base
+        resolution = None  # resampled while reading
+    elif low in _PREPARED:
+        from jaxdd.data.prepare_voxels import load_prepared
+        src = load_prepared(low, data_dir)
+        ds_name = low
     elif low.startswith("tfds:"):
         tfds_name = key[len("tfds:"):]
         src = _load_tfds(tfds_name, "train", "test", data_dir, download, resolution, mode,
@@ -370,5 +416,5 @@ def load_dataset(
         zca_eps=zca_eps,
         preprocessing=preprocessing_id(key, zca=zca, zca_eps=zca_eps, normalize=normalize,
                                        stats=stats, resize=resize),
-        shard=info_shard,
+        shard=info_shard, modality=modality,
     )

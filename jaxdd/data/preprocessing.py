@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from jaxdd.data.catalog import _IMAGENET_PREFIX, _is_variable_size
+from jaxdd.data.catalog import (MODALITIES, _IMAGENET_PREFIX, _PREPARED, _is_variable_size,
+                                modality_of)
 from jaxdd.data.resize import _resolve_resize
 from jaxdd.data.shard import allsum
 
@@ -31,6 +32,9 @@ AUTHORS_NORMALIZATION = {
     "cifar100": _CIFAR10_CONSTANTS,
     "imagenette": _IMAGENET_CONSTANTS,
     "imagenet2012": _IMAGENET_CONSTANTS,  # every 'imagenet2012:<subset>'
+    # MiniUCF frames: the ImageNet constants (aailab-kaist/DDiF @ b628e7b,
+    # Video/utils.py:279-280, transforms.Normalize after ToTensor).
+    "miniucf": _IMAGENET_CONSTANTS,
 }
 CIFAR100_OWN_NORMALIZATION = ((0.5071, 0.4866, 0.4409), (0.2673, 0.2564, 0.2762))
 
@@ -55,12 +59,16 @@ def authors_normalization(name):
 # 96 and DDiF TM/utils.py:125, 137: MNIST / FashionMNIST ignore args.zca in the transform,
 # while the ZCA block after it still runs): with zca=True they are standardized, then ZCA'd.
 _STANDARDIZED_BEFORE_ZCA = ("mnist", "fashion_mnist")
+# Voxel sets the authors feed as raw occupancies / values (mean = std = None: DDiF
+# 3D_Voxel/utils.py:119-138; FreD 3D-MNIST/utils.py:65-91): not standardized by default.
+_RAW_BY_AUTHORS = tuple(_PREPARED)
 
 
 def _resolve_standardize(name, *, zca, normalize, stats):
     """-> (standardize: bool, constants (mean, std) or None = train statistics, kind str)."""
     if normalize is None:
-        standardize = (not zca) or _canonical(name) in _STANDARDIZED_BEFORE_ZCA
+        standardize = (((not zca) or _canonical(name) in _STANDARDIZED_BEFORE_ZCA)
+                       and str(name).lower().split("/")[0] not in _RAW_BY_AUTHORS)
     else:
         standardize = bool(normalize)
     if not standardize:
@@ -92,7 +100,7 @@ def _resolve_standardize(name, *, zca, normalize, stats):
 
 
 def preprocessing_id(name, *, zca: bool = False, zca_eps: float = 0.1, normalize=None,
-                     stats=None, resize=None) -> str:
+                     stats=None, resize=None, modality=None) -> str:
     """Short id of the preprocessing `load_dataset` applies with these arguments.
 
     'zca01-eps0.1'                    ZCA (eps 0.1) on [0, 1] pixels (the authors' --zca)
@@ -103,8 +111,14 @@ def preprocessing_id(name, *, zca: bool = False, zca_eps: float = 0.1, normalize
                                       not what the authors do)
     'pixels01'                        nothing: [0, 1] pixels
     Variable-size sources (imagenette, imagenet2012:<subset>) append ';resize=squash|crop'.
+    Non-image data append ';modality=audio|video|voxel' (image ids are unchanged).
+    modality: None = the dataset name's (`catalog.modality_of`: 'image' for npz files,
+    whose content hash identifies them in buffer metadata).
     Stored in expert-buffer metadata: buffers built with another id are refused.
     """
+    modality = modality_of(name) if modality is None else str(modality)
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
     standardize, _, kind = _resolve_standardize(name, zca=zca, normalize=normalize, stats=stats)
     eps = f"eps{float(zca_eps):g}"
     if standardize:
@@ -113,11 +127,13 @@ def preprocessing_id(name, *, zca: bool = False, zca_eps: float = 0.1, normalize
         out = f"zca01-{eps}" if zca else "pixels01"
     if _is_variable_size(name):
         out += f";resize={_resolve_resize(resize)}"
+    if modality != "image":
+        out += f";modality={modality}"
     return out
 
 
 def _channel_stats(x: np.ndarray, chunk: int = 4096, sharded: bool = False):
-    """Per-channel mean and (population) std of x (N, H, W, C), float64 accumulation.
+    """Per-channel mean and (population) std of x (N, *grid, C), float64 accumulation.
     sharded: x is this process's shard; the sums are added over processes (collective)."""
     c = x.shape[-1]
     s, ss, count = np.zeros(c), np.zeros(c), 0

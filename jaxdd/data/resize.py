@@ -1,10 +1,13 @@
-"""Resizing: the bilinear resize of fixed-size images (`resolution=R`) and the authors'
-torchvision Resize of variable-size images while reading ('squash' or 'crop').
+"""Resizing: the bilinear resize of fixed-size images (`resolution=R`; video frames too;
+audio and voxels refuse it), the authors' torchvision Resize of variable-size images while
+reading ('squash' or 'crop'), and the rank check of each modality.
 Part of :mod:`jaxdd.data.datasets`.
 """
 from __future__ import annotations
 
 import numpy as np
+
+from jaxdd.data.catalog import MODALITIES, MODALITY_RANK
 
 
 _RESIZE_MODES = ("squash", "crop")
@@ -92,3 +95,32 @@ def _resize_variable(img: np.ndarray, side: int, mode: str) -> np.ndarray:
     top = int(round((new_h - side) / 2.0))
     left = int(round((new_w - side) / 2.0))
     return out[top:top + side, left:left + side]
+
+
+def _check_modality(name, modality, x):
+    if modality not in MODALITIES:
+        raise ValueError(f"{name}: modality must be one of {MODALITIES}, got {modality!r}")
+    if x.ndim != MODALITY_RANK[modality]:
+        layout = {"image": "(N, H, W, C)", "audio": "(N, F, T, 1)",
+                  "video": "(N, T, H, W, C)", "voxel": "(N, D, H, W, 1)"}[modality]
+        raise ValueError(f"{name}: {modality} data must be {layout}, got shape {x.shape}")
+
+
+def _resize_spatial(name, modality, x, side):
+    """`resolution=side` for fixed-size data: images are resized (bilinear, antialiased);
+    video frames too (H, W only; T kept); audio and voxels are not resampled: a side other
+    than theirs is refused."""
+    if modality == "image":
+        return _resize_batch(x, side)
+    if modality == "video":
+        n, t, h, w, c = x.shape
+        if (h, w) == (side, side):
+            return x
+        return _resize_batch(x.reshape(n * t, h, w, c), side).reshape(n, t, side, side, c)
+    grid = tuple(x.shape[1:-1])
+    if all(g == side for g in grid):
+        return x
+    raise ValueError(
+        f"{name}: resolution={side} asks to resample {modality} data of grid {grid}; jaxdd "
+        f"resizes only images and video frames. Leave resolution unset (None) for {modality} "
+        f"data, or prepare the data at the size you want.")
