@@ -4,8 +4,25 @@ Behaviour follows ``DiffAugment`` / ``ParamDiffAug`` of the DC/DSA/DM/MTT/FreD/D
 code (strategy ``'color_crop_cutout_flip_scale_rotate'``, mode ``'S'``), rewritten as pure,
 jit-able, differentiable functions of an explicit PRNG key.
 
-Images are float NHWC ``(N, H, W, C)``, any ``H, W, C`` (C=1 digits work). Only 4-D inputs
-are supported (no NDHWC video/volume batches).
+Images are float NHWC ``(N, H, W, C)``, any ``H, W, C`` (C=1 digits work); audio
+spectrograms ``(N, F, T, 1)`` are such images. ``dsa`` / ``dsa_draw`` / ``dsa_apply`` /
+``apply_group`` / ``make_augment`` also take 5-D batches, naming their ``modality``
+(``check_modality``):
+
+  video  (N, T, H, W, C): one draw per CLIP, applied to each of its T frames as to an image
+         (frames folded into the batch, one vectorized call; contrast's mean is per frame):
+         ``dsa(key, v, modality='video')[:, t] == dsa(key, v[:, t])``. An extension: the
+         authors' video DM runs no augmentation (aailab-kaist/DDiF @ b628e7b,
+         Video/distill_DDiF.py:103-134 embeds the raw clips; its evaluation `epoch` in
+         Video/utils.py:822-850 only standardizes them).
+  voxel  (N, D, H, W, 1): strategy 'none' only, the authors' setting (DDiF
+         3D_Voxel/main_DM.py:34 and main_DC.py:35 default ``--dsa_strategy ''``, which
+         ``DiffAugment`` returns unchanged, 3D_Voxel/utils.py:490-491; sdh0818/FreD @ 9f35a7a
+         3D-MNIST/main_DM_FreD.py:129 has the option commented out). An op group on voxels
+         raises a ValueError naming the strategy and the modality (no 3-D DSA is
+         implemented).
+
+The individual keyed ops below (``brightness(key, x)`` ...) stay 4-D only.
 
 Op groups (names usable in a strategy string joined by ``'_'``):
 
@@ -101,8 +118,9 @@ from jaxdd.augment.affine import (
     affine_grid, affine_sample, apply_rotate, apply_scale, grid_sample, rotate, rotate_theta,
     rotate_theta_from_uniform, rotation_matrix, scale, scale_theta, scale_theta_from_uniform)
 from jaxdd.augment.strategy import (
-    GROUP_COLUMNS, GROUP_ID, GROUPS, NUM_UNIFORMS, Augment, apply_group, draw_uniforms, dsa,
-    dsa_apply, dsa_draw, make_augment, parse_strategy, sample_op, split_key)
+    GROUP_COLUMNS, GROUP_ID, GROUPS, MODALITIES, NUM_UNIFORMS, Augment, apply_group,
+    check_modality, draw_uniforms, dsa, dsa_apply, dsa_draw, make_augment, parse_strategy,
+    sample_op, split_key)
 from jaxdd.augment.mix import cutmix, random_crop_flip
 
 __all__ = [
@@ -117,6 +135,8 @@ __all__ = [
     "GROUP_ID",
     "GROUP_COLUMNS",
     "NUM_UNIFORMS",
+    "MODALITIES",
+    "check_modality",
     # individual ops f(key, x, params) -> x'
     "brightness",
     "saturation",

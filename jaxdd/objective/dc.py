@@ -40,6 +40,11 @@ the BatchNorm branch (running statistics frozen from 16 real images per class) i
 offered; with `decode_subset` the network here trains on the decoded subset, the authors'
 always on the whole set (their batch_syn only subsamples the matched images).
 
+Other modalities: video clips and voxels run the same loss (rank-agnostic); 5-D conv
+gradients follow the authors' voxel DC (aailab-kaist/DDiF @ b628e7b, 3D_Voxel/main_DC.py:
+199-228, no DSA, IPC 1: one outer / inner loop) with its row rule for 5-D weights
+(`unit_distance`, rows5d). Parity: tests/test_parity_modal_losses.py.
+
 Class bookkeeping. With static labels (the usual case: the loop decodes the whole set and
 its labels are a constant), the synthetic images are gathered into (classes, m) groups with
 a validity mask by static indices, any order and count per class; the per-class gradients
@@ -58,8 +63,9 @@ import optax
 
 from jaxdd.losses import cross_entropy
 from jaxdd.objective import pad_groups
-from jaxdd.objective.dm import (constrain_real, hard_labels, make_class_augment, make_init_fn,
-                                map_classes, max_class_size, real_data, sample_real)
+from jaxdd.objective.dm import (constrain_real, data_modality, hard_labels, make_class_augment,
+                                make_init_fn, map_classes, max_class_size, real_data,
+                                sample_real)
 from jaxdd.published import dc as _published_dc
 from jaxdd.train import TrainState, make_trainer, random_orders
 
@@ -98,22 +104,33 @@ def _safe_norm(a, axis):
     return jnp.where(pos, jnp.sqrt(jnp.where(pos, s, 1.0)), 0.0)
 
 
-def unit_distance(g_real, g_syn, eps: float = 1e-6):
+def unit_distance(g_real, g_syn, eps: float = 1e-6, rows5d: str = "authors"):
     """DC's `distance_wb` for one parameter tensor (flax layout, output units last).
 
     1-D tensors -> 0; otherwise rows = output units: sum_u 1 - <a_u, b_u>/(|a_u||b_u| + eps).
+    5-D tensors (3-D conv kernels, flax (kd, kh, kw, in, out)): `rows5d` 'authors' (default)
+    = what the authors' `distance_wb` does with them: its reshape cases cover 4-D / 3-D /
+    2-D / 1-D only, so a 5-D PyTorch weight (out, in, kd, kh, kw) is used as it is and the
+    cosine runs over its LAST axis, one row per (out, in, kd, kh) of length kw
+    (aailab-kaist/DDiF @ b628e7b, 3D_Voxel/utils.py:44-61, reached from main_DC.py:224
+    with Conv3DNet's Conv3d weights); 'unit' = one row per output channel, as for 2-D convs.
     """
     if g_real.ndim <= 1:
         return jnp.zeros((), g_real.dtype)
+    if g_real.ndim == 5 and rows5d == "authors":
+        dot = jnp.sum(g_real * g_syn, axis=2)  # flax axis 2 = PyTorch's last (kw)
+        return jnp.sum(1.0 - dot / (_safe_norm(g_real, 2) * _safe_norm(g_syn, 2) + eps))
+    if rows5d not in ("authors", "unit"):
+        raise ValueError(f"rows5d must be 'authors' or 'unit', got {rows5d!r}")
     a = g_real.reshape(-1, g_real.shape[-1])
     b = g_syn.reshape(-1, g_syn.shape[-1])
     dot = jnp.sum(a * b, axis=0)
     return jnp.sum(1.0 - dot / (_safe_norm(a, 0) * _safe_norm(b, 0) + eps))
 
 
-def gradient_distance(g_real, g_syn, eps: float = 1e-6):
+def gradient_distance(g_real, g_syn, eps: float = 1e-6, rows5d: str = "authors"):
     """Sum of `unit_distance` over the leaves of two gradient pytrees (DC's match_loss)."""
-    return sum(unit_distance(a, b, eps) for a, b in
+    return sum(unit_distance(a, b, eps, rows5d) for a, b in
                zip(jax.tree.leaves(g_real), jax.tree.leaves(g_syn)))
 
 
@@ -137,7 +154,7 @@ def static_groups(labels, num_classes: int):
 # ----------------------------------------------------------------------------- the loss
 
 def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None = None,
-              eps: float = 1e-6, class_chunk: int | None = None):
+              eps: float = 1e-6, class_chunk: int | None = None, rows5d: str = "authors"):
     """Build the DC loss.
 
     Args:
@@ -147,10 +164,12 @@ def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None 
         (`dm.make_class_augment(strategy)`), or None.
       eps: DC's 1e-6 in the cosine denominator.
       class_chunk: real classes differentiated at once (`dm.map_classes`; None = all).
+      rows5d: the rows of 5-D (3-D conv) gradients, `unit_distance` ('authors' default).
 
     Returns:
-      loss(key, syn_images (N, H, W, C), syn_labels (N,) int or (N, classes),
+      loss(key, syn_images (N, *grid, C), syn_labels (N,) int or (N, classes),
            ctx: DCContext) -> scalar, summed over the classes present in syn_labels.
+      Images, video clips (N, T, H, W, C) or voxels (N, D, H, W, 1) alike.
     """
     def class_grad(params, x, y, w):
         return jax.grad(masked_ce, argnums=1)(apply_fn, params, x, y, w)
@@ -183,7 +202,7 @@ def make_loss(apply_fn: Callable, num_classes: int, *, augment: Callable | None 
             present = w.sum(1) > 0
             g_syn = jax.vmap(class_grad, in_axes=(None, None, None, 0))(params, x,
                                                                        syn_labels, w)
-        dist = jax.vmap(lambda a, s: gradient_distance(a, s, eps))(g_real, g_syn)
+        dist = jax.vmap(lambda a, s: gradient_distance(a, s, eps, rows5d))(g_real, g_syn)
         return jnp.sum(jnp.where(present, dist, 0.0))
 
     return loss
@@ -293,7 +312,7 @@ def build(run) -> "Objective":
 
     Config fields (cfg.objective): batch_real (256), outer_loop / inner_loop (0 or missing:
     DC's get_loops(ipc)), lr_net (0.01), net_momentum (0.0), batch_train (256),
-    class_chunk (0); cfg.dsa_strategy.
+    class_chunk (0), rows5d ('authors': `unit_distance`); cfg.dsa_strategy.
     """
     from jaxdd.augment import dsa
     from jaxdd.objective import Objective
@@ -308,8 +327,10 @@ def build(run) -> "Objective":
     max_n = max_class_size(data)
     batch = min(int(o.get("batch_real", 256)), max_n)
     strategy = cfg.dsa_strategy
-    augment = make_class_augment(strategy)
-    train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy))
+    modality = data_modality(run.train_ds)
+    augment = make_class_augment(strategy, modality=modality)
+    train_aug = None if augment is None else (lambda k, x: dsa(k, x, strategy=strategy,
+                                                               modality=modality))
     mesh = getattr(run, "mesh", None)
     train_aug = _batch_parallel(train_aug, mesh)
     tx = optax.sgd(float(o.get("lr_net", 0.01)),
@@ -319,7 +340,8 @@ def build(run) -> "Objective":
                              batch_train=int(o.get("batch_train", 256)), augment=train_aug)
     init_state, post_step = make_schedule(init_net, tx, train, outer_loop=outer)
     loss = make_loss(run.apply_fn, nc, augment=augment,
-                     class_chunk=int(o.get("class_chunk", 0) or 0))
+                     class_chunk=int(o.get("class_chunk", 0) or 0),
+                     rows5d=str(o.get("rows5d", "authors")))
 
     def sample_ctx(key, syn_lr, data, obj_state):
         del syn_lr

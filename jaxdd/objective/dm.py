@@ -39,6 +39,12 @@ Real data on device: all training images grouped by class into one padded array
 top-k (sampling without replacement inside the class) and a validity mask, so classes of
 different sizes and batch_real > n_c (DM then uses all n_c images) are exact.
 
+Other modalities: video (N, T, H, W, C) with ConvNet3D, voxels (N, D, H, W, 1) with
+Conv3DNet, the same loss (embedding: the input of the 'classifier'). The authors' video and
+voxel DM (aailab-kaist/DDiF @ b628e7b, Video/distill_DDiF.py:104-134, 3D_Voxel/main_DM.py:
+157-191; sdh0818/FreD @ 9f35a7a 3D-MNIST/main_DM_FreD.py:226-241) run these lines without
+DSA; DSA on video is frame-wise (one draw per clip), on voxels 'none' only (`modality`).
+
 Shared helpers used by `jaxdd.objective.dc`: `real_by_class`, `sample_real`,
 `make_class_augment`, `map_classes`, `hard_labels`, `make_embed_fn`, `make_init_fn`,
 `real_data`.
@@ -117,8 +123,11 @@ def sample_real(key, real, counts, batch: int, max_n: int | None = None, order=N
     return images, mask
 
 
-def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | None:
+def make_class_augment(strategy, mode: str = "S", params=None,
+                       modality: str | None = None) -> Callable | None:
     """Siamese DSA keyed by class: augment(keys (K,), x (n, H, W, C), cls int (n,)) -> x'.
+    x may be (n, T, H, W, C) video clips (modality 'video': each clip's transform on all
+    its frames); modality 'voxel' allows strategy 'none' only (`augment.check_modality`).
 
     Sample i gets the transform that `dsa(keys[cls[i]], batch, strategy, mode,
     DSAParams(batchmode=True))` applies to every image of a batch (DSA's seeded call of
@@ -133,6 +142,8 @@ def make_class_augment(strategy, mode: str = "S", params=None) -> Callable | Non
     from jaxdd import augment
 
     names = augment.parse_strategy(strategy)
+    if modality is not None:
+        augment.check_modality(augment.MODALITIES.get(modality, 0), strategy, modality)
     if not names:
         return None
     if mode not in ("S", "M"):
@@ -228,6 +239,18 @@ def make_embed_fn(model: nn.Module, head_names=_HEAD_NAMES) -> Callable:
         return feats.reshape(feats.shape[0], -1)
 
     return embed
+
+
+def data_modality(ds) -> str:
+    """`Dataset.modality` ('image' for datasets without the field); a 5-D set without it
+    is refused (video and voxels are augmented differently)."""
+    mod = getattr(ds, "modality", None)
+    if mod is None:
+        if len(tuple(ds.image_shape)) != 3:
+            raise ValueError(f"a dataset of {tuple(ds.image_shape)} samples needs its "
+                             "modality ('video' or 'voxel') for DSA")
+        return "image"
+    return str(mod)
 
 
 def make_init_fn(model: nn.Module, image_shape) -> Callable:
@@ -416,7 +439,7 @@ def build(run) -> "Objective":
     mesh = getattr(run, "mesh", None)
     max_n = max_class_size(data)
     batch = min(int(o.get("batch_real", 256)), max_n)
-    augment = make_class_augment(cfg.dsa_strategy)
+    augment = make_class_augment(cfg.dsa_strategy, modality=data_modality(run.train_ds))
     init_net = make_init_fn(run.model, run.train_ds.image_shape)
     loss = make_loss(make_embed_fn(run.model), nc, augment=augment,
                      class_chunk=int(o.get("class_chunk", 0) or 0))

@@ -274,7 +274,7 @@ def trajectory_epochs(ocfg) -> int:
 
 def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
                    real_images=None, real_labels=None, host: bool = True,
-                   mesh=None) -> "Objective":
+                   mesh=None, modality=None) -> "Objective":
     """TM from expert trajectories: a random expert and start epoch per iteration.
 
     trajectories: a params pytree whose leaves are (experts, epochs, ...) with at least
@@ -290,6 +290,9 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
       grows with experts x epochs). Both draw the same (expert, start) from the same key
       (:func:`draw_expert_start`), so they compute the same loss.
     mesh: `jax.sharding.Mesh` or None (student minibatches data-parallel over it).
+    modality: the data's (`jaxdd.augment.check_modality`; None: images). TM on video
+      clips / voxels (an extension: the authors run no TM there) is the same loss on 5-D
+      batches; DSA is frame-wise on video and 'none' only on voxels.
     """
     from jaxdd.augment import make_augment
     from jaxdd.objective import Objective
@@ -301,7 +304,7 @@ def make_objective(apply_fn: Callable, trajectories, ocfg, *, dsa_strategy=None,
         raise ValueError(f"TM reads expert epochs 0..{needed - 1} (max_start_epoch + "
                          f"expert_epochs = {needed}) but the trajectories hold {have}; "
                          "load more epochs or lower max_start_epoch / expert_epochs")
-    augment = make_augment(dsa_strategy)
+    augment = make_augment(dsa_strategy, modality=modality)
     gamma = float(o.get("gamma", 0.0))
     loss = make_loss(apply_fn, syn_steps=int(o.syn_steps),
                      batch_syn=int(o.get("batch_syn", 0) or 0), augment=augment,
@@ -383,4 +386,5 @@ def build(setup) -> "Objective":
                           dsa_strategy=setup.cfg.dsa_strategy,
                           real_images=setup.train_ds.images if real else None,
                           real_labels=setup.train_ds.labels if real else None,
-                          mesh=getattr(setup, "mesh", None))
+                          mesh=getattr(setup, "mesh", None),
+                          modality=getattr(setup.train_ds, "modality", None))
