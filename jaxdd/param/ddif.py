@@ -42,6 +42,27 @@ Differences from the public code (deliberate, documented, tested):
   * a class with fewer real images than fields draws warm-up targets with replacement
     (the code would run out of images).
   * ``warmup_steps`` defaults to 300 (CPU friendly); set 5000 for the published setting.
+
+Other grids (``budget_line`` prints the rule for any shape). Voxels (D, H, W, 1) and video
+(T, H, W, C) use a 3-D grid; audio spectrograms (F, T, 1) a 2-D one; checked against the
+authors' modules by tests/test_parity_modal_params.py.
+  * voxels (aailab-kaist/DDiF @ b628e7b, 3D_Voxel/DDiF.py): coordinates ``ones(D, H,
+    W).nonzero() / (D - 1)`` shifted to [-1, 1] (row-major, first coordinate = D; every axis
+    divided by D - 1: cubic voxels, = linspace per axis here), output ``reshape(1, D, H,
+    W)`` (dim_out 1), no final activation; fields per class ``int(ipc * C*D*H*W / b)``
+    (:44), the rule above. Published fields (3D_Voxel/hyper_params.py): 3 sine layers,
+    width 20, w0 40, w0_initial 30, dim_in 3, dim_out 1 (b = 941; 34 fields per class at
+    32^3, IPC 1).
+  * video (Video/DDiF.py): coordinates (t, h, w) with t / (T - 1) and h, w / (H - 1)
+    (:184-189; = linspace per axis for H = W), output ``reshape(T, H, W, 3).permute(0, 3,
+    1, 2)`` (their (T, C, H, W); jaxdd keeps (T, H, W, C)); published fields
+    (Video/hyper_params.py): 6 sine layers, width 40, w0 = w0_initial = 5, dim_out 3, and
+    ``dipc`` = 1 field per class (Video/scripts/run_DDiF.sh; their video code takes the
+    count as given, no budget fill): set ``fields_per_class = 1``. Difference: their warm-up
+    target ``video.reshape(c, -1).T`` (:190) reshapes a (T, C, H, W) clip, which mixes
+    frames and channels relative to the layout ``get`` decodes; jaxdd fits each field to
+    the clip in its decode layout (the same target for images and voxels, where their
+    reshape is the layout).
 """
 from __future__ import annotations
 
@@ -155,6 +176,20 @@ def fields_per_class(ipc, image_shape, params_per_field: int, fixed: int = 0) ->
             f"({'requested' if fixed else 'fitting'}). Reduce the field width or "
             f"num_layers, or raise ipc.")
     return n
+
+
+def budget_line(cfg, image_shape) -> str:
+    """One human line: the DDiF budget rule for ``cfg`` on data of shape (*grid, C)."""
+    shape = tuple(int(s) for s in image_shape)
+    b = params_per_field(cfg, shape)
+    fixed = int(cfg.get("fields_per_class", 0) or 0)
+    n = fields_per_class(int(cfg.ipc), shape, b, fixed)
+    allowed = int(cfg.ipc) * int(np.prod(shape))
+    how = f"fixed {fixed}" if fixed else f"floor({allowed} / {b}) = {n}"
+    return (f"DDiF budget: {int(cfg.ipc)} ipc x {'x'.join(map(str, shape))} = {allowed} "
+            f"floats per class; one field ({len(shape) - 1}-D coordinates, "
+            f"{int(cfg.num_layers)} layers, width {int(cfg.width)}) = {b} parameters -> "
+            f"{how} fields per class, {n * b} floats stored per class")
 
 
 # ---------------------------------------------------------------------------------------

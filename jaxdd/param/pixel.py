@@ -1,6 +1,8 @@
 """Pixel (vanilla) parameterization: the synthetic images are the parameters.
 
-Budget = IPC x classes x image size (every stored float is a pixel).
+Budget = IPC x classes x image size (every stored float is a pixel). Any grid rank:
+images (H, W, C), spectrograms (F, T, 1), video (T, H, W, C), voxels (D, H, W, 1) are stored
+as they are, ipc x prod(image_shape) floats per class (``budget_line``).
 """
 from __future__ import annotations
 
@@ -56,15 +58,36 @@ def init(key, real_images_by_class, cfg):
 
 
 def decode(params, aux, *, indices=None, resolution=None):
-    """Identity decode; `resolution` resizes bilinearly (pixels have no native continuum)."""
+    """Identity decode, (n, *grid, C); `resolution` resizes (bi/tri)linearly (pixels have no
+    native continuum): an int (every grid axis) or a per-axis tuple."""
     x = params["images"]
     if indices is not None:
         x = x[indices]
-    if resolution is not None and resolution != x.shape[1]:
-        n, _, _, c = x.shape
-        x = jax.image.resize(x, (n, resolution, resolution, c), "bilinear")
-    return x
+    if resolution is None:
+        return x
+    grid = tuple(x.shape[1:-1])
+    if isinstance(resolution, (tuple, list)):
+        out = tuple(int(r) for r in resolution)
+        if len(out) != len(grid):
+            raise ValueError(f"pixel decode: resolution {out} has {len(out)} axes, the grid "
+                             f"{grid} has {len(grid)}")
+    elif len(grid) == 2 and resolution == x.shape[1]:
+        return x
+    else:
+        out = (int(resolution),) * len(grid)
+    if out == grid:
+        return x
+    return jax.image.resize(x, (x.shape[0],) + out + (x.shape[-1],), "linear")
 
 
 def budget(params, aux) -> int:
+    """Stored floats: every pixel (ipc x prod(image_shape) per class)."""
     return int(np.prod(params["images"].shape))
+
+
+def budget_line(ipc, image_shape) -> str:
+    """One human line: the pixel budget rule for (ipc, image_shape = (*grid, C))."""
+    shape = tuple(int(s) for s in image_shape)
+    n = int(ipc) * int(np.prod(shape))
+    return (f"pixel budget: {int(ipc)} ipc x {'x'.join(map(str, shape))} = {n} floats per "
+            f"class, stored as {int(ipc)} instance(s) per class")
