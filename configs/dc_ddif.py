@@ -29,9 +29,12 @@ get_loops defines where it defines none.
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P
+from jaxdd.published import ddif_modal as M
 
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d, i in P.FIELDS_DC if d in C.DATASETS]
+# video / audio / voxel rows (jaxdd.published.ddif_modal)
+VARIANTS += [f"{d},ipc={i}" for d, i in M.DC]
 
 
 def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config

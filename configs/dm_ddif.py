@@ -28,9 +28,12 @@ many fields as the budget holds), with DDiF's DM run settings.
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P
+from jaxdd.published import ddif_modal as M
 
 # config strings of the published settings (convention: jaxdd/published/__init__.py)
 VARIANTS = [f"{d},ipc={i}" for d, i in P.FIELDS_DM if d in C.DATASETS]
+# video / audio / voxel rows (jaxdd.published.ddif_modal)
+VARIANTS += [f"{d},ipc={i}" for d, i in M.DM]
 
 
 def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config

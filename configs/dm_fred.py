@@ -36,6 +36,8 @@ from jaxdd.published import fred as published
 
 # the published settings this config encodes (jaxdd.published convention)
 VARIANTS = [f"{d},ipc={i}" for d, i in published.DM if d in C.DATASETS]
+# 3D MNIST (FreD 3D-MNIST/, jaxdd.published.fred.DM_3D)
+VARIANTS += [f"{d},ipc={i}" for d, i in published.DM_3D]
 
 
 def get_config(arg=None):  # the shared recipe + its hooks: jaxdd.config.matching_config

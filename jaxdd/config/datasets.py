@@ -28,6 +28,32 @@ DATASETS = {
                        data="imagenet2012:imagenette", shape=(128, 128, 3)),
 }
 
+# Video (N, T, H, W, C), audio spectrograms (N, F, T, 1) and voxels (N, D, H, W, 1) (issue 28):
+# kept apart from the image DATASETS (whose names the image tables and tests enumerate);
+# `info` and the config-string parser know both. shape is the instance shape (grid + C).
+# The published sets (their rows: jaxdd.published.ddif_modal, .fred DM_3D) and the offline
+# embedded sets (made by jaxdd.data from the digits / generated; no download).
+MODAL_DATASETS = {
+    "miniucf": dict(model="convnet3d", num_classes=50, shape=(16, 112, 112, 3),
+                    modality="video"),
+    "mini_speech_commands": dict(model="ConvNetD4", num_classes=8, shape=(64, 64, 1),
+                                 modality="audio"),
+    "modelnet10": dict(model="conv3dnet", num_classes=10, shape=(32, 32, 32, 1),
+                       modality="voxel"),
+    "shapenet": dict(model="conv3dnet", num_classes=16, shape=(32, 32, 32, 1),
+                     modality="voxel"),
+    "3dmnist": dict(model="conv3dnet", num_classes=10, shape=(16, 16, 16, 1),
+                    modality="voxel"),
+    # offline embedded sets (names fixed by the data layer)
+    "digits_video": dict(model="convnet3d", num_classes=10, shape=(8, 16, 16, 3),
+                         modality="video", embedded=True),
+    "digits_voxel": dict(model="conv3dnet", num_classes=10, shape=(16, 16, 16, 1),
+                         modality="voxel", embedded=True),
+    "synth_speech": dict(model="ConvNetD3", num_classes=8, shape=(32, 32, 1),
+                         modality="audio", embedded=True),
+}
+EMBEDDED_MODAL = tuple(k for k, v in MODAL_DATASETS.items() if v.get("embedded"))
+
 # Datasets of the published tables that jaxdd cannot load (their rows still count as the
 # nearest published row of the same image shape, e.g. for a 64 x 64 x 3 npz file).
 TABLE_ONLY = {"tinyimagenet": dict(model="ConvNetD4", num_classes=200, shape=(64, 64, 3))}
@@ -39,7 +65,10 @@ def is_npz(name) -> bool:
 
 def default_model(shape) -> str:
     """The ConvNet of MTT's convention for an image side: depth round(log2(side)) - 2 (32 px:
-    3, 64: 4, 128: 5; 28 px: 3; 12-16 px: 2), width 128."""
+    3, 64: 4, 128: 5; 28 px: 3; 12-16 px: 2), width 128. A 3-D grid (D, H, W, C): Conv3DNet
+    for 1 channel (voxels), ConvNet3D otherwise (video clips, T frames of H x W x C)."""
+    if len(shape) == 4:
+        return "conv3dnet" if int(shape[-1]) == 1 else "convnet3d"
     side = min(int(shape[0]), int(shape[1]))
     return f"ConvNetD{max(1, round(math.log2(max(side, 2))) - 2)}"
 
@@ -82,26 +111,42 @@ def _npz_header(full: str, mtime_ns: int, size: int) -> dict:
                     labels.append(np.lib.format.read_array(f, allow_pickle=False).reshape(-1))
     if len(shape) == 3:
         shape = (*shape, 1)
-    if len(shape) != 4:
-        raise ValueError(f"{path}: images must be (N, H, W) or (N, H, W, C), got {shape}")
+    if len(shape) not in (4, 5):
+        raise ValueError(f"{path}: images must be (N, H, W), (N, H, W, C) or a 3-D grid "
+                         f"(N, D, H, W, C) / (N, T, H, W, C), got {shape}")
     top = max((int(a.max()) for a in labels if a.size), default=-1)
     return {"shape": tuple(int(s) for s in shape[1:]), "num_classes": top + 1}
 
 
 def info(dataset: str) -> dict:
-    """resolution, model, num_classes, shape (H, W, C) and data (the load_dataset name) of a
-    dataset of DATASETS / TABLE_ONLY, or of an npz file (shape and classes from its header,
-    the network by `default_model`)."""
-    if dataset in DATASETS or dataset in TABLE_ONLY:
-        i = dict(DATASETS.get(dataset) or TABLE_ONLY[dataset])
+    """resolution, model, num_classes, shape (H, W, C; a 3-D grid: D, H, W, C), modality and
+    data (the load_dataset name) of a dataset of DATASETS / MODAL_DATASETS / TABLE_ONLY, or
+    of an npz file (shape and classes from its header, the network by `default_model`; a
+    rank-5 file is 'voxel' with 1 channel, else 'video')."""
+    if dataset in DATASETS or dataset in MODAL_DATASETS or dataset in TABLE_ONLY:
+        i = dict(DATASETS.get(dataset) or MODAL_DATASETS.get(dataset) or TABLE_ONLY[dataset])
         i.setdefault("resolution", None)
         i.setdefault("data", dataset)
+        i.setdefault("modality", "image")
         return i
     if is_npz(dataset):
         h = npz_header(dataset)
-        return dict(resolution=None, model=default_model(h["shape"]), data=dataset, **h)
-    raise ValueError(f"unknown dataset variant {dataset!r}; choose from {sorted(DATASETS)} "
+        shape = h["shape"]
+        modality = ("image" if len(shape) == 3 else "voxel" if shape[-1] == 1 else "video")
+        return dict(resolution=None, model=default_model(shape), data=dataset,
+                    modality=modality, **h)
+    raise ValueError(f"unknown dataset variant {dataset!r}; choose from {known_names()} "
                      "or give a path ending in '.npz'")
+
+
+def known_names() -> list:
+    """Every dataset name a config string may give (images, then the other modalities)."""
+    return sorted(DATASETS) + sorted(MODAL_DATASETS)
+
+
+def modality(dataset: str) -> str:
+    """'image', 'video', 'audio' or 'voxel' (`info`)."""
+    return info(dataset)["modality"]
 
 
 def image_shape(dataset: str) -> tuple:

@@ -75,17 +75,28 @@ def shape_of(dataset: str) -> str:
     return shape_text(info(dataset)["shape"])
 
 
+def _grid(shape) -> tuple:
+    return tuple(int(s) for s in shape[:-1])
+
+
 def fred_k(shape) -> int:
-    """Digits rule: H W / 4 coefficients per channel (the digits k = 64 of 16 x 16)."""
-    return max(1, int(shape[0]) * int(shape[1]) // 4)
+    """Digits rule: H W / 4 coefficients per channel (the digits k = 64 of 16 x 16); a 3-D
+    grid (D, H, W, C or T, H, W, C): D H W / 4."""
+    return max(1, math.prod(_grid(shape)) // 4)
 
 
 def fred_lr(objective: str, shape) -> float:
-    """The digits-tuned orthonormal lr of `objective` x 4 H W (unnormalized DCT)."""
-    return FRED_ORTHO_LR[objective] * 4 * int(shape[0]) * int(shape[1])
+    """The digits-tuned orthonormal lr of `objective` x 4 H W (unnormalized DCT); on a grid
+    of d axes x 2^d x the grid size (the unnormalized DCT's per-axis scale 2 N, squared)."""
+    g = _grid(shape)
+    return FRED_ORTHO_LR[objective] * 2 ** len(g) * math.prod(g)
 
 
 def fred_digits_rule(shape, objective: str) -> str:
+    if len(_grid(shape)) != 2:
+        return (f"FreD k = (grid size)/4 = {fred_k(shape)}, lr_freq = "
+                f"{FRED_ORTHO_LR[objective]:g} (digits-tuned, orthonormal DCT) x "
+                f"2^{len(_grid(shape))} x grid size = {fred_lr(objective, shape):g}")
     return (f"FreD k = HW/4 = {fred_k(shape)}, lr_freq = {FRED_ORTHO_LR[objective]:g} "
             f"(digits-tuned, orthonormal DCT) x 4HW = {fred_lr(objective, shape):g}")
 

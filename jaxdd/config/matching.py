@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxdd.config import derive
+from jaxdd.config import derive, modal
 from jaxdd.config.base import EMBEDDED, derived, start
 from jaxdd.config.datasets import info
 from jaxdd.config.parse import apply_overrides
@@ -116,6 +116,8 @@ def _fred_digits(cfg, objective):
 
 
 def _fred_setting(cfg, objective, dataset, ipc):
+    if modal.fred_setting(cfg, objective, dataset, ipc):  # 3D MNIST (FreD 3D-MNIST/)
+        return
     table = _fred.DM if objective == "dm" else _fred.DC
     o = objective.upper()
     published = (dataset, ipc) in table
@@ -163,7 +165,22 @@ def _ddif_digits(cfg, objective):
     cfg.opt.syn.lr = 1e-3
 
 
+def _ddif_modal(cfg, objective, dataset, ipc) -> bool:
+    """DDiF's video / audio / voxel rows (jaxdd.published.ddif_modal): jaxdd.config.modal."""
+    loops = derive.dc_loops(ipc, _dc.LOOPS) if objective == "dc" else None
+    outer = 1 if objective == "dm" else (loops or _dc.loops(ipc))[0]
+    if not modal.ddif_setting(cfg, objective, dataset, ipc, outer):
+        return False
+    if loops is not None:
+        cfg.objective.outer_loop, cfg.objective.inner_loop = loops
+        cfg.source = derived(cfg.source.split(": ", 1)[-1] + f"; DC loops {loops} of the "
+                             "nearest IPC get_loops defines")
+    return True
+
+
 def _ddif_setting(cfg, objective, dataset, ipc):
+    if _ddif_modal(cfg, objective, dataset, ipc):
+        return
     table = _ddif.FIELDS_BY_OBJECTIVE[objective]
     published = (dataset, ipc) in table
     key = (dataset, ipc) if published else derive.nearest(table, dataset, ipc)
@@ -256,6 +273,9 @@ def matching_config(objective: str, param: str, arg: str | None = None):
         cfg.objective.batch_real = 64  # ~all 145 images per class would be 256; CPU budget
         if spec["digits"] is not None:
             spec["digits"](cfg, objective)
+    elif modal.is_embedded(s.dataset):  # digits_video / digits_voxel / synth_speech
+        modal.embedded(cfg, objective, param, s.dataset, s.ipc)
     else:
         spec["setting"](cfg, objective, s.dataset, s.ipc)
+        modal.no_augmentation(cfg, s.dataset)  # video / audio / voxels: none (the authors')
     return apply_overrides(cfg, s.overrides)

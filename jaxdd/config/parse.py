@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ast
 
-from jaxdd.config.datasets import DATASETS, is_npz
+from jaxdd.config.datasets import DATASETS, MODAL_DATASETS, is_npz, known_names
 
 
 def _literal(text: str):
@@ -39,10 +39,10 @@ def parse_config_string(arg: str | None, default_variant: str | None = None):
 
 def parse_arg(arg: str | None, default_dataset="digits"):
     """'cifar10,ipc=10' -> ('cifar10', {'ipc': 10}); '' or None -> default dataset. The
-    dataset is a name of DATASETS or a path ending in '.npz'."""
+    dataset is a name of DATASETS / MODAL_DATASETS or a path ending in '.npz'."""
     dataset, overrides = parse_config_string(arg, default_dataset)
-    if dataset not in DATASETS and not is_npz(dataset):
-        raise ValueError(f"unknown dataset variant {dataset!r}; choose from {sorted(DATASETS)} "
+    if dataset not in DATASETS and dataset not in MODAL_DATASETS and not is_npz(dataset):
+        raise ValueError(f"unknown dataset variant {dataset!r}; choose from {known_names()} "
                          "or give a path ending in '.npz'")
     return dataset, overrides
 

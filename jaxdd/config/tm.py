@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ml_collections
 
-from jaxdd.config import derive
+from jaxdd.config import derive, modal
 from jaxdd.config.base import (DIGITS_TM, EMBEDDED, apply_mtt, apply_tm_hyper, derived,
                                digits_tm, mtt_recipe, start)
 from jaxdd.config.datasets import info
@@ -48,6 +48,8 @@ def _mtt_hyper(cfg, dataset, ipc) -> str:
 
 def _tm_pixel(s):
     cfg = s.cfg
+    if modal.is_embedded(s.dataset):  # video / audio / voxel embedded sets (extension)
+        return modal.embedded_tm(cfg, "pixel", s.dataset, s.ipc)
     if s.dataset == "digits":
         digits_tm(cfg)
         cfg.source = EMBEDDED
@@ -62,6 +64,8 @@ def _tm_fred(s):
     cfg, dataset, ipc = s.cfg, s.dataset, s.ipc
     cfg.param.norm = "none"  # the authors' unnormalized DCT; lr_freq as published
     cfg.opt.lr.min_syn_lr = 1e-3  # main_TM_FreD.py: syn_lr clipped at 0.001 after each step
+    if modal.is_embedded(dataset):
+        return modal.embedded_tm(cfg, "fred", dataset, ipc)
     if dataset == "digits":
         cfg.source = EMBEDDED
         digits_tm(cfg)
@@ -117,6 +121,8 @@ def _tm_ddif(s):
     cfg, dataset, ipc = s.cfg, s.dataset, s.ipc
     cfg.opt.syn = ml_collections.ConfigDict(dict(name="adam", lr=1e-4))  # lr_nf
     cfg.opt.lr.min_syn_lr = 1e-3  # main_TM.py:344 clips syn_lr at >= 1e-3 after each step
+    if modal.is_embedded(dataset):
+        return modal.embedded_tm(cfg, "ddif", dataset, ipc)
     if dataset == "digits":
         digits_tm(cfg)
         cfg.param.width = 6
@@ -170,6 +176,8 @@ def _tm_nsd(s):
     cfg.objective.gamma = 0.1
     cfg.opt.lr.min_syn_lr = 1e-3  # as FreD/DDiF: without it syn_lr went negative on digits
     cfg.opt.syn = ml_collections.ConfigDict(dict(name="sgd", lr=10.0, momentum=0.9))
+    if modal.is_embedded(dataset):
+        return modal.embedded_tm(cfg, "nsd", dataset, ipc)
     if dataset == "digits":
         digits_tm(cfg)
         cfg.opt.syn.lr = 10.0  # digits_tm sets the pixel lr (100); NSD's tensors use 10
@@ -201,7 +209,8 @@ def tm_config(param: str, arg: str | None = None):
         raise ValueError(f"tm_config: unknown parameterization {param!r}; choose from "
                          f"{sorted(_BUILDERS)}")
     s = start(param, arg)
-    cfg = apply_overrides(_BUILDERS[param](s), s.overrides)
+    cfg = modal.no_augmentation(_BUILDERS[param](s), s.dataset)  # video / audio / voxels
+    cfg = apply_overrides(cfg, s.overrides)
     if param == "ddif" and "decode_subset" not in s.overrides:
         # The authors decode exactly syn_steps x batch_syn random fields per iteration
         # (main_TM.py:285); follow batch_syn / syn_steps overrides unless decode_subset is

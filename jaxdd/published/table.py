@@ -8,6 +8,7 @@ param.ipc, iterations, source).
 """
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 # Image shape (H, W, C) the configs train at, for the storage budget IPC x classes x H x W x C
@@ -17,6 +18,12 @@ SHAPES = {"digits": (16, 16, 1), "mnist": (28, 28, 1), "fashion_mnist": (28, 28,
           "imagenette": (128, 128, 3), "tinyimagenet": (64, 64, 3)}
 CLASSES = {"digits": 10, "mnist": 10, "fashion_mnist": 10, "svhn_cropped": 10,
            "cifar10": 10, "cifar100": 100, "imagenette": 10, "tinyimagenet": 200}
+# video (T, H, W, C), audio spectrograms (F, T, 1), voxels (D, H, W, 1): stored as they are
+SHAPES.update({"miniucf": (16, 112, 112, 3), "mini_speech_commands": (64, 64, 1),
+               "modelnet10": (32, 32, 32, 1), "shapenet": (32, 32, 32, 1),
+               "3dmnist": (16, 16, 16, 1)})
+CLASSES.update({"miniucf": 50, "mini_speech_commands": 8, "modelnet10": 10, "shapenet": 16,
+                "3dmnist": 10})
 
 COLUMNS = (("method", "method"), ("dataset", "dataset"), ("ipc", "IPC"), ("model", "net"),
            ("syn_steps", "syn_steps"), ("expert_epochs", "expert_epochs"),
@@ -40,7 +47,7 @@ def _resolution_shape(dataset: str, resolution) -> tuple | None:
     shape = SHAPES.get(dataset)
     if shape is None:
         return None
-    if resolution:
+    if resolution and len(shape) == 3:
         return (int(resolution), int(resolution), shape[2])
     return shape
 
@@ -53,7 +60,7 @@ def row(method: str, cfg) -> dict:
     # 'imagenet2012:imagenette' (the papers' ImageNette) has imagenette's shape and classes
     name = ds.name.split(":", 1)[1] if ds.name.startswith("imagenet2012:") else ds.name
     shape = _resolution_shape(name, ds.get("resolution"))
-    budget = (ipc * CLASSES[name] * shape[0] * shape[1] * shape[2]
+    budget = (ipc * CLASSES[name] * math.prod(shape)
               if shape is not None and name in CLASSES else None)
     syn = cfg.opt.syn
     batch_syn = o.get("batch_syn", None) if tm else None
