@@ -57,8 +57,17 @@ Initialisation (cfg.init):
       cos(pi/n (j+0.5)(i+0.5)) (a DCT-IV form); we use the orthonormal DCT-II
       (docs/methods.md).
 
-The sizes and the budget rule (choose_sizes, published_config) live in
+The sizes and the budget rule (choose_sizes, published_config, budget_line) live in
 jaxdd.param.nsd_sizes and are importable from here.
+
+Other grids -- EXTENSION: not published for these data (the paper has images only). The
+decomposition takes one learnable transform per grid axis: for (*grid, C) data with grid
+(S_1, .., S_d), d = 1..3, the spectrum is T_i (t1, t2, t3, .., t_{d+2}) and a kernel set is
+K1 (t1, u1) batch, K2 (t2, C) channel, K_{k+2} (t_{k+2}, S_k) for grid axis k: images and
+spectrograms (H, W, C) keep K3 (H), K4 (W) exactly as above; video (T, H, W, C) and voxels
+(D, H, W, 1) get K3 (T or D), K4 (H), K5 (W); budget per class N_T*t1*t2*prod(t_k) +
+N_K*(t1*u1 + t2*C + sum_k t_k*S_k) <= IPC*prod(grid)*C, grid sizes side/2 (IPC <= 10) on
+every axis, shrunk in proportion when they do not fit (choose_sizes).
 
 _dct_matrix is private here so the module has no dependency on jaxdd/param/transforms.py;
 it could be swapped for transforms.dct_matrix later.
@@ -76,7 +85,21 @@ from ml_collections import config_dict
 from jaxdd.param.nsd_sizes import (  # noqa: F401 -- re-exported: nsd.choose_sizes, ...
     _per_class_cost, choose_sizes, default_counts, published_config)
 
-_KERNELS = ("K1", "K2", "K3", "K4")
+from jaxdd.param.nsd_sizes import budget_line, size_tuple, spatial_names  # noqa: F401
+
+_IN, _OUT = "cdp", "ghq"   # einsum letters of the grid axes: spectrum side / data side
+
+
+def _kernel_names(grid_ndim: int) -> tuple:
+    """K1 (batch), K2 (channel), then one kernel per grid axis: K3, K4 (, K5)."""
+    return ("K1", "K2") + tuple(f"K{k + 3}" for k in range(int(grid_ndim)))
+
+
+def _decode_spec(d: int) -> str:
+    """All pairs of one class, d grid axes (d = 2: 'iabcd,jae,jbf,jcg,jdh->ijeghf')."""
+    ins, outs = _IN[:d], _OUT[:d]
+    return (f"iab{ins},jae,jbf," + ",".join(f"j{i}{o}" for i, o in zip(ins, outs))
+            + f"->ije{outs}f")
 
 
 # --------------------------------------------------------------------------------------
@@ -131,6 +154,7 @@ def default_config() -> ml_collections.ConfigDict:
     cfg.t2 = config_dict.placeholder(int)
     cfg.t3 = config_dict.placeholder(int)
     cfg.t4 = config_dict.placeholder(int)
+    cfg.t5 = config_dict.placeholder(int)   # 3 grid axes only (video / voxels: W)
     cfg.init = "random"
     cfg.init_std = 1.0
     cfg.learn_kernels = True
@@ -147,7 +171,7 @@ def _sizes_from_cfg(cfg, image_shape):
     get = lambda k, d=None: cfg.get(k, d)  # noqa: E731
     return choose_sizes(int(cfg.ipc), image_shape, n_t=get("n_t"), n_k=get("n_k"),
                         u1=get("u1"), t1=get("t1"), t2=get("t2"), t3=get("t3"),
-                        t4=get("t4"), count_kernels=bool(get("learn_kernels", True)),
+                        t4=get("t4"), t5=get("t5"), count_kernels=bool(get("learn_kernels", True)),
                         enforce_budget=bool(get("enforce_budget", True)))
 
 
@@ -156,7 +180,8 @@ def init(key, real_images_by_class, cfg):
 
     Args:
       key: JAX PRNG key (seeds a host numpy Generator; init is host-side, not jitted).
-      real_images_by_class: list (classes) of float32 (n_c, H, W, C) real images.
+      real_images_by_class: list (classes) of float32 (n_c, *grid, C) real data (1-3
+        grid axes; more than 2 is the extension described in the module docstring).
       cfg: default_config()-like ConfigDict.
     Returns:
       params: {'T': (Z, N_T, t1, t2, t3, t4)} plus 'K1' (Z, N_K, t1, u1), 'K2' (Z, N_K, t2, C),
@@ -169,9 +194,12 @@ def init(key, real_images_by_class, cfg):
     """
     num_classes = len(real_images_by_class)
     image_shape = tuple(int(s) for s in real_images_by_class[0].shape[1:])
-    h, w, c = image_shape
+    grid, c = image_shape[:-1], image_shape[-1]
+    d = len(grid)
+    names = spatial_names(d)
     s = _sizes_from_cfg(cfg, image_shape)
-    n_t, n_k, t1, t2, t3, t4, u1 = (s[k] for k in ("n_t", "n_k", "t1", "t2", "t3", "t4", "u1"))
+    n_t, n_k, t1, t2, u1 = (s[k] for k in ("n_t", "n_k", "t1", "t2", "u1"))
+    ts = tuple(s[n] for n in names)
     learn_kernels = bool(cfg.get("learn_kernels", True))
     mode = cfg.get("init", "random")
     z = num_classes
@@ -180,9 +208,9 @@ def init(key, real_images_by_class, cfg):
 
     if mode == "random":
         std = float(cfg.get("init_std", 1.0))
-        T = std * rng.standard_normal((z, n_t, t1, t2, t3, t4))
+        T = std * rng.standard_normal((z, n_t, t1, t2) + ts)
         kernels = [rng.standard_normal((z, n_k, t, u)) / math.sqrt(t)
-                   for t, u in ((t1, u1), (t2, c), (t3, h), (t4, w))]
+                   for t, u in ((t1, u1), (t2, c)) + tuple(zip(ts, grid))]
     elif mode == "dct":
         k1_init = cfg.get("k1_init", "auto")
         if k1_init == "auto":
@@ -193,10 +221,12 @@ def init(key, real_images_by_class, cfg):
             raise ValueError("k1_init='pca' is data-dependent, so fixed (unstored) kernels "
                              "cannot use it; use k1_init='dct' with learn_kernels=False")
         k2 = np.eye(c)[:t2] if t2 == c else _dct_matrix(c)[:t2]
-        k3 = _dct_matrix(h)[:t3]
-        k4 = _dct_matrix(w)[:t4]
+        kgrid = [_dct_matrix(g)[:t] for g, t in zip(grid, ts)]
+        ins, outs = _IN[:d], _OUT[:d]
+        proj = (f"ie{outs}f,bf," + ",".join(f"{i}{o}" for i, o in zip(ins, outs))
+                + f"->ieb{ins}")   # d = 2: 'ieghf,bf,cg,dh->iebcd'
         need = n_t * u1
-        T = np.zeros((z, n_t, t1, t2, t3, t4))
+        T = np.zeros((z, n_t, t1, t2) + ts)
         k1s = np.zeros((z, t1, u1))
         used = np.zeros((z, need), np.int32)
         for cls in range(z):  # init-time only (host numpy), not part of decode
@@ -206,9 +236,9 @@ def init(key, real_images_by_class, cfg):
                 raise ValueError(f"class {cls} has no real images to initialize from")
             idx = rng.choice(n_c, size=need, replace=n_c < need)
             used[cls] = idx
-            x = np.asarray(real[idx], np.float64).reshape(n_t, u1, h, w, c)
-            # spatial/channel projection: (n_t, u1, t2, t3, t4)
-            y = np.einsum("ieghf,bf,cg,dh->iebcd", x, k2, k3, k4)
+            x = np.asarray(real[idx], np.float64).reshape((n_t, u1) + image_shape)
+            # spatial/channel projection: (n_t, u1, t2, *ts)
+            y = np.einsum(proj, x, k2, *kgrid)
             if t1 == u1:
                 k1 = np.eye(u1)
             elif k1_init == "dct":
@@ -219,9 +249,9 @@ def init(key, real_images_by_class, cfg):
                 _, vecs = np.linalg.eigh(m)
                 k1 = vecs[:, ::-1][:, :t1].T
             k1s[cls] = k1
-            T[cls] = np.einsum("ae,iebcd->iabcd", k1, y)
+            T[cls] = np.einsum(f"ae,ieb{ins}->iab{ins}", k1, y)
         kernels = [np.broadcast_to(kn, (z, n_k) + kn.shape[-2:]).copy()
-                   for kn in (k1s[:, None], k2, k3, k4)]
+                   for kn in [k1s[:, None], k2] + kgrid]
         noise = float(cfg.get("dct_noise", 0.0))
         if noise > 0 and learn_kernels:
             kernels = [kn + noise * rng.standard_normal(kn.shape) for kn in kernels]
@@ -231,15 +261,16 @@ def init(key, real_images_by_class, cfg):
 
     params = {"T": jnp.asarray(T, jnp.float32)}
     if learn_kernels:
-        params.update({n: jnp.asarray(kn, jnp.float32) for n, kn in zip(_KERNELS, kernels)})
+        params.update({n: jnp.asarray(kn, jnp.float32)
+                       for n, kn in zip(_kernel_names(d), kernels)})
     else:
-        aux.update({n: np.asarray(kn, np.float32) for n, kn in zip(_KERNELS, kernels)})
+        aux.update({n: np.asarray(kn, np.float32) for n, kn in zip(_kernel_names(d), kernels)})
     per_class = n_t * n_k * u1
     aux.update({
         "labels": np.repeat(np.arange(z, dtype=np.int32), per_class),
         "image_shape": image_shape,
         "num_classes": z,
-        "sizes": (n_t, n_k, t1, t2, t3, t4, u1),
+        "sizes": size_tuple(s, d),
         "images_per_class": per_class,
         "learn_kernels": learn_kernels,
         "init": str(mode),
@@ -249,12 +280,27 @@ def init(key, real_images_by_class, cfg):
 
 def _kernels(params, aux):
     src = params if "K1" in params else aux
-    return tuple(jnp.asarray(src[n]) for n in _KERNELS)
+    d = len(aux["image_shape"]) - 1
+    return tuple(jnp.asarray(src[n]) for n in _kernel_names(d))
 
 
-def _decode_class(T, K1, K2, K3, K4):
-    """All pairs of one class: T (N_T,t1,t2,t3,t4), Kn (N_K,tn,un) -> (N_T,N_K,u1,H,W,C)."""
-    return jnp.einsum("iabcd,jae,jbf,jcg,jdh->ijeghf", T, K1, K2, K3, K4, optimize="optimal")
+def _decode_class(T, *K):
+    """All pairs of one class: T (N_T,t1,t2,*ts), Kn (N_K,tn,un) -> (N_T,N_K,u1,*grid,C)."""
+    return jnp.einsum(_decode_spec(len(K) - 2), T, *K, optimize="optimal")
+
+
+def _check_resolution(resolution, grid):
+    if resolution is None:
+        return
+    if isinstance(resolution, (tuple, list)):
+        same = tuple(int(r) for r in resolution) == tuple(grid)
+    else:
+        same = all(int(resolution) == g for g in grid)
+    if not same:
+        raise NotImplementedError(
+            f"NSD decodes only at its training resolution {'x'.join(map(str, grid))} (got "
+            f"resolution={resolution}); learned kernels are arbitrary (t_n x u_n) matrices "
+            "with no continuous form to resample")
 
 
 def decode(params, aux, *, indices=None, resolution=None):
@@ -270,18 +316,18 @@ def decode(params, aux, *, indices=None, resolution=None):
         the full spatial decode).
       resolution: None or the training side; other values raise NotImplementedError.
     """
-    h, w, c = aux["image_shape"]
-    if resolution is not None and (int(resolution) != h or int(resolution) != w):
-        raise NotImplementedError(
-            f"NSD decodes only at its training resolution {h}x{w} (got resolution="
-            f"{resolution}); learned kernels are arbitrary (t_n x u_n) matrices with no "
-            "continuous form to resample")
-    n_t, n_k, t1, t2, t3, t4, u1 = aux["sizes"]
+    shape = tuple(int(s) for s in aux["image_shape"])
+    grid = shape[:-1]
+    d = len(grid)
+    _check_resolution(resolution, grid)
+    n_t, n_k, t1, t2 = aux["sizes"][:4]
+    ts, u1 = tuple(aux["sizes"][4:-1]), aux["sizes"][-1]
     T = params["T"]
-    K1, K2, K3, K4 = _kernels(params, aux)
+    K = _kernels(params, aux)
+    K1 = K[0]
     if indices is None:
-        x = jax.vmap(_decode_class)(T, K1, K2, K3, K4)
-        return x.reshape((-1, h, w, c))
+        x = jax.vmap(_decode_class)(T, *K)
+        return x.reshape((-1,) + shape)
 
     idx = jnp.asarray(indices)
     out_shape = idx.shape
@@ -293,14 +339,16 @@ def decode(params, aux, *, indices=None, resolution=None):
     i = r // (n_k * u1)
     j = (r // u1) % n_k
     e = r % u1
-    if idx.shape[0] * t1 <= total:      # per-image gather: memory n * t1 * t2*t3*t4
-        core = jnp.einsum("nabcd,na->nbcd", T[cls, i], K1[cls, j, :, e])
-    else:                               # shared batch-mode core: memory total * t2*t3*t4
-        core_all = jax.vmap(lambda t, k: jnp.einsum("iabcd,jae->ijebcd", t, k))(T, K1)
-        core = core_all.reshape((total, t2, t3, t4))[idx]
-    x = jnp.einsum("nbcd,nbf,ncg,ndh->nghf", core, K2[cls, j], K3[cls, j], K4[cls, j],
-                   optimize="optimal")
-    return x.reshape(out_shape + (h, w, c))
+    ins, outs = _IN[:d], _OUT[:d]
+    if idx.shape[0] * t1 <= total:      # per-image gather: memory n * t1 * t2*prod(ts)
+        core = jnp.einsum(f"nab{ins},na->nb{ins}", T[cls, i], K1[cls, j, :, e])
+    else:                               # shared batch-mode core: memory total * t2*prod(ts)
+        core_all = jax.vmap(lambda t, k: jnp.einsum(f"iab{ins},jae->ijeb{ins}", t, k))(T, K1)
+        core = core_all.reshape((total, t2) + ts)[idx]
+    spec = (f"nb{ins},nbf," + ",".join(f"n{a}{b}" for a, b in zip(ins, outs))
+            + f"->n{outs}f")    # d = 2: 'nbcd,nbf,ncg,ndh->nghf'
+    x = jnp.einsum(spec, core, *(k[cls, j] for k in K[1:]), optimize="optimal")
+    return x.reshape(out_shape + shape)
 
 
 def budget(params, aux) -> int:

@@ -13,11 +13,29 @@ def _side_default(side: int, ipc: int) -> int:
     return max(1, (7 * side) // 8)
 
 
-def _per_class_cost(n_t, n_k, t1, t2, t3, t4, u1, image_shape, count_kernels=True) -> int:
-    h, w, c = image_shape
-    spectra = n_t * t1 * t2 * t3 * t4
-    kernels = n_k * (t1 * u1 + t2 * c + t3 * h + t4 * w)
+def spatial_names(grid_ndim: int) -> tuple:
+    """Names of the spectrum sizes of the grid axes: ('t3', 't4') for (H, W) images and
+    spectrograms, ('t3', 't4', 't5') for (T, H, W) video / (D, H, W) voxels, ('t3',) 1-D."""
+    if not 1 <= int(grid_ndim) <= 3:
+        raise ValueError(f"NSD: grids with 1-3 axes are supported, got {grid_ndim} (data "
+                         "must be (*grid, C): images / spectrograms (H, W, C), video "
+                         "(T, H, W, C), voxels (D, H, W, 1))")
+    return ("t3", "t4", "t5")[:int(grid_ndim)]
+
+
+def _per_class_cost_nd(n_t, n_k, t1, t2, ts, u1, image_shape, count_kernels=True) -> int:
+    """N_T*t1*t2*prod(ts) + N_K*(t1*u1 + t2*C + sum_k ts[k]*grid[k]) (kernels if counted)."""
+    grid, c = tuple(image_shape[:-1]), image_shape[-1]
+    spectra = n_t * t1 * t2
+    for t in ts:
+        spectra *= t
+    kernels = n_k * (t1 * u1 + t2 * c + sum(t * g for t, g in zip(ts, grid)))
     return int(spectra + (kernels if count_kernels else 0))
+
+
+def _per_class_cost(n_t, n_k, t1, t2, t3, t4, u1, image_shape, count_kernels=True) -> int:
+    """The 2-D (H, W, C) cost (``_per_class_cost_nd`` with ts = (t3, t4))."""
+    return _per_class_cost_nd(n_t, n_k, t1, t2, (t3, t4), u1, image_shape, count_kernels)
 
 
 def _largest_fitting(lo: int, hi: int, fits) -> int | None:
@@ -48,86 +66,104 @@ def default_counts(ipc: int) -> tuple[tuple[int, int], ...]:
 
 
 def choose_sizes(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
-                 t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
-    """Pick NSD sizes for one class under the budget  cost <= IPC * H * W * C.
+                 t3=None, t4=None, t5=None, count_kernels=True, enforce_budget=True) -> dict:
+    """Pick NSD sizes for one class under the budget  cost <= IPC * prod(image_shape).
 
-    With t3 and t4 both automatic (None), the paper's spatial sizes (H/2 for IPC <= 10, 7/8 H
-    above) are tried first; when nothing fits there with t1 >= 2 (small images at low IPC:
-    MNIST 28x28x1 IPC 1 -- the H/2 kernels alone, 2 x 14 x 28 = 784 floats, fill the
-    784-float budget; digits 16x16x1), t3 is shrunk one step at a time (t4 in proportion,
-    t4 = round(t3 * t4_default / t3_default)) down to 1, and the first (largest) t3 at which
-    a configuration with t1 >= 2 fits is taken (t1 = 1 makes the u1 images of a block
-    multiples of one image). If no t3 allows t1 >= 2, the largest t3 that fits with t1 = 1;
-    only if nothing fits at t3 = 1 does it raise. The paper's sizes are kept wherever they
-    fit with t1 >= 2 (every CIFAR / Tiny ImageNet / ImageNette setting). The paper does not
-    say what to do when its sizes do not fit (it only reports 3-channel 32-128 px data);
-    this rule is jaxdd's. Explicit t3/t4 are never changed (they raise when they do not fit).
+    image_shape = (*grid, C) with 1-3 grid axes; the grid axes' spectrum sizes are t3, t4
+    (images (H, W): H, W) and t5 (video (T, H, W) / voxels (D, H, W): t3 = T or D, t4 = H,
+    t5 = W; an EXTENSION, the paper has images only).
+
+    With all grid sizes automatic (None), the paper's spatial sizes (side/2 for IPC <= 10,
+    7/8 side above, on every grid axis) are tried first; when nothing fits there with
+    t1 >= 2 (small images at low IPC: MNIST 28x28x1 IPC 1 -- the H/2 kernels alone,
+    2 x 14 x 28 = 784 floats, fill the 784-float budget; digits 16x16x1), t3 is shrunk one
+    step at a time (the other grid sizes in proportion, t_k = round(t3 * t_k_default /
+    t3_default)) down to 1, and the first (largest) t3 at which a configuration with t1 >= 2
+    fits is taken (t1 = 1 makes the u1 images of a block multiples of one image). If no t3
+    allows t1 >= 2, the largest t3 that fits with t1 = 1; only if nothing fits at t3 = 1
+    does it raise. The paper's sizes are kept wherever they fit with t1 >= 2 (every CIFAR /
+    Tiny ImageNet / ImageNette setting). The paper does not say what to do when its sizes
+    do not fit (it only reports 3-channel 32-128 px data); this rule is jaxdd's. Explicit
+    grid sizes are never changed (they raise when they do not fit).
 
     The rest of the rule (t2, N_T / N_K, t1, u1) and the returned dict: `_sizes_at`; with
-    automatic t3/t4 the dict also holds spatial_default = the paper's (t3, t4).
+    automatic grid sizes the dict also holds spatial_default = the paper's (t3, t4[, t5]).
     """
-    auto = t3 is None and t4 is None
+    names = spatial_names(len(image_shape) - 1)
+    given = {"t3": t3, "t4": t4, "t5": t5}
+    for k in ("t3", "t4", "t5"):
+        if k not in names and given[k] is not None:
+            raise ValueError(f"NSD: {k} is the spectrum size of grid axis {k[1]} - 3 but the "
+                             f"data of shape {tuple(image_shape)} have {len(names)} grid "
+                             f"axes: leave {k} unset")
+    auto = all(given[k] is None for k in names)
     kw = dict(n_t=n_t, n_k=n_k, u1=u1, t1=t1, t2=t2, count_kernels=count_kernels,
               enforce_budget=enforce_budget)
     if not auto:
-        return _sizes_at(ipc, image_shape, t3=t3, t4=t4, **kw)
-    h, w = int(image_shape[0]), int(image_shape[1])
-    t3_0, t4_0 = _side_default(h, int(ipc)), _side_default(w, int(ipc))
+        return _sizes_at(ipc, image_shape, **{k: given[k] for k in names}, **kw)
+    grid = [int(g) for g in image_shape[:-1]]
+    t0 = [_side_default(g, int(ipc)) for g in grid]
     first_error, fallback = None, None
-    for s3 in range(t3_0, 0, -1):
-        s4 = min(w, max(1, round(s3 * t4_0 / t3_0)))
+    for s3 in range(t0[0], 0, -1):
+        ts = [s3] + [min(g, max(1, round(s3 * d / t0[0]))) for g, d in zip(grid[1:], t0[1:])]
         try:
-            out = _sizes_at(ipc, image_shape, t3=s3, t4=s4, **kw)
+            out = _sizes_at(ipc, image_shape, **dict(zip(names, ts)), **kw)
         except ValueError as e:
             if first_error is None:
                 first_error = e
-            if s3 == t3_0 and "budget" not in str(e):
+            if s3 == t0[0] and "budget" not in str(e):
                 raise  # an invalid argument, not a budget problem
             continue
-        out["spatial_default"] = (t3_0, t4_0)
+        out["spatial_default"] = tuple(t0)
         if out["t1"] >= 2 or t1 is not None:
             return out
         if fallback is None:
             fallback = out
     if fallback is not None:
         return fallback
-    raise ValueError(f"{first_error} (tried t3 = {t3_0} .. 1 with t4 in proportion)")
+    others = " with " + ", ".join(names[1:]) + " in proportion" if len(names) > 1 else ""
+    raise ValueError(f"{first_error} (tried t3 = {t0[0]} .. 1{others})")
 
 
 def _sizes_at(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None,
-              t3=None, t4=None, count_kernels=True, enforce_budget=True) -> dict:
-    """NSD sizes for one class at given (or default) spatial sizes t3, t4.
+              t3=None, t4=None, t5=None, count_kernels=True, enforce_budget=True) -> dict:
+    """NSD sizes for one class at given (or default) grid sizes t3, t4 (, t5).
 
-    cost = N_T*t1*t2*t3*t4 + N_K*(t1*u1 + t2*C + t3*H + t4*W)   (kernel term only when
-    count_kernels, i.e. learnable kernels).
+    cost = N_T*t1*t2*prod(t_k) + N_K*(t1*u1 + t2*C + sum_k t_k*S_k)   (kernel term only
+    when count_kernels, i.e. learnable kernels); images: t3*t4 and t3*H + t4*W.
 
-    Defaults: t2 = C; t3 = H//2, t4 = W//2 for IPC <= 10, (7*H)//8, (7*W)//8 above (paper);
+    Defaults: t2 = C; grid sizes side//2 for IPC <= 10, (7*side)//8 above (paper);
     (N_T, N_K) = the first of default_counts(ipc) that fits (when both are None); u1 = 2 * t1* where t1* is the largest t1 with
     cost(t1, u1=2*t1) <= budget (a batch-mode ratio t1/u1 ~ 1/2, like the spatial one).
     Given u1, t1 = the largest t1 < u1 within the budget (paper: "t1 < u1").  An explicit t1
     is only checked (t1 <= u1, and the budget when enforce_budget).
 
     Args:
-      ipc: images per class of the budget.  image_shape: (H, W, C).
+      ipc: images per class of the budget.  image_shape: (*grid, C), 1-3 grid axes.
     Returns:
-      dict with n_t, n_k, t1, t2, t3, t4, u1 (ints), images_per_class = n_t*n_k*u1,
-      per_class_floats (stored floats per class), per_class_budget = IPC*H*W*C.
+      dict with n_t, n_k, t1, t2, t3, t4 (, t5), u1 (ints), images_per_class = n_t*n_k*u1,
+      per_class_floats (stored floats per class), per_class_budget = IPC*prod(image_shape).
     Raises:
       ValueError (with the numbers) when no choice fits the budget or sizes are invalid.
     """
-    h, w, c = (int(s) for s in image_shape)
+    shape = tuple(int(s) for s in image_shape)
+    names = spatial_names(len(shape) - 1)
+    grid, c = shape[:-1], shape[-1]
     ipc = int(ipc)
     if ipc < 1:
         raise ValueError(f"NSD needs ipc >= 1, got {ipc}")
-    budget_pc = ipc * h * w * c
+    budget_pc = ipc * c
+    for g in grid:
+        budget_pc *= g
+    given = dict(zip(("t3", "t4", "t5"), (t3, t4, t5)))
     if n_t is None and n_k is None:
         cands = default_counts(ipc)
         for k, (cn_t, cn_k) in enumerate(cands):
             last = k == len(cands) - 1
             try:
-                out = _sizes_at(ipc, image_shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
-                                   t3=t3, t4=t4, count_kernels=count_kernels,
-                                   enforce_budget=enforce_budget)
+                out = _sizes_at(ipc, shape, n_t=cn_t, n_k=cn_k, u1=u1, t1=t1, t2=t2,
+                                count_kernels=count_kernels, enforce_budget=enforce_budget,
+                                **{n: given[n] for n in names})
             except ValueError:
                 if last:
                     raise
@@ -137,26 +173,30 @@ def _sizes_at(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None
     n_t = (2 if ipc > 1 else 1) if n_t is None else int(n_t)
     n_k = (2 if ipc > 1 else 1) if n_k is None else int(n_k)
     t2 = c if t2 is None else int(t2)
-    t3 = _side_default(h, ipc) if t3 is None else int(t3)
-    t4 = _side_default(w, ipc) if t4 is None else int(t4)
-    for name, t, u in (("t2", t2, c), ("t3", t3, h), ("t4", t4, w)):
+    ts = tuple(_side_default(g, ipc) if given[n] is None else int(given[n])
+               for n, g in zip(names, grid))
+    for name, t, u in (("t2", t2, c),) + tuple(zip(names, ts, grid)):
         if not 1 <= t <= u:
             raise ValueError(f"NSD needs 1 <= {name} <= {u} (image size), got {name}={t}")
     if n_t < 1 or n_k < 1:
         raise ValueError(f"NSD needs n_t, n_k >= 1, got n_t={n_t}, n_k={n_k}")
 
     def cost(t1_, u1_):
-        return _per_class_cost(n_t, n_k, t1_, t2, t3, t4, u1_, (h, w, c), count_kernels)
+        return _per_class_cost_nd(n_t, n_k, t1_, t2, ts, u1_, shape, count_kernels)
 
     def describe(t1_, u1_):
-        spectra = n_t * t1_ * t2 * t3 * t4
-        kern = n_k * (t1_ * u1_ + t2 * c + t3 * h + t4 * w) if count_kernels else 0
-        return (f"n_t={n_t}, n_k={n_k}, t1={t1_}, u1={u1_}, t2={t2}, t3={t3}, t4={t4}: "
-                f"spectra {n_t}*{t1_}*{t2}*{t3}*{t4} = {spectra} + kernels "
-                + (f"{n_k}*({t1_}*{u1_} + {t2}*{c} + {t3}*{h} + {t4}*{w}) = {kern}"
+        spectra = n_t * t1_ * t2 * int(np_prod(ts))
+        kern = n_k * (t1_ * u1_ + t2 * c + sum(t * g for t, g in zip(ts, grid))) \
+            if count_kernels else 0
+        sizes = ", ".join(f"{n}={t}" for n, t in zip(names, ts))
+        return (f"n_t={n_t}, n_k={n_k}, t1={t1_}, u1={u1_}, t2={t2}, {sizes}: "
+                f"spectra {n_t}*{t1_}*{t2}*{'*'.join(map(str, ts))} = {spectra} + kernels "
+                + (f"{n_k}*({t1_}*{u1_} + {t2}*{c} + "
+                   + " + ".join(f"{t}*{g}" for t, g in zip(ts, grid)) + f") = {kern}"
                    if count_kernels else "(fixed, not counted) 0")
-                + f" = {spectra + kern} floats per class > budget IPC*H*W*C = "
-                f"{ipc}*{h}*{w}*{c} = {budget_pc}")
+                + f" = {spectra + kern} floats per class > budget IPC*"
+                + ("H*W*C" if len(grid) == 2 else "prod(grid)*C") + f" = "
+                f"{ipc}*{'*'.join(map(str, shape))} = {budget_pc}")
 
     if t1 is not None:
         t1 = int(t1)
@@ -182,9 +222,34 @@ def _sizes_at(ipc, image_shape, *, n_t=None, n_k=None, u1=None, t1=None, t2=None
             raise ValueError("NSD: nothing fits the storage budget even with t1=1; "
                              + describe(1, u1)
                              + ". Use fewer/smaller spectra or kernels, or a larger ipc.")
-    return dict(n_t=n_t, n_k=n_k, t1=t1, t2=t2, t3=t3, t4=t4, u1=u1,
-                images_per_class=n_t * n_k * u1,
-                per_class_floats=cost(t1, u1), per_class_budget=budget_pc)
+    out = dict(n_t=n_t, n_k=n_k, t1=t1, t2=t2)
+    out.update(zip(names, ts))
+    out.update(u1=u1, images_per_class=n_t * n_k * u1, per_class_floats=cost(t1, u1),
+               per_class_budget=budget_pc)
+    return out
+
+
+def np_prod(xs) -> int:
+    out = 1
+    for x in xs:
+        out *= int(x)
+    return out
+
+
+def size_tuple(s: dict, grid_ndim: int) -> tuple:
+    """aux['sizes'] from a choose_sizes dict: (n_t, n_k, t1, t2, t3, t4[, t5], u1)."""
+    return ((s["n_t"], s["n_k"], s["t1"], s["t2"])
+            + tuple(s[n] for n in spatial_names(grid_ndim)) + (s["u1"],))
+
+
+def budget_line(s: dict, image_shape) -> str:
+    """One human line: the NSD budget rule for a choose_sizes dict on (*grid, C) data."""
+    shape = tuple(int(x) for x in image_shape)
+    names = spatial_names(len(shape) - 1)
+    sizes = ", ".join(f"{n}={s[n]}" for n in ("n_t", "n_k", "t1", "u1", "t2") + names)
+    return (f"NSD budget: IPC x {'x'.join(map(str, shape))} = {s['per_class_budget']} floats "
+            f"per class; {sizes} -> {s['per_class_floats']} floats stored per class (spectra "
+            f"+ learnable kernels), {s['images_per_class']} decoded instances per class")
 
 
 # Settings published in the paper (Sec. 4.1 "Model details", Tables 1-2).  N_T, N_K, t1, u1
