@@ -1,5 +1,7 @@
-"""Pictures: PNG grids of image sets (synthetic sets, real samples) and the line plots of the
-spectral diagnostic (PIL only, no matplotlib)."""
+"""Pictures: PNG grids of image sets (synthetic sets, real samples), readable grids of the
+other modalities (`modality_grid`: audio spectrograms in a colormap, video as frame strips,
+voxels as three orthogonal max-projections) and the line plots of the spectral diagnostic
+(PIL only, no matplotlib)."""
 from __future__ import annotations
 
 import json
@@ -38,6 +40,102 @@ def save_grid(path, images, nrow=None, **kwargs):
     """Write a PNG grid of (N, H, W, C) images in [0, 1]; one row per class if nrow given."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     Image.fromarray(make_grid(images, nrow=nrow, **kwargs)).save(path)
+    return path
+
+
+# ----------------------------------------------------------------------------- modalities
+
+MODALITIES = ("image", "audio", "video", "voxel")
+
+# A viridis-like ramp (dark violet -> blue -> teal -> green -> yellow), linearly interpolated.
+RAMP = np.array([(68, 1, 84), (59, 82, 139), (33, 145, 140), (94, 201, 98), (253, 231, 37)],
+                np.float32) / 255.0
+
+
+def colormap(x):
+    """Values in [0, 1] (any shape) -> (..., 3) RGB floats along `RAMP`."""
+    x = np.clip(np.asarray(x, np.float32), 0.0, 1.0) * (len(RAMP) - 1)
+    i = np.minimum(np.floor(x).astype(np.int64), len(RAMP) - 2)
+    t = (x - i)[..., None]
+    return RAMP[i] * (1.0 - t) + RAMP[i + 1] * t
+
+
+def _normalize_each(x):
+    """Min-max normalize every instance (axis 0) to [0, 1]; a constant one becomes 0."""
+    x = np.asarray(x, np.float32)
+    flat = x.reshape(len(x), -1)
+    lo = flat.min(axis=1) if flat.size else np.zeros(len(x), np.float32)
+    hi = flat.max(axis=1) if flat.size else np.zeros(len(x), np.float32)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    shape = (len(x),) + (1,) * (x.ndim - 1)
+    return (x - lo.reshape(shape)) / span.reshape(shape)
+
+
+def spectrogram_images(spectra):
+    """(N, F, T[, 1]) spectrograms (frequency bin 0 = lowest) -> (N, F, T, 3) RGB in [0, 1]:
+    each normalized on its own, the lowest frequency at the bottom, colored by `colormap`."""
+    x = np.asarray(spectra, np.float32)
+    if x.ndim == 4:
+        if x.shape[-1] != 1:
+            raise ValueError(f"audio grid: spectrograms must be (N, F, T, 1), got {x.shape}")
+        x = x[..., 0]
+    if x.ndim != 3:
+        raise ValueError(f"audio grid: spectrograms must be (N, F, T[, 1]), got {x.shape}")
+    return colormap(_normalize_each(x)[:, ::-1, :])
+
+
+def voxel_projections(voxels, gap=1):
+    """(N, D, H, W[, 1]) volumes -> (N, S, 3 S + 2 gap, 3) RGB in [0, 1], S = max(D, H, W):
+    the maximum along D (an H x W view), along H (D x W) and along W (D x H), side by side,
+    each instance normalized on its own (gray; gaps white)."""
+    x = np.asarray(voxels, np.float32)
+    if x.ndim == 5:
+        if x.shape[-1] != 1:
+            raise ValueError(f"voxel grid: volumes must be (N, D, H, W, 1), got {x.shape}")
+        x = x[..., 0]
+    if x.ndim != 4:
+        raise ValueError(f"voxel grid: volumes must be (N, D, H, W[, 1]), got {x.shape}")
+    x = _normalize_each(x)
+    n, d, h, w = x.shape
+    side = max(d, h, w)
+    out = np.ones((n, side, 3 * side + 2 * gap), np.float32)
+    for j, p in enumerate((x.max(axis=1), x.max(axis=2), x.max(axis=3))):
+        c0 = j * (side + gap)
+        out[:, :p.shape[1], c0:c0 + p.shape[2]] = p
+    return np.repeat(out[..., None], 3, axis=-1)
+
+
+def modality_grid(images, modality="image", nrow=None, *, pad=1, upscale=None):
+    """A readable uint8 (rows, cols, 3) grid of a set of any modality (jaxdd.data layouts):
+
+      image  (N, H, W, C) in [0, 1]            as `make_grid` (nrow columns)
+      audio  (N, F, T, 1) log spectrograms     `spectrogram_images` tiles (nrow columns)
+      video  (N, T, H, W, C) in [0, 1]         one row per instance, its T frames left to
+                                               right (nrow is not used)
+      voxel  (N, D, H, W, 1)                   `voxel_projections` panels (nrow columns)
+    """
+    if modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
+    x = np.asarray(images, np.float32)
+    if modality == "image":
+        return make_grid(x, nrow=nrow, pad=pad, upscale=upscale)
+    if modality == "audio":
+        return make_grid(spectrogram_images(x), nrow=nrow, pad=pad, upscale=upscale)
+    if modality == "voxel":
+        panels = voxel_projections(x)
+        if upscale is None:  # each view (not the 3-view panel) at >= 64 px
+            upscale = max(1, 64 // panels.shape[1])
+        return make_grid(panels, nrow=nrow, pad=pad, upscale=upscale)
+    if x.ndim != 5:
+        raise ValueError(f"video grid: clips must be (N, T, H, W, C), got {x.shape}")
+    n, t = x.shape[:2]
+    return make_grid(x.reshape((n * t,) + x.shape[2:]), nrow=t, pad=pad, upscale=upscale)
+
+
+def save_modality_grid(path, images, modality="image", nrow=None, **kwargs):
+    """Write `modality_grid(images, modality, nrow, **kwargs)` as a PNG; -> path."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    Image.fromarray(modality_grid(images, modality, nrow, **kwargs)).save(path)
     return path
 
 
