@@ -112,7 +112,8 @@ def modality_grid(images, modality="image", nrow=None, *, pad=1, upscale=None):
       audio  (N, F, T, 1) log spectrograms     `spectrogram_images` tiles (nrow columns)
       video  (N, T, H, W, C) in [0, 1]         one row per instance, its T frames left to
                                                right (nrow is not used)
-      voxel  (N, D, H, W, 1)                   `voxel_projections` panels (nrow columns)
+      voxel  (N, D, H, W, 1)                   `voxel_projections` panels (nrow columns,
+                                               3 pad between instances, 1 between views)
     """
     if modality not in MODALITIES:
         raise ValueError(f"modality must be one of {MODALITIES}, got {modality!r}")
@@ -125,7 +126,8 @@ def modality_grid(images, modality="image", nrow=None, *, pad=1, upscale=None):
         panels = voxel_projections(x)
         if upscale is None:  # each view (not the 3-view panel) at >= 64 px
             upscale = max(1, 64 // panels.shape[1])
-        return make_grid(panels, nrow=nrow, pad=pad, upscale=upscale)
+        # 3x the padding between instances than between an instance's views
+        return make_grid(panels, nrow=nrow, pad=3 * pad, upscale=upscale)
     if x.ndim != 5:
         raise ValueError(f"video grid: clips must be (N, T, H, W, C), got {x.shape}")
     n, t = x.shape[:2]

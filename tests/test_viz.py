@@ -60,8 +60,9 @@ def test_voxel_grid_three_max_projections():
     assert dh[1, 2] == 1.0 and dh.sum() == 1.0  # along W: (d, h)
     assert (views[0][3] == 1.0).all() and (p[0, :, 4] == 1.0).all()  # padding, gap: white
     g = viz.modality_grid(x, "voxel", upscale=1)
-    assert g.dtype == np.uint8 and g.shape == (1 + 4 + 1, 1 + 14 + 1, 3)
-    np.testing.assert_array_equal(g[1 + 2, 1 + 3], [255, 255, 255])
+    assert g.dtype == np.uint8 and g.shape == (3 + 4 + 3, 3 + 14 + 3, 3)  # pad 3 around
+    np.testing.assert_array_equal(g[3 + 2, 3 + 3], [255, 255, 255])
+    np.testing.assert_array_equal(g[3 + 0, 3 + 0], [0, 0, 0])
 
 
 def test_save_modality_grid_writes_a_png(tmp_path):
