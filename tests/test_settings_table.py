@@ -101,3 +101,23 @@ def test_launcher_writes_the_block(tmp_path):
     text = doc.read_text()
     assert table.read_block(text) == want
     assert text.startswith("intro\n") and text.endswith(f"{table.END}\noutro\n")
+
+
+def test_modal_rows_are_in_the_table():
+    """The video / audio / voxel rows (DDiF, FreD 3D MNIST): their grid budget and source."""
+    want = {("dm_ddif", "miniucf", 1): 1 * 50 * 16 * 112 * 112 * 3,
+            ("dm_ddif", "modelnet10", 1): 10 * 32 ** 3, ("dc_ddif", "shapenet", 1): 16 * 32 ** 3,
+            ("dc_ddif", "mini_speech_commands", 20): 20 * 8 * 64 * 64,
+            ("dm_fred", "3dmnist", 1): 40960}   # FreD Table 4's "#Params 40.96k"
+    got = {}
+    for name in ("dm_ddif", "dc_ddif", "dm_fred"):
+        mod = _mod(name)
+        for v in mod.VARIANTS:
+            (r,) = table.rows([(name, mod.get_config(v))])
+            got[(name, r["dataset"], r["ipc"])] = r
+    for key, budget in want.items():
+        assert got[key]["budget"] == budget, key
+    assert got[("dc_ddif", "mini_speech_commands", 10)]["source"].startswith(
+        "DDiF paper Table 9 (a), no code")
+    assert got[("dm_ddif", "modelnet10", 1)]["model"] == "conv3dnet"
+    assert got[("dm_ddif", "miniucf", 5)]["model"] == "convnet3d"
