@@ -26,6 +26,14 @@ published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): t
 DDiF DC field of the same image shape, else the digits field (width 6, 2 sine layers; as
 many fields as the budget holds), with DDiF's DC run settings; DC's loops of the nearest IPC
 get_loops defines where it defines none.
+
+Voxels and audio (jaxdd.published.ddif_modal): ModelNet-10 / ShapeNet IPC 1 (3D_Voxel/
+main_DC.py, 1000 evaluation epochs), Mini Speech Commands IPC 10 / 20 (paper Table 9 (a)
+only: synthetic batch 64 per class, lr_nf 1e-5 / 1e-4, ConvNetD4; the field is jaxdd's).
+Embedded (offline, derived): digits_video, digits_voxel, synth_speech (jaxdd.config.modal):
+
+    python launch/distill.py --config=configs/dc_ddif.py:mini_speech_commands,ipc=10
+    python launch/distill.py --config=configs/dc_ddif.py:synth_speech
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P

@@ -25,6 +25,14 @@ Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived se
 published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
 DDiF DM field of the same image shape, else the digits field (width 6, 2 sine layers; as
 many fields as the budget holds), with DDiF's DM run settings.
+
+Video and voxels (aailab-kaist/DDiF Video/ and 3D_Voxel/; jaxdd.published.ddif_modal):
+MiniUCF IPC 1 / 5 (ConvNet3D, 5000 iterations, lr_nf 1e-4, 1 / 5 fields per class),
+ModelNet-10 and ShapeNet IPC 1 (Conv3DNet width 128, 32^3, lr_nf 1e-4); no augmentation.
+Embedded (offline, derived): digits_video, digits_voxel, synth_speech (jaxdd.config.modal):
+
+    python launch/distill.py --config=configs/dm_ddif.py:modelnet10
+    python launch/distill.py --config=configs/dm_ddif.py:digits_voxel
 """
 from jaxdd import config as C
 from jaxdd.published import ddif as P

@@ -30,6 +30,12 @@ Any other (dataset, ipc) -- another IPC, MNIST, an npz file -- gets a derived se
 published one (cfg.source "derived, not published: ..."; jaxdd.config.derive): the nearest
 FreD DM row of the same image shape, else the DM recipe with k = H W / 4 and lr_freq = the
 digits-tuned orthonormal lr x 4 H W.
+
+3D MNIST (sdh0818/FreD 3D-MNIST/, jaxdd.published.fred.DM_3D): 16^3 voxels, Conv3DNet width
+64, k = 512, lr_freq 1e6 on the unnormalized 3-D DCT, 1000 iterations, no augmentation,
+500 evaluation epochs (IPC 1 the script's; 10 / 50 reuse its fields, labelled):
+
+    python launch/distill.py --config=configs/dm_fred.py:3dmnist
 """
 from jaxdd import config as C
 from jaxdd.published import fred as published

@@ -22,6 +22,8 @@ setting labelled ``cfg.source = "derived, not published: <how>"`` (rules: `deriv
   tm        tm_config(param, arg)              every TM config (configs/tm_*.py)
   matching  matching_config(obj, param, arg)   every DM / DC config (configs/{dm,dc}_*.py)
   cfm       cfm_config(param, arg)             every CFM config (configs/cfm_*.py)
+  modal     video / audio / voxel rows and the embedded sets (digits_video, digits_voxel,
+            synth_speech): their CPU budget constants (EMBEDDED_RUN, EMBEDDED_FIELDS, ...)
   buffers   buffer_config(arg) (configs/buffer.py, build hints), buffer_for(cfg) (the
             buffer a distillation config reads), default_buffer_dir / dataset_tag
 """

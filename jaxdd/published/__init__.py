@@ -6,6 +6,8 @@ configs (jaxdd.config) and the objectives read these values; this package reads 
   mtt    MTT's TM rows (readme.md table / commands) and buffer recipe
   fred   FreD's TM / DM / DC rows (hyper_params.py + the run scripts)
   ddif   DDiF's field sizes and TM / DM / DC run settings
+  ddif_modal  DDiF's video (MiniUCF), voxel (ModelNet-10, ShapeNet) and audio (Mini Speech
+         Commands; paper only) rows; FreD's 3D MNIST rows are fred.DM_3D
   dm     DM's recipe (main_DM.py defaults) and the settings its paper reports
   dc     DC's recipe (main.py defaults, get_loops) and the settings its papers report
   table  the settings table rendered from the configs (docs)
