@@ -434,3 +434,68 @@ def test_random_crop_flip_is_torchvision_random_crop_with_fill():
     assert {(i, j) for i, j, _ in seen} == {(i, j) for i in range(5) for j in range(5)}
     # no padding, no flip: the identity
     assert np.array_equal(A.random_crop_flip(jax.random.PRNGKey(0), x, 0, flip=False), x)
+
+
+# ------------------------------------------------------------------ 5-D batches (issue 28)
+
+
+@pytest.mark.parametrize("strategy,mode", [(FULL, "S"), (FULL, "M")])
+def test_video_dsa_is_the_clip_draw_on_every_frame(strategy, mode):
+    """modality='video': one draw per clip, applied to each frame as to an image."""
+    v = _x(1, (3, 4, 8, 8, 3))
+    key = jax.random.PRNGKey(11)
+    out = dsa(key, v, strategy, mode, modality="video")
+    assert out.shape == v.shape
+    for t in range(v.shape[1]):
+        np.testing.assert_allclose(out[:, t], dsa(key, v[:, t], strategy, mode), atol=1e-6)
+    draw = A.dsa_draw(key, v.shape[0], strategy, mode, modality="video")
+    # (dsa_apply runs eagerly, dsa under jit: float rounding may differ in the last bit)
+    np.testing.assert_allclose(A.dsa_apply(draw, v, strategy, mode, modality="video"), out,
+                               atol=1e-6)
+    aug = A.make_augment(strategy, mode, modality="video")
+    np.testing.assert_array_equal(aug(key, v), out)
+    np.testing.assert_allclose(aug.apply(aug.draw(key, v.shape[0]), v), out, atol=1e-6)
+
+
+def test_video_dsa_is_vectorized_over_frames():
+    """The frames are folded into the batch: the traced program does not grow with T."""
+    key = jax.random.PRNGKey(0)
+    sizes = [len(jax.make_jaxpr(lambda v: A.dsa_apply(
+        A.dsa_draw(key, 2, FULL), v, FULL, modality="video"))(_x(0, (2, t, 6, 6, 3))).eqns)
+        for t in (2, 7)]
+    assert sizes[0] == sizes[1]
+
+
+def test_video_dsa_gradient_flows():
+    v = _x(2, (2, 3, 6, 6, 1))
+    g = jax.grad(lambda v: jnp.sum(dsa(jax.random.PRNGKey(3), v, FULL, "M",
+                                       modality="video") ** 2))(v)
+    assert g.shape == v.shape and float(jnp.abs(g).max()) > 0
+
+
+def test_voxel_dsa_none_only_and_clear_errors():
+    vox = _x(0, (2, 4, 4, 4, 1))
+    key = jax.random.PRNGKey(0)
+    for s in ("none", "", None):  # the authors' default '' (no augmentation)
+        np.testing.assert_array_equal(dsa(key, vox, s, modality="voxel"), vox)
+        assert A.make_augment(s, modality="voxel") is None
+    with pytest.raises(ValueError, match="'flip'.*'voxel'"):
+        dsa(key, vox, "flip", modality="voxel")
+    with pytest.raises(ValueError, match="'crop_scale'.*'voxel'"):
+        A.make_augment("crop_scale", modality="voxel")
+    with pytest.raises(ValueError, match="'color'.*'voxel'"):
+        A.dsa_draw(key, 2, "color", modality="voxel")
+    with pytest.raises(ValueError, match="modality='video'"):  # 5-D must name its modality
+        dsa(key, vox, "flip")
+    with pytest.raises(ValueError, match="expects 4-D"):
+        dsa(key, vox, "flip", modality="image")
+    with pytest.raises(ValueError, match="expects 5-D"):
+        dsa(key, _x(), "flip", modality="video")
+    with pytest.raises(ValueError, match="unknown modality"):
+        dsa(key, _x(), "flip", modality="pointcloud")
+
+
+def test_audio_modality_is_the_image_path():
+    x = _x(4, (3, 8, 8, 1))
+    key = jax.random.PRNGKey(5)
+    np.testing.assert_array_equal(dsa(key, x, FULL, modality="audio"), dsa(key, x, FULL))
