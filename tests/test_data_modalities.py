@@ -1,0 +1,138 @@
+"""Non-image data: the embedded video / voxel / audio sets, Dataset.modality through the
+shared preprocessing tail, the npz loader at any rank, and the modality's clear errors."""
+import numpy as np
+import pytest
+
+from jaxdd.data import available_datasets, load_dataset, preprocessing_id
+from jaxdd.data.embedded import EMBEDDED_SHAPES, load_embedded
+
+EMBEDDED = {"digits_video": ("video", 10, 1438, 359), "digits_voxel": ("voxel", 10, 1438, 359),
+            "synth_speech": ("audio", 8, 1280, 320)}
+
+
+def _nearest_centroid_accuracy(tr, te):
+    a = tr.images.reshape(len(tr), -1)
+    b = te.images.reshape(len(te), -1)
+    cents = np.stack([a[tr.labels == c].mean(0) for c in range(tr.num_classes)])
+    d = ((b[:, None, :] - cents[None]) ** 2).sum(-1)
+    return float((d.argmin(1) == te.labels).mean())
+
+
+@pytest.mark.parametrize("name", sorted(EMBEDDED))
+def test_embedded_sets(name):
+    modality, k, n_tr, n_te = EMBEDDED[name]
+    assert name in available_datasets()
+    tr, te = load_dataset(name)
+    assert tr.images.shape == (n_tr,) + EMBEDDED_SHAPES[name]
+    assert te.images.shape == (n_te,) + EMBEDDED_SHAPES[name]
+    assert tr.images.dtype == np.float32 and tr.labels.dtype == np.int32
+    assert tr.modality == modality and te.modality == modality and tr.num_classes == k
+    assert tr.image_shape == EMBEDDED_SHAPES[name]
+    assert tr.preprocessing == f"standardize-train-stats;modality={modality}"
+    assert preprocessing_id(name) == tr.preprocessing
+    # every class in both splits; standardized with the train split's statistics
+    assert (np.bincount(tr.labels, minlength=k) > 0).all()
+    assert (np.bincount(te.labels, minlength=k) > 0).all()
+    c = tr.images.shape[-1]
+    flat = tr.images.reshape(-1, c)
+    np.testing.assert_allclose(flat.mean(0), 0.0, atol=1e-4)
+    np.testing.assert_allclose(flat.std(0), 1.0, atol=1e-3)
+    raw = te.denormalize(te.images)
+    assert raw.min() >= 0.0 and raw.max() <= 1.0 and raw.shape == te.images.shape
+    # deterministic
+    x_tr, y_tr, *_ = load_embedded(name)
+    x2, y2, *_ = load_embedded(name)
+    np.testing.assert_array_equal(x_tr, x2)
+    np.testing.assert_array_equal(y_tr, y2)
+    # real class structure: a nearest-centroid classifier is far above chance
+    acc = _nearest_centroid_accuracy(tr, te)
+    assert acc > 2.0 / k, (name, acc)
+
+
+def test_digit_sets_keep_the_digits_split():
+    from jaxdd.data.arrays import _load_digits
+    _, y_tr, _, y_te, _ = _load_digits()
+    for name in ("digits_video", "digits_voxel"):
+        _, a, _, b, names = load_embedded(name)
+        np.testing.assert_array_equal(a, y_tr)
+        np.testing.assert_array_equal(b, y_te)
+        assert names == tuple(str(i) for i in range(10))
+
+
+def test_image_ids_unchanged():
+    """Existing image buffers keep matching: no modality in image ids."""
+    assert preprocessing_id("digits") == "standardize-train-stats"
+    assert preprocessing_id("cifar10") == "standardize-authors-constants"
+    assert preprocessing_id("cifar10", zca=True) == "zca01-eps0.1"
+    assert preprocessing_id("imagenette") == "standardize-authors-constants;resize=squash"
+    assert preprocessing_id("my.npz") == "standardize-train-stats"
+    assert preprocessing_id("digits", modality="video") == "standardize-train-stats;modality=video"
+    with pytest.raises(ValueError, match="modality"):
+        preprocessing_id("digits", modality="sound")
+    tr, _ = load_dataset("digits")
+    assert tr.modality == "image"
+
+
+def test_non_image_ids_and_defaults():
+    assert preprocessing_id("miniucf") == "standardize-authors-constants;modality=video"
+    assert preprocessing_id("mini_speech_commands") == "standardize-train-stats;modality=audio"
+    # the authors feed raw voxels: not standardized unless asked
+    assert preprocessing_id("modelnet10") == "pixels01;modality=voxel"
+    assert preprocessing_id("3dmnist", normalize=True) == "standardize-train-stats;modality=voxel"
+
+
+def test_zca_and_resolution_refused_on_other_modalities():
+    with pytest.raises(ValueError, match="ZCA whitening is an image preprocessing"):
+        load_dataset("digits_voxel", zca=True)
+    with pytest.raises(ValueError, match="resolution=8 asks to resample voxel"):
+        load_dataset("digits_voxel", resolution=8)
+    tr, _ = load_dataset("digits_voxel", resolution=16)  # its own side: nothing to do
+    assert tr.images.shape[1:] == (16, 16, 16, 1)
+    with pytest.raises(ValueError, match="audio"):
+        load_dataset("synth_speech", resolution=64)
+    v, _ = load_dataset("digits_video", resolution=8, normalize=False)  # frames resized
+    assert v.images.shape[1:] == (8, 8, 8, 3) and v.modality == "video"
+    assert 0.0 <= v.images.min() and v.images.max() <= 1.0
+    with pytest.raises(ValueError, match="frames"):
+        load_dataset("digits_video", frames=4)
+
+
+def test_npz_any_rank(tmp_path):
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(2), 10)
+    vox = rng.random((20, 4, 4, 4, 1)).astype(np.float32)
+    vid = rng.integers(0, 256, (20, 3, 4, 4, 3), dtype=np.uint8)
+    np.savez(tmp_path / "vox.npz", images=vox, labels=y)
+    np.savez(tmp_path / "vid.npz", images=vid, labels=y, test_images=vid[:4],
+             test_labels=y[:4])
+    np.savez(tmp_path / "aud.npz", images=vox,
+             labels=y, modality="audio")
+    np.savez(tmp_path / "aud3.npz", images=rng.random((20, 4, 5)), labels=y,
+             modality="audio")
+    np.savez(tmp_path / "vid1.npz", images=vox, labels=y, modality="video")
+
+    tr, te = load_dataset(str(tmp_path / "vox.npz"), normalize=False)
+    assert tr.modality == "voxel" and tr.images.shape == (16, 4, 4, 4, 1) and len(te) == 4
+    np.testing.assert_allclose(np.sort(np.concatenate([tr.images, te.images]).ravel()),
+                               np.sort(vox.ravel()))
+    assert tr.preprocessing == "pixels01"  # npz ids stay name-based (content is hashed)
+    tr, te = load_dataset("npz", path=tmp_path / "vid.npz")
+    assert tr.modality == "video" and tr.images.shape == (20, 3, 4, 4, 3)
+    assert tr.mean.shape == (3,)
+    tr, _ = load_dataset(str(tmp_path / "aud3.npz"))
+    assert tr.modality == "audio" and tr.images.shape[1:] == (4, 5, 1)
+    tr, _ = load_dataset(str(tmp_path / "vid1.npz"))  # declared video although C == 1
+    assert tr.modality == "video"
+
+    with pytest.raises(ValueError, match="modality 'audio' needs 4-D"):
+        load_dataset(str(tmp_path / "aud.npz"))
+    np.savez(tmp_path / "bad.npz", images=rng.random((20, 2, 2, 2, 2, 1)), labels=y)
+    with pytest.raises(ValueError, match="5-D"):
+        load_dataset(str(tmp_path / "bad.npz"))
+    np.savez(tmp_path / "bad2.npz", images=vox, labels=y, modality="sound")
+    with pytest.raises(ValueError, match="not one of"):
+        load_dataset(str(tmp_path / "bad2.npz"))
+    np.savez(tmp_path / "bad3.npz", images=vox, labels=y, test_images=vox[:2, :2],
+             test_labels=y[:2])
+    with pytest.raises(ValueError, match="test_images"):
+        load_dataset(str(tmp_path / "bad3.npz"))
