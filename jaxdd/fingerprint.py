@@ -107,7 +107,8 @@ def diff(stored: dict, expected: dict, *, allowed: Iterable[str] = (),
     ignored: prefixes never compared;
     only_expected: compare only the fields of `expected` (plus, on both sides, every
       field under a `whole` prefix); default: every field of either side.
-    An empty dict and an absent field are the same (nothing there).
+    An empty dict, a None and an absent field are the same (nothing there): a field added
+    to a config later, with a None default, does not block resuming an older run.
     Data content (`CONTENT`): with the hash on both sides the naming fields are harmless;
     otherwise the hash is ignored and the names compared.
     """
@@ -124,10 +125,14 @@ def diff(stored: dict, expected: dict, *, allowed: Iterable[str] = (),
         if matches(k, ignored):
             continue
         va, vb = a.get(k, ABSENT), b.get(k, ABSENT)
-        if va == vb or (va == {} and vb is ABSENT) or (va is ABSENT and vb == {}):
+        if va == vb or (_nothing(va) and _nothing(vb)):
             continue
         (harmless if matches(k, allowed) else blocking).append((k, va, vb))
     return blocking, harmless
+
+
+def _nothing(v) -> bool:
+    return v is ABSENT or v is None or (isinstance(v, dict) and not v)
 
 
 def content_change(changes) -> Optional[tuple]:

@@ -39,6 +39,10 @@ def test_diff_both_sides_and_expected_only():
                   whole=("m.overrides",), ignored=("m.overrides.conv_impl",)) == ([], [])
     # tuples equal lists; an empty dict equals an absent field
     assert F.diff({"t": [1, 2], "o": {}}, {"t": (1, 2)}) == ([], [])
+    # a field added later with a None default is nothing, both ways; a value is not
+    assert F.diff({"p": {"t4": 2}}, {"p": {"t4": 2, "t5": None}}) == ([], [])
+    assert F.diff({"p": {"t5": None}}, {"p": {}}) == ([], [])
+    assert F.diff({"p": {"t4": 2}}, {"p": {"t4": 2, "t5": 0}})[0] == [("p.t5", F.ABSENT, 0)]
 
 
 def test_content_replaces_the_path_only_when_both_sides_have_it():
