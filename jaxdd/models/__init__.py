@@ -10,7 +10,14 @@ Names (case-insensitive):
       e.g. 'ConvNet' (= D3), 'ConvNetD1'..'ConvNetD7', 'ConvNetD3W32', 'ConvNetD3BN',
       'ConvNetMP'.  Width 128, instance norm, ReLU, avg pooling unless the name says
       otherwise.  D3 for 32x32, D4 64x64, D5 128, D6 256, D7 512 (the papers' convention).
-  AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18, ResNet18BN, ViT, Conv3DNet.
+  AlexNet, AlexNetBN, VGG11, VGG11BN, ResNet18, ResNet18BN, ViT.
+  Conv3DNet[D<depth>][W<width>]   voxels (N, D, H, W, C); width 64 (FreD 3D-MNIST), the
+      DDiF voxel runs use Conv3DNetW128 (e.g. 'Conv3DNetW128').
+  ConvNet3D[D<depth>][W<width>]   video clips (N, T, H, W, C): DDiF's video network, depth
+      3 width 128 (64x64 / 112x112 frames); 'ConvNet3DD2' for 16x16 frames.
+
+Every model class has a class attribute ``layout`` ('NHWC' or 'NDHWC'); ``input_rank`` /
+``spatial_dims`` give the data rank a model takes (validate.py checks it against the data).
 
 ``overrides`` are module fields (e.g. ``width=32, conv_impl='native', norm='batch'``) and
 take precedence over what the name implies.  ConvNet, AlexNet, VGG and Conv3DNet pad their
@@ -32,6 +39,7 @@ from jaxdd.models.conv import (CONV_IMPLS, Conv, Conv3x3, Linear, conv_im2col, c
                                convolve, resolve_conv_impl)
 from jaxdd.models.conv3d import Conv3DNet
 from jaxdd.models.convnet import ConvNet
+from jaxdd.models.convnet3d import ConvNet3D
 from jaxdd.models.layers import InstanceNorm
 from jaxdd.models.resnet import ResNet
 from jaxdd.models.torch_params import (from_torch, from_torch_flat, to_torch, to_torch_flat,
@@ -41,12 +49,15 @@ from jaxdd.models.vit import ViT
 
 __all__ = [
     "get_model", "count_params", "available_models", "ConvNet", "AlexNet", "VGG", "ResNet",
-    "ViT", "Conv3DNet", "Conv", "Conv3x3", "Linear", "InstanceNorm", "convolve", "conv_native",
+    "ViT", "Conv3DNet", "ConvNet3D", "input_rank", "spatial_dims", "needs_dropout_rng",
+    "model_layout", "Conv", "Conv3x3", "Linear", "InstanceNorm", "convolve", "conv_native",
     "conv_im2col", "resolve_conv_impl", "CONV_IMPLS", "from_torch", "from_torch_flat",
     "to_torch", "to_torch_flat", "torch_shapes",
 ]
 
 _CONVNET_RE = re.compile(r"^convnet(?:d(\d+))?(?:w(\d+))?(bn|in|ln|gn|nn)?(ap|mp|np)?$")
+_SIZED_RE = re.compile(r"^(conv3dnet|convnet3d)(?:d(\d+))?(?:w(\d+))?$")
+_SIZED = {"conv3dnet": Conv3DNet, "convnet3d": ConvNet3D}
 _NORM_SUFFIX = {"bn": "batch", "in": "instance", "ln": "layer", "gn": "group", "nn": "none"}
 _POOL_SUFFIX = {"ap": "avg", "mp": "max", "np": "none"}
 
@@ -58,10 +69,9 @@ _FIXED = {
     "resnet18": (ResNet, {"stage_sizes": (2, 2, 2, 2)}),
     "resnet18bn": (ResNet, {"stage_sizes": (2, 2, 2, 2), "norm": "batch"}),
     "vit": (ViT, {}),
-    "conv3dnet": (Conv3DNet, {}),
 }
 _FIXED_DISPLAY = ("AlexNet", "AlexNetBN", "VGG11", "VGG11BN", "ResNet18", "ResNet18BN", "ViT",
-                  "Conv3DNet")
+                  "Conv3DNet", "Conv3DNetW128", "ConvNet3D", "ConvNet3DD2")
 
 
 def available_models() -> tuple:
@@ -93,6 +103,18 @@ def get_model(name: str, num_classes: int, **overrides):
         if kw.get("depth", 3) < 1 or kw.get("width", 128) < 1:
             raise ValueError(f"bad ConvNet depth/width in {name!r}")
         return ConvNet(num_classes=num_classes, **kw)
+    m = _SIZED_RE.match(key)
+    if m is not None:
+        base, depth, width = m.groups()
+        kw = {}
+        if depth is not None:
+            kw["depth"] = int(depth)
+        if width is not None:
+            kw["width"] = int(width)
+        kw.update(overrides)
+        if kw.get("depth", 3) < 1 or kw.get("width", 1) < 1:
+            raise ValueError(f"bad {_SIZED[base].__name__} depth/width in {name!r}")
+        return _SIZED[base](num_classes=num_classes, **kw)
     if key in _FIXED:
         cls, kw = _FIXED[key]
         return cls(num_classes=num_classes, **{**kw, **overrides})
@@ -105,3 +127,29 @@ def count_params(params) -> int:
     Pass ``variables['params']`` to count learnable parameters only (not 'batch_stats').
     """
     return int(sum(math.prod(leaf.shape) for leaf in jax.tree_util.tree_leaves(params)))
+
+
+def model_layout(model) -> str:
+    """The input layout of a model (instance or class): 'NHWC' (images, spectrograms) or
+    'NDHWC' (voxels (N, D, H, W, C), video (N, T, H, W, C))."""
+    layout = getattr(model, "layout", None)
+    if not isinstance(layout, str):
+        raise TypeError(f"{getattr(model, '__name__', type(model).__name__)} has no 'layout' "
+                        f"class attribute ('NHWC' or 'NDHWC')")
+    return layout
+
+
+def input_rank(model) -> int:
+    """Rank of the batches a model takes: 4 for NHWC, 5 for NDHWC."""
+    return len(model_layout(model))
+
+
+def spatial_dims(model) -> int:
+    """Number of grid axes of one example: 2 (H, W) or 3 (D/T, H, W)."""
+    return input_rank(model) - 2
+
+
+def needs_dropout_rng(model) -> bool:
+    """True when the model applies dropout in train mode and expects a 'dropout' rng
+    (ConvNet3D with dropout > 0); the training core (jaxdd.train) then supplies one."""
+    return float(getattr(model, "dropout", 0.0) or 0.0) > 0.0 and isinstance(model, ConvNet3D)

@@ -30,6 +30,8 @@ class AlexNet(nn.Module):
     compute_dtype: Any = None
     gray_padding: bool = True
 
+    layout = "NHWC"  # the input layout (a class constant, not a field)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         w = tuple(self.widths)

@@ -167,6 +167,30 @@ def im2col_patch_layout(cin: int, cout: int, layout: str = "auto") -> str:
     return layout
 
 
+# Kernels with more offsets than this (7x7, 3x7x7) build the patch tensor axis by axis
+# (`_separable_patches`): k1 + k2 + ... slices instead of k1 * k2 * ... (147 for 3x7x7, whose
+# one-slice-per-offset form took ~26 s to compile on CPU); 3x3, 5x5 and 3x3x3 keep the
+# one-slice-per-offset form. Both give the same patch tensor.
+_SEPARABLE_ABOVE = 27
+
+
+def _separable_patches(x, ksize, strides, out, *, first: int, chan_axis: int):
+    """The im2col patch tensor, one spatial axis at a time (last axis first).
+
+    x has its spatial axes at ``first .. first + nd - 1`` and its channels at ``chan_axis``
+    (padded already). Slicing axis i at the k_i offsets and concatenating them on the
+    channel axis, innermost axis first, gives channel index ((o_1 * k_2 + o_2) * ... ) *
+    Cin + c: row-major over the kernel offsets, channels within, the order of
+    ``kernel.reshape(-1, Cout)`` (and of the one-slice-per-offset form)."""
+    nd = len(ksize)
+    for i in reversed(range(nd)):
+        ax = first + i
+        k, s, m = ksize[i], strides[i], out[i]
+        parts = [lax.slice_in_dim(x, o, o + (m - 1) * s + 1, s, axis=ax) for o in range(k)]
+        x = parts[0] if k == 1 else jnp.concatenate(parts, axis=chan_axis)
+    return x
+
+
 def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto",
                 preferred_element_type=None):
     """Same function as :func:`conv_native`, as slices + concat + one matmul.
@@ -197,13 +221,18 @@ def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto",
         if pointwise:
             cols = xt
         else:
-            patches = []
-            # Row-major over kernel offsets, channels within: matches kernel.reshape(-1, Cout).
-            for offs in offsets:
-                start = (0, 0) + offs
-                limit = (cin, n) + tuple(o + (m - 1) * s + 1 for o, m, s in zip(offs, out, strides))
-                patches.append(lax.slice(xt, start, limit, (1, 1) + tuple(strides)))
-            cols = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=0)
+            if len(offsets) > _SEPARABLE_ABOVE:
+                cols = _separable_patches(xt, ksize, strides, out, first=2, chan_axis=0)
+            else:
+                patches = []
+                # Row-major over kernel offsets, channels within: matches
+                # kernel.reshape(-1, Cout).
+                for offs in offsets:
+                    start = (0, 0) + offs
+                    limit = (cin, n) + tuple(o + (m - 1) * s + 1
+                                             for o, m, s in zip(offs, out, strides))
+                    patches.append(lax.slice(xt, start, limit, (1, 1) + tuple(strides)))
+                cols = patches[0] if len(patches) == 1 else jnp.concatenate(patches, axis=0)
         cols = cols.reshape(w.shape[0], -1)
         y = lax.dot_general(cols, w, (((0,), (0,)), ((), ())), precision=precision,
                             preferred_element_type=preferred_element_type)
@@ -212,6 +241,8 @@ def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto",
         x = jnp.pad(x, ((0, 0),) + tuple(pads) + ((0, 0),))
     if pointwise:
         cols = x
+    elif len(offsets) > _SEPARABLE_ABOVE:
+        cols = _separable_patches(x, ksize, strides, out, first=1, chan_axis=x.ndim - 1)
     else:
         patches = []
         # Row-major over kernel offsets, channels innermost: matches kernel.reshape(-1, Cout).

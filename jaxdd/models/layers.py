@@ -103,25 +103,32 @@ def activation(act: str):
     raise ValueError(f"unknown activation {act!r}; expected one of {ACTS}")
 
 
-def pool(x, kind: str, window: int = 2):
-    """Non-overlapping pooling with kernel = stride = ``window`` on every spatial axis.
+def pool(x, kind: str, window=2):
+    """Non-overlapping pooling with kernel = stride = ``window`` on the spatial axes.
 
-    x (N, *S, C) -> (N, *(S // window), C); trailing rows that do not fill a window are
-    dropped (PyTorch floor mode).  Implemented as reshape + mean/max, which is exact and
-    cheap to differentiate (also to second order).  ``kind``: 'avg' | 'max' | 'none'.
+    x (N, *S, C) -> (N, *(S // window), C); ``window`` is an int (every spatial axis) or one
+    int per spatial axis (1 = that axis is not pooled, e.g. (1, 2, 2) pools the frames of a
+    video clip but not its time axis); trailing rows that do not fill a window are dropped
+    (PyTorch floor mode).  Implemented as reshape + mean/max, which is exact and cheap to
+    differentiate (also to second order).  ``kind``: 'avg' | 'max' | 'none'.
     """
     kind = canonical_pool(kind)
     if kind == "none":
         return x
     n, c = x.shape[0], x.shape[-1]
     spatial = x.shape[1:-1]
-    out = tuple(s // window for s in spatial)
+    win = (int(window),) * len(spatial) if isinstance(window, int) else tuple(
+        int(w) for w in window)
+    if len(win) != len(spatial):
+        raise ValueError(f"pooling window {window} has {len(win)} entries for "
+                         f"{len(spatial)} spatial axes (input {tuple(x.shape)})")
+    out = tuple(s // w for s, w in zip(spatial, win))
     if any(o == 0 for o in out):
         raise ValueError(f"cannot pool spatial size {spatial} with window {window}")
-    x = x[(slice(None),) + tuple(slice(0, o * window) for o in out)]
+    x = x[(slice(None),) + tuple(slice(0, o * w) for o, w in zip(out, win))]
     shape = (n,)
-    for o in out:
-        shape += (o, window)
+    for o, w in zip(out, win):
+        shape += (o, w)
     x = x.reshape(shape + (c,))
     axes = tuple(2 + 2 * i for i in range(len(out)))
     return jnp.mean(x, axis=axes) if kind == "avg" else jnp.max(x, axis=axes)

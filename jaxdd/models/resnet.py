@@ -56,6 +56,8 @@ class ResNet(nn.Module):
     conv_impl: str = "auto"
     compute_dtype: Any = None
 
+    layout = "NHWC"  # the input layout (a class constant, not a field)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         norm = canonical_norm(self.norm)

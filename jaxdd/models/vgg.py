@@ -33,6 +33,8 @@ class VGG(nn.Module):
     compute_dtype: Any = None
     gray_padding: bool = True
 
+    layout = "NHWC"  # the input layout (a class constant, not a field)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         for i, c in enumerate(self.cfg):

@@ -50,6 +50,8 @@ class ViT(nn.Module):
     conv_impl: str = "auto"   # accepted for a uniform interface; ViT has no convolution
     compute_dtype: Any = None  # the Linear layers' (attention products stay float32)
 
+    layout = "NHWC"  # the input layout (a class constant, not a field)
+
     @nn.compact
     def __call__(self, x, train: bool = False):
         n, hgt, wid, c = x.shape
