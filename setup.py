@@ -44,7 +44,11 @@ setup(
             # CPU wheel the project's machines carry (an unpinned torch pulls a CUDA build
             # of several GB).
             "torch==2.13.0",
+            # tests/test_prepare_data.py prepares a tiny 3D MNIST .h5 file.
+            "h5py",
         ],
+        # launch/prepare_data.py 3dmnist: the 3D MNIST vectors come as an HDF5 file.
+        "prepare": ["h5py"],
         "cuda12": ["jax[cuda12]"],
         # the PyTorch peer row of the benchmark (CPU wheel).
         "bench": ["torch"],

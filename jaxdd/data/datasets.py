@@ -286,7 +286,8 @@ def load_dataset(
       once, saying how to prepare it.
       'npz' with path=..., or a name ending in '.npz': a numpy .npz file with
           images       (N, H, W, C) or (N, H, W) images, or 5-D (N, T, H, W, C) video /
-                       (N, D, H, W, 1) voxels: uint8 0..255, or float in [0, 1]
+                       (N, D, H, W, 1) voxels: uint8 0..255, bool (occupancy), or
+                       float in [0, 1]
           modality     optional string ('image', 'audio', 'video', 'voxel'); without it
                        rank 4 -> image, rank 5 with C == 1 -> voxel, other rank 5 -> video
           labels       (N,) integers in [0, num_classes)
@@ -407,7 +408,7 @@ def load_dataset(
             info_shard = make_shard(y_tr, k, *shard)
             src = (x_tr[info_shard.rows], y_tr[info_shard.rows]) + tuple(src[2:])
     x_tr, y_tr, x_te, y_te, class_names = src
-    if x_tr.dtype == np.uint8:
+    if x_tr.dtype in (np.uint8, np.bool_):
         x_tr = _as_float01(x_tr, ds_name)
         x_te = _as_float01(x_te, ds_name)
     return _finalize(

@@ -151,12 +151,15 @@ def _channel_stats(x: np.ndarray, chunk: int = 4096, sharded: bool = False):
 
 
 def _as_float01(images: np.ndarray, where: str) -> np.ndarray:
-    """uint8 [0, 255] or float [0, 1] images -> float32 [0, 1]."""
+    """uint8 [0, 255], bool (occupancy: 0 / 1) or float [0, 1] images -> float32 [0, 1]."""
     images = np.asarray(images)
+    if images.dtype == np.bool_:
+        return images.astype(np.float32)
     if images.dtype == np.uint8:
         return images.astype(np.float32) / np.float32(255.0)
     if not np.issubdtype(images.dtype, np.floating):
-        raise ValueError(f"{where}: images must be uint8 or float in [0, 1], got {images.dtype}")
+        raise ValueError(f"{where}: images must be uint8, bool or float in [0, 1], got "
+                         f"{images.dtype}")
     images = images.astype(np.float32)
     if images.size and (images.min() < -1e-6 or images.max() > 1 + 1e-6):
         raise ValueError(
