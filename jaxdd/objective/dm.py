@@ -161,6 +161,7 @@ def make_class_augment(strategy, mode: str = "S", params=None,
             seen[nm] = seen.get(nm, 0) + 1
 
         def augment_m(keys, x, cls):
+            augment.check_modality(x.ndim, strategy, modality)
             blocks = [jax.vmap(lambda k: augment.draw_uniforms(k, 1, o, True)[0])(keys)[cls]
                       for o in range(max(occ) + 1)]
             for nm, o in zip(names, occ):
@@ -177,6 +178,7 @@ def make_class_augment(strategy, mode: str = "S", params=None,
                 augment.draw_uniforms(k, 1, 0, True)[0])
 
     def augment_s(keys, x, cls):
+        augment.check_modality(x.ndim, strategy, modality)
         op, u = jax.vmap(draw)(keys)
         op, u = op[cls], u[cls]
         out = augment.apply_group(x, uniq[0], cols(u, uniq[0]), params)
@@ -242,15 +244,11 @@ def make_embed_fn(model: nn.Module, head_names=_HEAD_NAMES) -> Callable:
 
 
 def data_modality(ds) -> str:
-    """`Dataset.modality` ('image' for datasets without the field); a 5-D set without it
-    is refused (video and voxels are augmented differently)."""
+    """`Dataset.modality`; None (no field): 'image', or None for other ranks (DSA then
+    refuses 5-D batches with a strategy until the modality is named)."""
     mod = getattr(ds, "modality", None)
-    if mod is None:
-        if len(tuple(ds.image_shape)) != 3:
-            raise ValueError(f"a dataset of {tuple(ds.image_shape)} samples needs its "
-                             "modality ('video' or 'voxel') for DSA")
-        return "image"
-    return str(mod)
+    return str(mod) if mod is not None else (
+        "image" if len(tuple(ds.image_shape)) == 3 else None)
 
 
 def make_init_fn(model: nn.Module, image_shape) -> Callable:
