@@ -172,8 +172,10 @@ def instances_per_class(ipc: int, grid: Sequence[int], k: int) -> int:
     return n
 
 
-def budget_line(ipc: int, image_shape: Sequence[int], k: int) -> str:
-    """One human line: the FreD budget rule for (ipc, image_shape = (*grid, C), k)."""
+def budget_line(cfg, image_shape: Sequence[int]) -> str:
+    """One human line: the FreD budget rule for cfg (ipc, k) on data of shape (*grid, C);
+    ValueError (naming k, the grid and what to do) when no instance fits."""
+    ipc, k = int(cfg.ipc), int(cfg.k)
     shape = tuple(int(s) for s in image_shape)
     grid, c = shape[:-1], shape[-1]
     n = instances_per_class(ipc, grid, k)

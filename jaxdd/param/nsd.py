@@ -85,7 +85,7 @@ from ml_collections import config_dict
 from jaxdd.param.nsd_sizes import (  # noqa: F401 -- re-exported: nsd.choose_sizes, ...
     _per_class_cost, choose_sizes, default_counts, published_config)
 
-from jaxdd.param.nsd_sizes import budget_line, size_tuple, spatial_names  # noqa: F401
+from jaxdd.param.nsd_sizes import budget_line_sizes, size_tuple, spatial_names
 
 _IN, _OUT = "cdp", "ghq"   # einsum letters of the grid axes: spectrum side / data side
 
@@ -173,6 +173,13 @@ def _sizes_from_cfg(cfg, image_shape):
                         u1=get("u1"), t1=get("t1"), t2=get("t2"), t3=get("t3"),
                         t4=get("t4"), t5=get("t5"), count_kernels=bool(get("learn_kernels", True)),
                         enforce_budget=bool(get("enforce_budget", True)))
+
+
+def budget_line(cfg, image_shape) -> str:
+    """One human line: the NSD budget rule for cfg on data of shape (*grid, C) (the sizes
+    init will use); ValueError with the numbers when nothing fits."""
+    return budget_line_sizes(_sizes_from_cfg(cfg, tuple(int(s) for s in image_shape)),
+                             image_shape)
 
 
 def init(key, real_images_by_class, cfg):

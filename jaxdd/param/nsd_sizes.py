@@ -242,12 +242,13 @@ def size_tuple(s: dict, grid_ndim: int) -> tuple:
             + tuple(s[n] for n in spatial_names(grid_ndim)) + (s["u1"],))
 
 
-def budget_line(s: dict, image_shape) -> str:
+def budget_line_sizes(s: dict, image_shape) -> str:
     """One human line: the NSD budget rule for a choose_sizes dict on (*grid, C) data."""
     shape = tuple(int(x) for x in image_shape)
     names = spatial_names(len(shape) - 1)
     sizes = ", ".join(f"{n}={s[n]}" for n in ("n_t", "n_k", "t1", "u1", "t2") + names)
-    return (f"NSD budget: IPC x {'x'.join(map(str, shape))} = {s['per_class_budget']} floats "
+    ipc = s["per_class_budget"] // np_prod(shape)
+    return (f"NSD budget: {ipc} ipc x {'x'.join(map(str, shape))} = {s['per_class_budget']} floats "
             f"per class; {sizes} -> {s['per_class_floats']} floats stored per class (spectra "
             f"+ learnable kernels), {s['images_per_class']} decoded instances per class")
 

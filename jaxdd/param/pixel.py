@@ -85,8 +85,11 @@ def budget(params, aux) -> int:
     return int(np.prod(params["images"].shape))
 
 
-def budget_line(ipc, image_shape) -> str:
-    """One human line: the pixel budget rule for (ipc, image_shape = (*grid, C))."""
+def budget_line(cfg, image_shape) -> str:
+    """One human line: the pixel budget rule for cfg.ipc on data of shape (*grid, C)."""
+    ipc = int(cfg.ipc)
+    if ipc < 1:
+        raise ValueError(f"pixel parameterization needs ipc >= 1, got {ipc}")
     shape = tuple(int(s) for s in image_shape)
     n = int(ipc) * int(np.prod(shape))
     return (f"pixel budget: {int(ipc)} ipc x {'x'.join(map(str, shape))} = {n} floats per "
