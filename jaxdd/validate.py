@@ -336,12 +336,15 @@ def npz_file(path) -> Report:
 
 
 def model_at_resolution(model_name, overrides, image_shape, num_classes) -> Optional[str]:
-    """None if the network runs on images of ``image_shape`` (H, W, C), else a message
-    with the smallest power-of-two side it runs at (a shape-only trace, no compute)."""
+    """None if the network runs on examples of ``image_shape`` ((H, W, C) images and
+    spectrograms, (T, H, W, C) video, (D, H, W, C) voxels), else a message: a data rank the
+    network does not take (e.g. ConvNet on video) names the networks that do; a size it
+    cannot reduce names the smallest size it runs at (a shape-only trace, no compute)."""
     import jax
     import jax.numpy as jnp
 
-    from jaxdd.models import get_model
+    from jaxdd.models import get_model, input_rank
+    from jaxdd.models.layers import rank_mismatch
 
     ov = overrides.to_dict() if hasattr(overrides, "to_dict") else dict(overrides or {})
 
@@ -349,19 +352,39 @@ def model_at_resolution(model_name, overrides, image_shape, num_classes) -> Opti
         model = get_model(str(model_name), int(num_classes), **ov)
     except Exception:  # noqa: BLE001 -- an unbuildable model is reported by the config check
         return None
+    shape = tuple(int(s) for s in image_shape)
+    try:
+        rank = input_rank(model)
+    except TypeError:
+        rank = None
+    if rank is not None and len(shape) + 1 != rank:
+        return rank_mismatch(str(model_name), model.layout, shape, example=True)
 
-    def ok(shape):
+    def ok(shp):
         try:
-            jax.eval_shape(lambda k: model.init(k, jnp.zeros((1,) + tuple(shape), jnp.float32),
+            jax.eval_shape(lambda k: model.init(k, jnp.zeros((1,) + tuple(shp), jnp.float32),
                                                 train=False), jax.random.PRNGKey(0))
             return None
         except Exception as e:  # noqa: BLE001
             return f"{type(e).__name__}: {e}"
 
-    err = ok(image_shape)
+    err = ok(shape)
     if err is None:
         return None
-    h, w, c = image_shape[-3:] if len(image_shape) >= 3 else (image_shape + (1,))[:3]
+    if len(shape) == 4:   # (T or D, H, W, C)
+        video = type(model).__name__ == "ConvNet3D"
+        d, h, w, c = shape
+        what = f"{d}x{h}x{w} {'clips (frames x H x W)' if video else 'volumes'}"
+        for s in (16, 32, 64, 112, 128):
+            cand = (d, s, s, c) if video else (s, s, s, c)
+            if s > max(h, w) and ok(cand) is None:
+                hint = (f" It runs at {'x'.join(map(str, cand[:3]))}: prepare the data at "
+                        f"that size, or pass model overrides (e.g. depth) that fit")
+                break
+        else:
+            hint = " Choose another network (or depth) for this size."
+        return f"model {model_name} cannot run on {what} ({err}).{hint}"
+    h, w, c = shape[-3:] if len(shape) >= 3 else (shape + (1,))[:3]
     side = None
     for s in (32, 64, 128, 256):
         if s > max(h, w) and ok((s, s, c)) is None:

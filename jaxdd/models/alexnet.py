@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import flax.linen as nn
 
-from jaxdd.models.layers import classifier, conv_block, first_padding, pool
+from jaxdd.models.layers import rank_mismatch, classifier, conv_block, first_padding, pool
 
 
 class AlexNet(nn.Module):
@@ -34,6 +34,9 @@ class AlexNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        msg = rank_mismatch(type(self).__name__, self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         w = tuple(self.widths)
         if len(w) != 5:
             raise ValueError("AlexNet needs 5 widths")

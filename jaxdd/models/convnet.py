@@ -35,7 +35,7 @@ from typing import Any
 
 import flax.linen as nn
 
-from jaxdd.models.layers import classifier, conv_block, first_padding, pool
+from jaxdd.models.layers import classifier, conv_block, first_padding, pool, rank_mismatch
 
 
 class ConvNet(nn.Module):
@@ -70,9 +70,9 @@ class ConvNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        if x.ndim != len(self.layout):
-            raise ValueError(f"{type(self).__name__} expects {self.layout} input, got shape "
-                             f"{x.shape}")
+        msg = rank_mismatch(type(self).__name__, self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         for d in range(self.depth):
             pad = first_padding(x, d, self.gray_padding, 1, 3)
             x = conv_block(x, self.width, 3, padding=pad, norm=self.norm, act=self.act,

@@ -51,7 +51,8 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxdd.models.conv import Conv
-from jaxdd.models.layers import activation, apply_norm, canonical_pool, pool
+from jaxdd.models.layers import (activation, apply_norm, canonical_pool, pool,
+                                 rank_mismatch)
 
 
 def _avg_stride1(x, window):
@@ -147,10 +148,9 @@ class ConvNet3D(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
-        if x.ndim != 5:
-            raise ValueError(f"ConvNet3D expects video clips (N, T, H, W, C), got shape "
-                             f"{tuple(x.shape)}; for images use a 2-D ConvNet, for voxels "
-                             f"Conv3DNet")
+        msg = rank_mismatch("ConvNet3D", self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         big = self._check(x.shape)
         kind = canonical_pool(self.pooling)
         for d in range(self.depth):

@@ -29,6 +29,29 @@ _POOL_ALIASES = {
 }
 
 
+_DATA_KINDS = {4: "images / spectrograms (N, H, W, C)",
+               5: "video (N, T, H, W, C) or voxels (N, D, H, W, C)"}
+
+
+def rank_mismatch(name: str, layout: str, shape, example: bool = False) -> str | None:
+    """None when a batch of ``shape`` has the rank of ``layout``, else a message naming the
+    model, the data shape and the networks that take data of that rank. ``example``: shape
+    is one example's (no batch axis)."""
+    full = tuple(int(s) for s in shape)
+    shape = (0,) + full if example else full
+    if len(shape) == len(layout):
+        return None
+    have = _DATA_KINDS.get(len(shape), f"{len(shape)}-D arrays")
+    if len(shape) == 5:
+        todo = "use model='ConvNet3D' for video or model='Conv3DNet' for voxels"
+    elif len(shape) == 4:
+        todo = "use a 2-D network such as model='ConvNetD3' (ConvNetD4 at 64x64)"
+    else:
+        todo = "give the data as (N, *grid, C) with a 2-D or 3-D grid"
+    return (f"model {name} takes {layout} batches ({_DATA_KINDS.get(len(layout), layout)}) "
+            f"but the data are {have}{' with examples' if example else ''} of shape {full}: {todo}")
+
+
 def canonical_norm(norm) -> str:
     key = norm.lower() if isinstance(norm, str) else norm
     if key not in _NORM_ALIASES:

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from jaxdd.models.conv import Conv, Linear
-from jaxdd.models.layers import apply_norm, canonical_norm
+from jaxdd.models.layers import rank_mismatch, apply_norm, canonical_norm
 
 
 class BasicBlock(nn.Module):
@@ -60,6 +60,9 @@ class ResNet(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        msg = rank_mismatch(type(self).__name__, self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         norm = canonical_norm(self.norm)
         x = Conv(self.width, (3, 3), padding=1, use_bias=False, conv_impl=self.conv_impl,
                  compute_dtype=self.compute_dtype, name="conv1")(x)

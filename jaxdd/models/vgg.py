@@ -13,7 +13,7 @@ from typing import Any, Sequence, Union
 
 import flax.linen as nn
 
-from jaxdd.models.layers import classifier, conv_block, first_padding, pool
+from jaxdd.models.layers import rank_mismatch, classifier, conv_block, first_padding, pool
 
 VGG_CFGS = {
     "VGG11": (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"),
@@ -37,6 +37,9 @@ class VGG(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        msg = rank_mismatch(type(self).__name__, self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         for i, c in enumerate(self.cfg):
             if c == "M":
                 x = pool(x, "max")

@@ -14,6 +14,7 @@ import jax.numpy as jnp
 import flax.linen as nn
 
 from jaxdd.models.conv import Linear
+from jaxdd.models.layers import rank_mismatch
 
 
 class _Block(nn.Module):
@@ -54,6 +55,9 @@ class ViT(nn.Module):
 
     @nn.compact
     def __call__(self, x, train: bool = False):
+        msg = rank_mismatch(type(self).__name__, self.layout, x.shape)
+        if msg:
+            raise ValueError(msg)
         n, hgt, wid, c = x.shape
         p = self.patch
         if hgt % p or wid % p:
