@@ -86,6 +86,15 @@ RESTATED: dict = {
         ("synthesis_small.py", 91, 92,
          "258bca4b2e03a9e42fe85d5631e3dff51759c1ca2e6d5797ca2a08b41a755f8d"),
     ),
+    # DDiF voxel DM / DC loss loops; video DM loss loop
+    "modal_losses": (
+        ("3D_Voxel/main_DM.py", 157, 191,
+         "1a7ab53e1294a54da2ff3707865c10f9fed5d897a3ae2b587891e449cac2c4ef"),
+        ("3D_Voxel/main_DC.py", 199, 224,
+         "dcc22fdb2414a98465afb35e7221e17e7d878376b58412c61fee0ff601b73f3c"),
+        ("Video/distill_DDiF.py", 104, 134,
+         "98bdbdb60b922ac01ff97527c91724adcd402c18248e520111d78df824f8feee"),
+    ),
 }
 
 
