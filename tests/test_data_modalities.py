@@ -136,3 +136,132 @@ def test_npz_any_rank(tmp_path):
              test_labels=y[:2])
     with pytest.raises(ValueError, match="test_images"):
         load_dataset(str(tmp_path / "bad3.npz"))
+
+
+# ----------------------------------------------------------------------------- tfds media
+# tfds builds the Audio / Video features of speech_commands, spoken_digit and ucf101 with
+# tensorflow, which jaxdd does not install: the readers are tested through
+# tfds.testing.mock_data on stand-in builders whose records have the same structure as those
+# datasets' decoded records ('audio' int16 (L,), 'video' uint8 (T, H, W, 3), 'label').
+
+_SPEECH_LABELS = ["down", "go", "left", "no", "off", "on", "right", "stop", "up", "yes",
+                  "_silence_", "_unknown_"]  # tfds speech_commands' label names
+
+
+def _standin(class_name, feature_name, feature, labels):
+    import tensorflow_datasets as tfds
+
+    def _info(self):
+        return tfds.core.DatasetInfo(builder=self, features=tfds.features.FeaturesDict({
+            feature_name: feature, "label": tfds.features.ClassLabel(names=labels)}))
+
+    def _split_generators(self, dl_manager):
+        return {"train": self._generate_examples(), "test": self._generate_examples()}
+
+    def _generate_examples(self):
+        yield 0, {}
+
+    body = {"VERSION": tfds.core.Version("1.0.0"), "_info": _info,
+            "_split_generators": _split_generators, "_generate_examples": _generate_examples}
+    return type(class_name, (tfds.core.GeneratorBasedBuilder,), body, skip_registration=True)
+
+
+@pytest.fixture
+def media_standins(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    from jaxdd.data import media
+
+    ucf = list(media.MINIUCF_CLASSES[:3]) + ["Archery", "YoYo"]  # 2 non-MiniUCF classes
+    builders = {
+        "miniucf": _standin("JaxddStandinMiniucf", "video",
+                            tfds.features.Tensor(shape=(None, 24, 32, 3), dtype=np.uint8), ucf),
+        "mini_speech_commands": _standin("JaxddStandinMiniSpeechCommands", "audio",
+                                         tfds.features.Tensor(shape=(None,), dtype=np.int16),
+                                         _SPEECH_LABELS),
+        "spoken_digit": _standin("JaxddStandinSpokenDigit", "audio",
+                                 tfds.features.Tensor(shape=(None,), dtype=np.int16),
+                                 [str(i) for i in range(10)]),
+    }
+    names = {}
+    for key, cls in builders.items():
+        names[key] = cls.name  # e.g. 'jaxdd_standin_miniucf'
+        monkeypatch.setitem(tfds.core.registered._DATASET_REGISTRY, cls.name, cls)
+    monkeypatch.setattr(media, "_TFDS_NAMES", names)
+    return media
+
+
+def test_tfds_media_through_mock_data(media_standins, tmp_path):
+    import tensorflow_datasets as tfds
+
+    media = media_standins
+    with tfds.testing.mock_data(num_examples=160):
+        tr, te = load_dataset("miniucf", data_dir=tmp_path, frames=4, resolution=16)
+        assert tr.images.shape[1:] == (4, 16, 16, 3) and tr.modality == "video"
+        assert set(tr.labels) <= {0, 1, 2} and tr.class_names == media.MINIUCF_CLASSES
+        assert len(tr) < 160  # the non-MiniUCF classes are left out
+        assert tr.preprocessing == "standardize-authors-constants;modality=video"
+        np.testing.assert_allclose(tr.mean, [0.485, 0.456, 0.406])
+
+        tr, te = load_dataset("mini_speech_commands", data_dir=tmp_path)
+        assert tr.images.shape[1:] == (64, 64, 1) and tr.modality == "audio"
+        assert tr.class_names == ("yes", "no", "go", "stop", "left", "right", "up", "down")
+        # IDC's split: clip i of a word goes to test when i % 8 == 0
+        n_tr, n_te = np.bincount(tr.labels, minlength=8), np.bincount(te.labels, minlength=8)
+        np.testing.assert_array_equal(n_te, (n_tr + n_te + 7) // 8)
+        assert tr.preprocessing == "standardize-train-stats;modality=audio"
+
+        tr, te = load_dataset("spoken_digit", data_dir=tmp_path, resolution=32)
+        assert tr.images.shape[1:] == (32, 32, 1) and len(tr) + len(te) == 160
+        assert tr.class_names == tuple(str(i) for i in range(10))
+        raw, _ = load_dataset("spoken_digit", data_dir=tmp_path, resolution=32,
+                              normalize=False)
+        assert 0.0 <= raw.images.min() and raw.images.max() <= 1.0
+
+
+def test_unprepared_media_fail_fast(tmp_path):
+    import time
+
+    from jaxdd.data import DatasetNotPreparedError
+
+    for name in ("miniucf", "mini_speech_commands", "spoken_digit"):
+        t0 = time.perf_counter()
+        with pytest.raises(DatasetNotPreparedError) as err:
+            load_dataset(name, data_dir=tmp_path)
+        assert time.perf_counter() - t0 < 10.0
+        assert "download=True" in str(err.value) and "data_dir" in str(err.value)
+
+
+def test_video_frames_like_the_authors():
+    from jaxdd.data.media import clip_indices, video_frames
+    from jaxdd.data.resize import _resize_bilinear
+
+    np.testing.assert_array_equal(clip_indices(100, 16), 19 + 4 * np.arange(16))
+    np.testing.assert_array_equal(clip_indices(40, 16), 4 + 2 * np.arange(16))  # skip 40//16
+    np.testing.assert_array_equal(clip_indices(3, 4), [0, 1, 2, 2])
+    rng = np.random.default_rng(0)
+    vid = rng.integers(0, 256, (70, 240, 320, 3), dtype=np.uint8)
+    out = video_frames(vid, frames=2, side=112)
+    assert out.shape == (2, 112, 112, 3) and out.dtype == np.uint8
+    # frame 0 of the middle 2-frame clip (index 32): 320x240 -> 160x120, crop at (4, 24)
+    ref = _resize_bilinear(vid[32].astype(np.float32), 120, 160)[4:116, 24:136]
+    np.testing.assert_array_equal(out[0], np.clip(np.rint(ref), 0, 255).astype(np.uint8))
+    with pytest.raises(ValueError, match="T, H, W, C"):
+        video_frames(vid[0])
+
+
+def test_spectrogram_of_a_tone():
+    from jaxdd.data.media import spectrogram, stft_magnitude
+
+    t = np.arange(16000) / 16000.0
+    tone = (0.5 * np.sin(2 * np.pi * 1000.0 * t) * 32767).astype(np.int16)
+    mag = stft_magnitude(tone / 32768.0)
+    assert mag.shape == (128, 125)  # 255-point window, hop 128, centred; + (1, 2) pad = 128
+    assert abs(mag[:, 10:-10].argmax(0) - 1000.0 / (16000.0 / 255)).max() < 1.0
+    s = spectrogram(tone, 16000, 64)
+    assert s.shape == (64, 64) and s.dtype == np.float32
+    assert (s[:, 4:60].argmax(0) == 8).all()  # 1 kHz: bin 16 of 128 -> row 8 of 64
+    # an 8 kHz clip is resampled to 16 kHz first: the same tone lands on the same row
+    s8 = spectrogram((0.5 * np.sin(2 * np.pi * 1000.0 * t[::2]) * 32767).astype(np.int16),
+                     8000, 64)
+    assert (s8[:, 4:60].argmax(0) == 8).all()
