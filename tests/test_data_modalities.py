@@ -265,3 +265,17 @@ def test_spectrogram_of_a_tone():
     s8 = spectrogram((0.5 * np.sin(2 * np.pi * 1000.0 * t[::2]) * 32767).astype(np.int16),
                      8000, 64)
     assert (s8[:, 4:60].argmax(0) == 8).all()
+
+
+def test_stft_matches_scipy():
+    """The own numpy STFT = scipy's (periodic Hann 255, hop 128, zero-padded centring),
+    unscaled like librosa."""
+    signal = pytest.importorskip("scipy.signal")  # the 'test' extra installs scipy
+    from jaxdd.data.media import stft_magnitude
+
+    x = np.random.default_rng(0).normal(size=16000)
+    win = signal.get_window("hann", 255, fftbins=True)
+    _, _, z = signal.stft(x, window=win, nperseg=255, noverlap=127, boundary="zeros",
+                          padded=False)
+    np.testing.assert_allclose(stft_magnitude(x), np.abs(z) * win.sum(), rtol=1e-9,
+                               atol=1e-9)

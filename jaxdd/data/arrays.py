@@ -98,7 +98,8 @@ def _load_npz(path):
                              f"{modality} images, got {images.shape}")
         labels = labels.reshape(-1)
         if labels.shape[0] != images.shape[0]:
-            raise ValueError(f"{path}: {what} has {images.shape[0]} images but {labels.shape[0]} labels")
+            raise ValueError(f"{path}: {what} has {images.shape[0]} images but "
+                             f"{labels.shape[0]} labels")
         if not np.issubdtype(labels.dtype, np.integer):
             raise ValueError(f"{path}: labels must be integers, got {labels.dtype}")
         return _as_float01(images, f"{path} {what}"), labels.astype(np.int32)

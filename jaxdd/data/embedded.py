@@ -141,7 +141,8 @@ def _speech_wave(c: int, rng, t: np.ndarray) -> np.ndarray:
         keep = gain > 0.02  # the harmonics near a formant (others are inaudible here)
         f, gain = f[keep], gain[keep]
         ph = rng.uniform(0, 2 * np.pi, (f.size, 1)).astype(np.float32)
-        return gain.astype(np.float32) @ np.sin((2 * np.pi * f[:, None]).astype(np.float32) * t + ph)
+        arg = (2 * np.pi * f[:, None]).astype(np.float32) * t + ph
+        return gain.astype(np.float32) @ np.sin(arg)
 
     def chirp(f_start, f_end):
         f = (f_start + (f_end - f_start) * u) * pitch

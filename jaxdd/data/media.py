@@ -25,12 +25,14 @@ MiniUCF (the DDiF paper, App. B.1: "sampled to 16 frames, cropped and resized to
   Memory: 4,662 train clips at 16 x 112 x 112 x 3 are 11 GB as float32: use frames=8 /
   resolution=56 (1.4 GB) for a smaller run.
 
-Audio (the DDiF paper follows Kim et al., 2022, IDC: snu-mllab/Efficient-Dataset-Condensation,
-speech/speech.py, transform_wav.py, transform_spec.py; the STFT here is jaxdd's own numpy):
+Audio (the DDiF paper follows Kim et al., 2022, IDC:
+snu-mllab/Efficient-Dataset-Condensation @ 73b8b5e, speech/speech.py, transform_wav.py,
+transform_spec.py; the STFT here is jaxdd's own numpy):
   * waveform in [-1, 1] (int16 / 32768), resampled to 16 kHz (IDC's librosa.load(path,
     16000); spoken_digit is 8 kHz: FFT resampling here), cut or zero-padded to 1 s;
   * |STFT|: periodic Hann window of 255, n_fft 255 (128 bins), hop 128, centred with
-    reflect padding (librosa.stft before 0.10) -> (128, 125);
+    zero padding (librosa.stft's default since 0.9.0, February 2022; before it, reflect
+    padding: IDC pins no librosa version, and only the two edge frames differ) -> (128, 125);
   * zero-padded to 128 time steps (IDC's F.pad(x, (1, 2))), bilinear to s x s (torch
     interpolate, align_corners False; s = resolution, default 64, IDC's size), log(x + 1e-3);
   * then the affine map log(x + 1e-3) -> [0, 1] with the fixed bounds log(1e-3) and
@@ -172,11 +174,11 @@ def resample(wave: np.ndarray, rate: int, target: int = _SR) -> np.ndarray:
 
 
 def stft_magnitude(wave: np.ndarray) -> np.ndarray:
-    """|STFT| of a 1-D waveform: periodic Hann 255, n_fft 255, hop 128, centred with reflect
+    """|STFT| of a 1-D waveform: periodic Hann 255, n_fft 255, hop 128, centred with zero
     padding -> (128 bins, frames) float64."""
     wave = np.asarray(wave, np.float64)
     pad = _NFFT // 2
-    x = np.pad(wave, pad, mode="reflect")
+    x = np.pad(wave, pad)
     frames = 1 + (x.size - _NFFT) // _HOP
     win = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(_NFFT) / _NFFT)
     idx = np.arange(frames)[:, None] * _HOP + np.arange(_NFFT)[None, :]
