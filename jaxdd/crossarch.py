@@ -145,15 +145,29 @@ def evaluate_pair(key, synthetic, model_name, *, resolution=None, num_nets=5, ep
     from jaxdd.io import decode_synthetic, load_synthetic
     from jaxdd.models import get_model
 
+    from jaxdd.models.layers import rank_mismatch
+
     d = load_synthetic(synthetic)
     meta = d.get("meta", {}) or {}
+    shape = tuple(int(s) for s in d["aux"]["image_shape"])
+    grid3 = len(shape) == 4   # video (T, H, W, C) / voxels (D, H, W, C)
     native = int((meta.get("dataset", {}) or {}).get("resolution") or
-                 d["aux"]["image_shape"][0])
-    channels = int(d["aux"]["image_shape"][-1])
+                 shape[1 if grid3 else 0])
+    channels = int(shape[-1])
     protocol = protocol or evaluators.stored_protocol(meta)
     train, test = _dataset_of(meta, native)
     model = get_model(model_name, test.num_classes)
-    res = int(resolution or fitting_resolution(model, native, channels))
+    msg = rank_mismatch(model_name, getattr(model, "layout", "NHWC"), shape, example=True)
+    if msg:
+        raise ValueError(f"{synthetic}: {msg}")
+    if grid3:  # 3-D grids are evaluated at their own size (no resizing of clips / volumes)
+        if resolution and int(resolution) != native:
+            raise ValueError(f"{synthetic}: a {shape[:-1]} set is evaluated at its own size; "
+                             f"--resolution={resolution} applies to 2-D images only")
+        if not runs_at(model, shape):
+            raise ValueError(f"{model_name} cannot run on {synthetic}'s {shape[:-1]} grid; "
+                             f"pick a network (or depth) for that size")
+    res = int(resolution or (native if grid3 else fitting_resolution(model, native, channels)))
     if res != native:
         train, test = _dataset_of(meta, res)
     images, labels, syn_lr = decode_synthetic(d, resolution=None if res == native else res)

@@ -247,9 +247,11 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
       key: PRNG key (network inits, minibatch order, augmentation).
       model: a flax Module (any registry model; BatchNorm statistics are carried in training
         and the running statistics used at test time).
-      images: (N, H, W, C) training (synthetic) images; labels int (N,) or soft (N, classes).
-        Or (K, N, H, W, C) and (K, N[, classes]): one set per network (the random-real
-        baseline draws a fresh subset for every network).
+      images: (N, H, W, C) training (synthetic) images -- or (N, T, H, W, C) video,
+        (N, D, H, W, C) voxels, any (N, *grid, C) the model takes; labels int (N,) or soft
+        (N, classes). Or (K, N, *grid, C) and (K, N[, classes]): one set per network (the
+        random-real baseline draws a fresh subset for every network); told apart from a
+        single set by the rank of ``test_images`` (M, *grid, C).
       lr: the learning rate (the learned syn_lr for TM sets).
       epochs: the authors' epoch_eval_train E: E + 1 passes, lr / 10 after pass E // 2 + 1
         with the momentum reset (module docstring).
@@ -266,7 +268,14 @@ def evaluate_synthetic(key, model, images, labels, test_images, test_labels, *, 
     t0 = time.time()
     images = jnp.asarray(images, jnp.float32)
     labels = jnp.asarray(labels)
-    per_net_data = images.ndim == 5
+    # one set per network: one axis more than the test examples (N, *grid, C), whatever
+    # the grid's rank (images, video, voxels)
+    test_rank = np.ndim(test_images)
+    if images.ndim not in (test_rank, test_rank + 1):
+        raise ValueError(f"training images {tuple(images.shape)} do not match the test images "
+                         f"{tuple(np.shape(test_images))}: give (N, *grid, C) like the test set "
+                         f"(or (K, N, *grid, C), one set per network)")
+    per_net_data = images.ndim == test_rank + 1
     if per_net_data and images.shape[0] != num_nets:
         raise ValueError(f"per-network images have {images.shape[0]} sets for {num_nets} nets")
     n = images.shape[1] if per_net_data else images.shape[0]

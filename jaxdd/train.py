@@ -13,6 +13,9 @@ soft-label students (cfm.py) -- is this one epoch function with different argume
                                                   # step keys drawn from one key per network
     correct = trainer.correct(state, x, y)                      # (K,) eval-mode hits
 
+* Dropout (ConvNet3D): in train mode each network's step gets the dropout rng
+  ``fold_in(step_key, _DROPOUT_SALT)`` (so ``epoch`` needs real ``step_keys`` for such a
+  model, also without augmentation); eval mode (``correct`` / ``logits``) has no dropout.
 * ``TrainState`` is flax's TrainState without the functions: ``params``, ``opt_state``,
   ``batch_stats`` (the BatchNorm running statistics; ``{}`` for a stateless model) and
   ``step``. In training the model runs in train mode (batch statistics, ``batch_stats``
@@ -98,23 +101,26 @@ def split_variables(variables, what="the model") -> tuple:
 
 
 def make_apply(model) -> Callable:
-    """``apply(params, batch_stats, x, train) -> (logits, batch_stats)``.
+    """``apply(params, batch_stats, x, train, key=None) -> (logits, batch_stats)``.
 
     model: a flax Module (called with ``train=``; BatchNorm statistics are used and
     updated in train mode, the running ones in eval mode), or ``(params, x) -> logits``.
+    ``key``: the 'dropout' rng of a train-mode call (models with dropout, e.g. ConvNet3D;
+    ignored otherwise).
     """
     if isinstance(model, nn.Module):
-        def apply(params, batch_stats, x, train):
+        def apply(params, batch_stats, x, train, key=None):
+            kw = {"rngs": {"dropout": key}} if (train and key is not None) else {}
             if not batch_stats:
-                return model.apply({"params": params}, x, train=train), batch_stats
+                return model.apply({"params": params}, x, train=train, **kw), batch_stats
             v = {"params": params, "batch_stats": batch_stats}
             if train:
-                logits, upd = model.apply(v, x, train=True, mutable=["batch_stats"])
+                logits, upd = model.apply(v, x, train=True, mutable=["batch_stats"], **kw)
                 return logits, upd["batch_stats"]
             return model.apply(v, x, train=False), batch_stats
         return apply
     if callable(model):
-        return lambda params, batch_stats, x, train: (model(params, x), batch_stats)
+        return lambda params, batch_stats, x, train, key=None: (model(params, x), batch_stats)
     raise TypeError(f"model must be a flax Module or an apply function, got {type(model)}")
 
 
@@ -143,6 +149,7 @@ def random_orders(keys, n: int):
 
 
 _LAST = ("short", "drop", "wrap")
+_DROPOUT_SALT = 0x64726F70  # fold_in(step key, this): a network's dropout key of a step
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -158,6 +165,7 @@ class Trainer:
     augment_loop: str
     target_fn: Optional[Callable]
     net_loop: str = "vmap"
+    dropout: bool = False
 
     def _over_nets(self, fn, *args):
         """fn applied to each network's slice of args (leading K axis): vmap, or lax.map
@@ -213,11 +221,15 @@ class Trainer:
             else:
                 x = jax.vmap(aug)(keys, x)
 
-        def one(st, xb, yb):
+        dkeys = None
+        if self.dropout:  # one dropout key per network, apart from its augmentation key
+            dkeys = jax.vmap(lambda kk: jax.random.fold_in(kk, _DROPOUT_SALT))(keys)
+
+        def one(st, xb, yb, dk):
             tb = yb if self.target_fn is None else self.target_fn(xb, yb, aux)
 
             def loss_fn(p):
-                logits, bs = self.apply(p, st.batch_stats, xb, True)
+                logits, bs = self.apply(p, st.batch_stats, xb, True, dk)
                 return self.loss(logits, tb, w), (bs, logits)
 
             (loss, (bs, logits)), g = jax.value_and_grad(loss_fn, has_aux=True)(st.params)
@@ -227,7 +239,7 @@ class Trainer:
             return st.replace(params=optax.apply_updates(st.params, upd), opt_state=opt,
                               batch_stats=bs, step=st.step + 1), {"loss": loss, "acc": acc}
 
-        return self._over_nets(one, state, x, y)
+        return self._over_nets(one, state, x, y, dkeys)
 
     # ------------------------------------------------------------------ the epoch
     def epoch(self, state: TrainState, orders, step_keys, images, labels, lr=None, *,
@@ -262,6 +274,10 @@ class Trainer:
             ib, wb, kb, sb = inp
             return self._step(st, ib, wb, kb, sb, images, labels, lr, aux, per_net_data)
 
+        if step_keys is None and self.dropout:
+            raise ValueError(f"{type(self.model).__name__} applies dropout in training: pass "
+                             f"step_keys (one key per network and step; its dropout keys "
+                             f"are folded from them) or use keyed_epoch")
         if step_keys is None:  # no augmentation: placeholder keys
             step_keys = jnp.zeros((k, steps + (tail is not None)), jnp.uint32)
         xs = (jnp.moveaxis(idx, 1, 0), mask, jnp.moveaxis(step_keys[:, :steps], 1, 0),
@@ -316,9 +332,12 @@ def make_trainer(model, tx, *, loss: Callable = losses.cross_entropy, batch_size
     net_loop = resolve_net_loop(net_loop)
     if int(batch_size) < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    from jaxdd.models import needs_dropout_rng
+
     return Trainer(model=model, apply=make_apply(model), tx=tx, loss=loss,
                    batch_size=int(batch_size), augment=augment, last_batch=last_batch,
-                   augment_loop=augment_loop, target_fn=target_fn, net_loop=net_loop)
+                   augment_loop=augment_loop, target_fn=target_fn, net_loop=net_loop,
+                   dropout=isinstance(model, nn.Module) and needs_dropout_rng(model))
 
 
 def resolve_net_loop(net_loop: str, num_devices: int = 1) -> str:

@@ -110,7 +110,8 @@ def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loo
     (``drop_last=False``) in MTT ``utils.epoch`` (utils.py:312-343 at 50dccea), that short
     batch is one SGD step on the mean loss over its own examples (padded and masked out of
     the mean by the core).  ``k_aug`` (E, ...) are the per-expert DSA keys (minibatch b uses
-    ``fold_in(k_aug, b)``); ignored when augmentation is off.  SGD: the core's optimizer
+    ``fold_in(k_aug, b)``; also the source of a dropout model's keys, see jaxdd.train);
+    ignored when augmentation is off and the model has no dropout.  SGD: the core's optimizer
     factory ``optax.sgd(lr)`` (p - lr * g, no momentum, no weight decay).
     """
     strategy = None if dsa_strategy in (None, "", "none") else str(dsa_strategy)
@@ -131,7 +132,7 @@ def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loo
             raise ValueError(f"order has {order.shape[-1]} entries per expert for {n} examples")
         steps = jnp.arange(trainer.num_steps(n))
         step_keys = jax.vmap(lambda k: jax.vmap(lambda b: jax.random.fold_in(k, b))(steps))(
-            k_aug) if augment is not None else None
+            k_aug) if (augment is not None or trainer.dropout) else None
         state = jax.vmap(trainer.create)(params)
         state, met = trainer.epoch(state, order, step_keys, images, labels, lr)
         return state.params, jnp.mean(met["loss"], axis=1)
