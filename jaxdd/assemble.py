@@ -55,6 +55,8 @@ def dataset_kwargs(d, **override) -> dict[str, Any]:
         resize=_get(d, "resize"),
         download=bool(_get(d, "download", False)),
     )
+    if _get(d, "frames") is not None:  # video sources: frames per clip
+        kw["frames"] = int(_get(d, "frames"))
     kw.update({k: v for k, v in override.items() if v is not None})
     return kw
 

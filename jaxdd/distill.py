@@ -109,6 +109,10 @@ class Run:
         d_nc = self.train_ds.num_classes
         self.model = assemble.model(cfg, d_nc)
         self.pm = param_lib.get(cfg.param.name)
+        # the storage rule, stated (or refused: a rank or budget it cannot hold) before any work
+        self.budget_line = param_lib.budget_line(self.pm, cfg.param, self.train_ds.image_shape)
+        if progress:
+            print(f"[jaxdd] {self.budget_line}")
         self.real_rms = guards.real_rms_of(self.train_ds)
         k_init, self.k_loop, self.k_eval = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
         t0 = time.time()
@@ -205,21 +209,27 @@ class Run:
         return float(self._rms_fn((state or self.state).syn_params))
 
     def save_grid(self, name):
-        """PNG of the decoded set: one row per class, at most grid_max_per_class per row."""
-        from jaxdd.viz import save_grid
+        """PNG of the decoded set, one row per class (at most grid_max_per_class per row;
+        video: one row per clip, its frames left to right), drawn for the data's modality
+        (`jaxdd.viz.modality_grid`)."""
+        from jaxdd.viz import save_modality_grid
+        if not self.is_writer:
+            return None
         images = np.asarray(self.decode_all())
-        if images.ndim != 4 or not self.is_writer:
-            return None  # video/voxels: no 2-D grid; other processes: nothing
+        modality = getattr(self.train_ds, "modality", "image")
         labels = np.asarray(self.aux["labels"])
         ncol = min(int(np.bincount(labels).max()), self.cfg.get("grid_max_per_class", 10))
         rows = []
         for c in range(self.train_ds.num_classes):  # pad short classes to full rows
             idx = np.flatnonzero(labels == c)[:ncol]
             x = self.train_ds.denormalize(images[idx])
-            pad = np.ones((ncol - len(idx),) + x.shape[1:], x.dtype)
-            rows.append(np.concatenate([x, pad]))
-        return save_grid(os.path.join(self.workdir, "grids", f"{name}.png"),
-                         np.concatenate(rows), nrow=ncol)
+            if modality == "video" or len(idx) == ncol:
+                rows.append(x)
+            else:
+                rows.append(np.concatenate([x, np.ones((ncol - len(idx),) + x.shape[1:],
+                                                       x.dtype)]))
+        return save_modality_grid(os.path.join(self.workdir, "grids", f"{name}.png"),
+                                  np.concatenate(rows), modality, nrow=ncol)
 
     def evaluate(self, step, num_nets=None, epochs=None, *, evaluator=None, final=False):
         """Score the current set with `evaluator` (default: the main one, the protocol the

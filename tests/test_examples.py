@@ -20,13 +20,15 @@ RESOLUTION = 22   # linspace(-1, 1, 22)[::3] == linspace(-1, 1, 8): shared grid 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Both examples started together (they compile at the same time on a 2-core box)."""
+    """The examples started together (they compile at the same time on a 2-core box)."""
     out = tmp_path_factory.mktemp("examples")
     cmds = {
         "tm": [sys.executable, "examples/custom_loop_tm.py", "--steps", str(TM_STEPS),
                "--json", str(out / "tm.json")],
         "decode": [sys.executable, "examples/decode_resolution.py", "--resolution",
                    str(RESOLUTION), "--warmup-steps", "100", "--out", str(out / "decoded")],
+        "any_grid": [sys.executable, "examples/decode_any_grid.py", "--out",
+                     str(out / "any_grid")],
     }
     procs = {k: subprocess.Popen(c, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True) for k, c in cmds.items()}
@@ -112,3 +114,15 @@ def test_decode_resolution_is_the_same_fields_on_a_finer_grid(runs):
     # fine images vary smoothly, neighbours differ far less than the image's own spread
     steps = np.abs(np.diff(fine, axis=2)).mean()
     assert steps < 0.5 * fine.std(), (steps, fine.std())
+
+
+def test_decode_any_grid_every_param_on_every_layout(runs):
+    out, done = runs
+    _ok(done["any_grid"])
+    with open(out / "any_grid" / "summary.json") as f:
+        summary = json.load(f)
+    entries = summary if isinstance(summary, list) else list(summary.values())
+    assert len(entries) == 16, summary   # 4 parameterizations x 4 layouts
+    for e in entries:
+        assert e["stored_floats"] <= e["allowed_floats"], e
+        assert list(e["decoded_shape"][1:]) == list(e["image_shape"]), e

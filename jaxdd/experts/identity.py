@@ -95,6 +95,8 @@ def expected_metadata(cfg, *, strict: bool = False) -> dict:
     }
     if zca:
         exp["dataset"]["zca_eps"] = float(_cfg_get(d, "zca_eps", 0.1))
+    if _cfg_get(d, "frames") is not None:  # video clips of another length: other data
+        exp["dataset"]["frames"] = int(d.frames)
     sha = fingerprint.data_sha256(d)
     if sha is not None:
         exp["dataset"]["sha256"] = sha
