@@ -11,8 +11,9 @@ native convolution is the fast one.  Both implementations compute the same funct
 network can be trained with one and evaluated with the other.
 
 * ``'native'``: ``lax.conv_general_dilated`` with channels-last dimension numbers.
-* ``'im2col'``: pad, take one strided slice per kernel offset, concatenate the slices on the
-  channel axis -> ``(N, *out_spatial, prod(kernel) * Cin)``, then ONE matmul with
+* ``'im2col'``: pad, take one strided slice per kernel offset (built axis by axis for
+  kernels of more than 27 offsets, e.g. 3x7x7: ``jaxdd.models.patches``), concatenate the
+  slices on the channel axis -> ``(N, *out_spatial, prod(kernel) * Cin)``, then ONE matmul with
   ``kernel.reshape(prod(kernel) * Cin, Cout)``.  Memory of the patch tensor is
   ``prod(kernel)`` times the (padded) input: 9x for 3x3, 27x for 3x3x3.  For layers with few
   input channels (``2 * Cin < Cout``, e.g. the first layer on RGB) the patch matrix is built
@@ -54,6 +55,9 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 import flax.linen as nn
+
+from jaxdd.models.patches import SEPARABLE_ABOVE as _SEPARABLE_ABOVE
+from jaxdd.models.patches import separable_patches as _separable_patches
 
 CONV_IMPLS = ("auto", "native", "im2col", "hybrid")
 
@@ -165,30 +169,6 @@ def im2col_patch_layout(cin: int, cout: int, layout: str = "auto") -> str:
     if layout == "auto":
         return "cf" if 2 * int(cin) < int(cout) else "nhwc"
     return layout
-
-
-# Kernels with more offsets than this (7x7, 3x7x7) build the patch tensor axis by axis
-# (`_separable_patches`): k1 + k2 + ... slices instead of k1 * k2 * ... (147 for 3x7x7, whose
-# one-slice-per-offset form took ~26 s to compile on CPU); 3x3, 5x5 and 3x3x3 keep the
-# one-slice-per-offset form. Both give the same patch tensor.
-_SEPARABLE_ABOVE = 27
-
-
-def _separable_patches(x, ksize, strides, out, *, first: int, chan_axis: int):
-    """The im2col patch tensor, one spatial axis at a time (last axis first).
-
-    x has its spatial axes at ``first .. first + nd - 1`` and its channels at ``chan_axis``
-    (padded already). Slicing axis i at the k_i offsets and concatenating them on the
-    channel axis, innermost axis first, gives channel index ((o_1 * k_2 + o_2) * ... ) *
-    Cin + c: row-major over the kernel offsets, channels within, the order of
-    ``kernel.reshape(-1, Cout)`` (and of the one-slice-per-offset form)."""
-    nd = len(ksize)
-    for i in reversed(range(nd)):
-        ax = first + i
-        k, s, m = ksize[i], strides[i], out[i]
-        parts = [lax.slice_in_dim(x, o, o + (m - 1) * s + 1, s, axis=ax) for o in range(k)]
-        x = parts[0] if k == 1 else jnp.concatenate(parts, axis=chan_axis)
-    return x
 
 
 def conv_im2col(x, kernel, strides, pads, precision=None, layout: str = "auto",
