@@ -51,6 +51,10 @@ def test_fixture_is_from_the_pinned_commit(name):
         assert meta["commit"] == PINNED[repo], (name, meta["commit"], PINNED[repo])
     if name == "dsa":  # its DDiF DM/utils.py part
         assert PINNED["aailab-kaist/DDiF"] in str(fx["dm_source"])
+    if name == "modal_nets":  # its FreD 3D-MNIST Conv3DNet part
+        assert PINNED["sdh0818/FreD"] in str(fx["fred_source"])
+    if name == "modal_tables":  # its FreD 3D-MNIST rows
+        assert str(fx["fred_commit"]) == PINNED["sdh0818/FreD"]
     if name == "zca":
         for call in json.loads(str(fx["zca_calls"])):
             assert call["commit"] == PINNED[call["repository"]], call
