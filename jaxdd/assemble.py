@@ -119,7 +119,8 @@ def validated_data(cfg, *, what="distill config"):
     if train is not None:
         rep += validate.data(_validation_view(train, rep), test, ipc=cfg.param.get("ipc"),
                              model_name=cfg.model.get("name"),
-                             overrides=cfg.model.get("overrides"))
+                             overrides=cfg.model.get("overrides"),
+                             dsa_strategy=cfg.get("dsa_strategy"))
     rep.raise_if_errors(what)
     return train, test
 

@@ -108,7 +108,10 @@ def make_eval_trainer(model, *, batch_size=256, momentum=0.9, weight_decay=5e-4,
         def augment(k, x, op_key=None):
             # op_key None: the op group follows this network's own key (the authors'); an
             # unbatched op_key shares the group across the K networks (one switch branch)
-            return dsa(k, x, strategy=dsa_strategy, op_key=op_key)
+            # a 5-D batch reaching DSA is video: voxels allow strategy 'none' only
+            # (validate.data refuses other strategies on them before any work)
+            return dsa(k, x, strategy=dsa_strategy, op_key=op_key,
+                       modality="video" if x.ndim == 5 else None)
     loss = functools.partial(losses.cross_entropy, temperature=temperature)
     trainer = train_lib.make_trainer(model, _eval_tx(momentum, weight_decay), loss=loss,
                              batch_size=batch_size, augment=augment, last_batch="short",

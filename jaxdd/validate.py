@@ -398,10 +398,18 @@ def model_at_resolution(model_name, overrides, image_shape, num_classes) -> Opti
 
 
 def data(train, test=None, *, ipc=None, model_name=None, overrides=None,
-         where="dataset") -> Report:
+         where="dataset", dsa_strategy=None) -> Report:
     """Checks on loaded Datasets: finite images, every class populated, IPC vs class
-    sizes (warning: real images would be duplicated), the network at this resolution."""
+    sizes (warning: real images would be duplicated), the network at this resolution, the
+    augmentation (`dsa_strategy`, when given) defined on the data's modality."""
     rep = Report()
+    if train is not None and dsa_strategy is not None:
+        from jaxdd.augment import check_modality
+        try:
+            check_modality(np.ndim(train.images), dsa_strategy,
+                           getattr(train, "modality", None))
+        except ValueError as e:
+            rep.error(f"dsa_strategy={dsa_strategy!r}: {e}")
     for split, ds in (("train", train), ("test", test)):
         if ds is None:
             continue

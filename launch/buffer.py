@@ -64,7 +64,8 @@ def main(argv):
             rep.error(f"dataset {cfg.dataset.name!r}: {e}")
     if train is not None:
         rep += validate.data(train, test, model_name=cfg.model.name,
-                             overrides=cfg.model.get("overrides"))
+                             overrides=cfg.model.get("overrides"),
+                             dsa_strategy=cfg.get("dsa_strategy"))
     try:
         rep.raise_if_errors("buffer config")
         experts.build_buffer(buffer_dir, cfg, train=train, test=test,

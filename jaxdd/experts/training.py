@@ -120,7 +120,9 @@ def _epoch_body(model, batch_size: int, dsa_strategy: Optional[str], augment_loo
         from jaxdd.augment import dsa
 
         def augment(k, x):
-            return dsa(k, x, strategy=strategy, mode="S")
+            # 5-D: video (voxels allow 'none' only, refused up front by validate.data)
+            return dsa(k, x, strategy=strategy, mode="S",
+                       modality="video" if x.ndim == 5 else None)
 
     trainer = train_lib.make_trainer(model, optax.sgd, loss=losses.cross_entropy,
                              batch_size=int(batch_size), augment=augment,
