@@ -2,10 +2,12 @@
 data that ship with the dependencies (scikit-learn's digits) or synthesized with real class
 structure, so that every modality runs and is testable with no download:
 
-    'digits_video'  (N, 8, 16, 16, 3)   each digit moves along a straight path across
-                                        8 frames of 16 x 16, tinted, light noise
-    'digits_voxel'  (N, 16, 16, 16, 1)  each digit extruded into a slab of a 16^3 volume
-                                        (random thickness, depth, position and shear)
+    'digits_video'  (N, 8, 16, 16, 3)   each digit drifts along a short straight path
+                                        near the centre of 8 frames of 16 x 16, tinted,
+                                        light noise
+    'digits_voxel'  (N, 16, 16, 16, 1)  each digit extruded into a slab around the middle
+                                        of a 16^3 volume (random thickness, small depth /
+                                        position jitter and shear)
     'synth_speech'  (N, 32, 32, 1)      8 classes of log-mel spectrograms of synthesized
                                         sounds (formant tones, chirps, onsets, vibrato,
                                         fricative noise, a diphthong), random pitch, time
@@ -52,6 +54,10 @@ def _upsampled(img8: np.ndarray, sizes) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _digits_video():
+    """Each digit (upsampled to 10-12 px, tinted) drifts slowly near the frame's centre: it
+    starts within 2 px of the centre and moves up to 3 px in each direction over the 8
+    frames (a straight path, whole-pixel steps), on light noise. The class is the digit;
+    the drift, size and tint are the nuisances."""
     x8, y = _digits()
     rng = np.random.default_rng(_SEEDS["digits_video"])
     sizes = (10, 11, 12)
@@ -63,10 +69,13 @@ def _digits_video():
     tint /= tint.max(axis=1, keepdims=True)  # the brightest channel at full intensity
     for i in range(len(y)):
         s = int(size[i])
-        start, end = rng.uniform(0, side - s, 2), rng.uniform(0, side - s, 2)
+        centre = (side - s) / 2.0
+        start = centre + rng.uniform(-2.0, 2.0, 2)
+        end = start + rng.uniform(-3.0, 3.0, 2)
         glyph = ups[s][i][..., None] * tint[i]
         for f in range(t):
-            r, c = np.rint(start + (end - start) * f / (t - 1)).astype(int)
+            r, c = np.clip(np.rint(start + (end - start) * f / (t - 1)), 0,
+                           side - s).astype(int)
             out[i, f, r:r + s, c:c + s] = np.maximum(out[i, f, r:r + s, c:c + s], glyph)
     out += rng.normal(0.0, 0.03, out.shape).astype(np.float32)
     return np.clip(out, 0.0, 1.0), y
@@ -74,16 +83,19 @@ def _digits_video():
 
 @functools.lru_cache(maxsize=None)
 def _digits_voxel():
+    """Each digit (upsampled to 11 px) extruded into a slab of 4-8 slices around the
+    volume's middle depth (offset within 1 slice), its rows / columns within 1 voxel of the
+    centre and sheared by up to 0.3 voxel per slice, on light noise. The class is the digit."""
     x8, y = _digits()
     rng = np.random.default_rng(_SEEDS["digits_voxel"])
     s, side = 11, 16
     ups = _upsampled(x8, (s,))[s]
     out = np.zeros((len(y), side, side, side, 1), np.float32)
     for i in range(len(y)):
-        thick = int(rng.integers(3, 9))
-        d0 = int(rng.integers(0, side - thick + 1))
-        r0, c0 = rng.uniform(1, side - s - 1, 2)  # glyph corner at the slab's first slice
-        shear = rng.uniform(-0.5, 0.5, 2)  # glyph shift per depth slice (rows, columns)
+        thick = int(rng.integers(4, 9))
+        d0 = int(np.clip((side - thick) // 2 + rng.integers(-1, 2), 0, side - thick))
+        r0, c0 = (side - s) / 2.0 + rng.uniform(-1.0, 1.0, 2)
+        shear = rng.uniform(-0.3, 0.3, 2)  # glyph shift per depth slice (rows, columns)
         for k in range(thick):
             r, c = np.clip(np.rint(np.array([r0, c0]) + shear * (k - thick / 2)), 0,
                            side - s).astype(int)
