@@ -11,7 +11,8 @@ structure, so that every modality runs and is testable with no download:
     'synth_speech'  (N, 32, 32, 1)      8 classes of log-mel spectrograms of synthesized
                                         sounds (formant tones, chirps, onsets, vibrato,
                                         fricative noise, a diphthong), random pitch, time
-                                        shift, amplitude, phases and noise
+                                        shift, amplitude, phases and noise, each over a
+                                        quieter sound of another class
 
 Values lie in [0, 1] like pixels (load_dataset then standardizes with the train split's
 statistics, as for 'digits'). Splits: the digits' deterministic stratified split
@@ -140,8 +141,8 @@ def log_mel(wave: np.ndarray) -> np.ndarray:
 
 def _speech_wave(c: int, rng, t: np.ndarray) -> np.ndarray:
     """One waveform of class c over times t (s); random pitch, shift, phases."""
-    pitch = rng.uniform(0.85, 1.18)
-    shift = rng.uniform(-0.08, 0.08)
+    pitch = rng.uniform(0.75, 1.3)
+    shift = rng.uniform(-0.12, 0.12)
     dur = t[-1]
     u = np.clip((t - shift) / dur, 0.0, 1.0)  # the pattern's own clock, 0..1
     env = np.clip(u / 0.08, 0, 1) * np.clip((0.85 - u) / 0.1, 0, 1)  # attack / release
@@ -192,8 +193,16 @@ def _speech_wave(c: int, rng, t: np.ndarray) -> np.ndarray:
         ph = rng.uniform(0, 2 * np.pi, (f.size, 1)).astype(np.float32)
         w = (gain.astype(np.float32)
              * np.sin((2 * np.pi * f[:, None]).astype(np.float32) * t + ph)).sum(0) * env
-    w = w / (np.abs(w).max() + 1e-9) * rng.uniform(0.3, 1.0)
-    return (w + rng.normal(0.0, rng.uniform(0.003, 0.03), t.shape)).astype(np.float32)
+    return (w / (np.abs(w).max() + 1e-9)).astype(np.float32)
+
+
+def _speech_example(c: int, rng, t: np.ndarray) -> np.ndarray:
+    """Class c's sound at a random level, over a quieter sound of another class (0.25-0.6
+    of its level) and background noise: the other sound and the noise are the nuisances."""
+    other = (c + int(rng.integers(1, len(SPEECH_CLASSES)))) % len(SPEECH_CLASSES)
+    level = rng.uniform(0.3, 1.0)
+    w = level * (_speech_wave(c, rng, t) + rng.uniform(0.25, 0.6) * _speech_wave(other, rng, t))
+    return (w + rng.normal(0.0, rng.uniform(0.005, 0.05), t.shape)).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=None)
@@ -202,7 +211,7 @@ def _synth_speech():
     length = (_FRAMES - 1) * _HOP + _NFFT
     t = (np.arange(length) / _SR).astype(np.float32)
     y = np.repeat(np.arange(len(SPEECH_CLASSES), dtype=np.int32), _PER_CLASS)
-    waves = np.stack([_speech_wave(int(c), rng, t) for c in y])
+    waves = np.stack([_speech_example(int(c), rng, t) for c in y])
     return log_mel(waves)[..., None].astype(np.float32), y
 
 
