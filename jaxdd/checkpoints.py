@@ -22,6 +22,30 @@ def has_checkpoints(directory) -> bool:
     return any(n.isdigit() for n in os.listdir(directory))
 
 
+def saved_steps(workdir):
+    """The iterations of the finalized checkpoints in workdir/checkpoints (ascending; an
+    unfinished write, `<n>.orbax-checkpoint-tmp-*`, is not one)."""
+    directory = os.path.join(workdir, "checkpoints")
+    if not os.path.isdir(directory):
+        return []
+    return sorted(int(n) for n in os.listdir(directory) if n.isdigit())
+
+
+def stop_summary(workdir, disk_full=False) -> str:
+    """What a stopped run left (`jaxdd.locks.clean_stops`): its last checkpoint."""
+    steps = saved_steps(workdir)
+    directory = os.path.join(workdir, "checkpoints")
+    if not steps:
+        return ("no checkpoint of this run was written yet (complete experts already stored "
+                "in its buffer are kept)")
+    n = steps[-1]
+    if disk_full:
+        return (f"the last good checkpoint (iteration {n}, {os.path.join(directory, str(n))})"
+                f" is intact")
+    return (f"saved: the checkpoint of iteration {n} ({os.path.join(directory, str(n))}; a "
+            f"resume redoes the iterations after it)")
+
+
 def checkpoint_manager(directory, keep):
     import orbax.checkpoint as ocp
     return ocp.CheckpointManager(
@@ -33,11 +57,21 @@ def checkpoint_manager(directory, keep):
 def read_resumable(workdir, cfg):
     """Read-only checks of a workdir before any work: (aux or None, resume_changes).
 
+    First the workdir's lock (`jaxdd.locks.check_free`): held by another live process ->
+    LockedError naming it, before any file is read.
+
     The recorded config.json must match `cfg` on every result-changing field
     (`jaxdd.workdir.check_resume`); aux.msgpack must be readable when checkpoints exist.
     aux None: a fresh start."""
     from jaxdd import workdir as wd
+    from jaxdd.locks import check_free
 
+    # before any file is read: a live run's workdir (another process holds its lock) is
+    # refused, so its checkpoints are never read mid-rotation nor called damaged. Process 0
+    # checks (it alone holds the lock in a multi-host run).
+    if jax.process_index() == 0:
+        check_free(workdir, "workdir", advice="Wait for it to finish, or use another "
+                   "--workdir")
     ckpt_dir = os.path.join(workdir, "checkpoints")
     aux_path = os.path.join(workdir, "aux.msgpack")
     recorded = wd.read_identity(workdir)

@@ -7,7 +7,9 @@
 
 Re-running the same command resumes: complete experts are skipped; a damaged expert is set
 aside (<buffer_dir>/damaged/) and retrained. The config and the data are validated first
-(every problem at once); nothing is created when they fail.
+(every problem at once); nothing is created when they fail. One build per buffer dir at a
+time (a second one refuses, naming the holder: `jaxdd.locks`); Ctrl-C / SIGTERM / a full
+disk end with one line: the experts stored, the command that resumes (exit 130 / 143 / 1).
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ _DISTRIBUTED = flags.DEFINE_bool(
     "distributed", False, "call jax.distributed.initialize() (multi-host): every process "
     "loads the whole training set and trains its share of the experts (i % processes)")
 _MODEL_OVERRIDES = {}
+_ARGV = list(sys.argv)  # as given, for the resume command
 
 _COMPILE_CACHE = flags.DEFINE_string(
     "compile_cache", None, "persistent XLA compilation cache directory (default: "
@@ -44,13 +47,40 @@ def main(argv):
     if _DISTRIBUTED.value:  # before any JAX work; JAX_* env vars or the cluster's
         from jaxdd.sharding import initialize_distributed
         initialize_distributed()
-    from jaxdd import assemble, validate
+    from jaxdd import locks
 
     cfg = apply_model_overrides(_CONFIG.value, _MODEL_OVERRIDES)
+    if _BUFFER_DIR.value is not None and not _BUFFER_DIR.value.strip():
+        raise app.UsageError("--buffer_dir is empty: give a directory, or leave the flag out "
+                             "for the config's buffer_dir")
     buffer_dir = (_BUFFER_DIR.value or cfg.get("buffer_dir")
                   or default_buffer_dir(cfg.dataset, cfg.model.name))
     cfg.buffer_dir = buffer_dir
     print(f"[buffer] config:\n{cfg}")
+    resume = locks.resume_command(_ARGV, "buffer_dir", buffer_dir)
+    # Ctrl-C / SIGTERM / a full disk: one line (the experts stored), the command that
+    # resumes; the buffer's lock (taken first: a second build refuses at once) released
+    try:
+        with locks.clean_stops(lambda full: _saved(buffer_dir, int(cfg.num_experts), full),
+                               resume, prefix="[buffer]", default_path=buffer_dir), \
+                locks.hold(buffer_dir, "buffer dir", multiprocess=_DISTRIBUTED.value,
+                           command=locks.command_line(_ARGV),
+                           advice="Wait for it to finish, then run this again (the experts "
+                           "it stores are reused), or use another --buffer_dir"):
+            _build(cfg, buffer_dir)
+    except locks.LockedError as e:
+        raise SystemExit(f"[buffer] LockedError: {e}") from None
+
+
+def _saved(buffer_dir, n, disk_full):
+    have = len([i for i in experts.list_experts(buffer_dir) if i < n])
+    tail = "they are intact" if disk_full else "an expert in training is trained again"
+    return f"{have} of {n} experts are stored complete in {buffer_dir} ({tail})"
+
+
+def _build(cfg, buffer_dir):
+    from jaxdd import assemble, validate
+
     # one validation pass (config + data) before anything is created or trained
     rep = validate.buffer_config(cfg)
     p = validate.npz_path(cfg.dataset.name)

@@ -101,7 +101,17 @@ def load_trajectories(buffer_dir, *, expected=None, num_experts=None, epochs=Non
 
 
 def _damaged(buffer_dir, i, path, err, hint, set_aside):
+    from jaxdd.locks import live_holder
+
     where = path
+    busy = live_holder(buffer_dir)
+    if busy is not None:  # another process is writing this buffer: never move its files
+        raise DamagedExpertError(
+            f"expert {i} ({path}) cannot be read ({type(err).__name__}: "
+            f"{str(err).splitlines()[0][:200] if str(err) else ''}) while another process "
+            f"writes this buffer (pid {busy.get('pid')} on {busy.get('host')}, command: "
+            f"{busy.get('command')}); nothing was moved. Run again when it is done.",
+            buffer_dir=buffer_dir, missing=(i,), found=0) from err
     if set_aside:
         where = _set_aside_expert(buffer_dir, path, err)
     raise DamagedExpertError(
@@ -153,6 +163,9 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
     (the whole split of cfg.dataset on every process).
     Prints a summary (mean +- std test accuracy, seconds, bytes per expert).
     Returns the list of the num_experts metadata dicts.
+    One build per buffer dir at a time: the lock <buffer_dir>/.jaxdd.lock (`jaxdd.locks`)
+    is taken before anything is read or tidied; held by another live process ->
+    LockedError naming it, before any training.
     """
     buffer_dir = os.fspath(buffer_dir)
     n = int(cfg.num_experts)
@@ -163,6 +176,17 @@ def build_buffer(buffer_dir, cfg, *, train=None, test=None, progress=True):
             "shard=None), or jaxdd.data.shard.gather_split)")
     if n < 1:
         raise ValueError(f"num_experts={n}: a buffer needs at least one expert")
+    # one builder at a time (process 0 of a multi-process build holds the lock and tells
+    # the others): a second build on this buffer dir refuses at once, naming the holder
+    from jaxdd import locks
+    with locks.hold(buffer_dir, "buffer dir", multiprocess=jax.process_count() > 1,
+                    advice="Wait for it to finish, then run this again (the experts it "
+                    "stores are reused), or use another buffer dir (--buffer_dir or "
+                    "buffer.buffer_dir)"):
+        return _build_locked(buffer_dir, cfg, n, train, test, progress)
+
+
+def _build_locked(buffer_dir, cfg, n, train, test, progress):
     # multi-process: every process reads the buffer, process 0 alone tidies it; then each
     # process trains and writes the missing experts i with i % processes == its index
     procs, me = jax.process_count(), jax.process_index()
