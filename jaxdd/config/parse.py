@@ -104,14 +104,31 @@ def apply_model_overrides(cfg, overrides: dict):
     return cfg
 
 
+_NAME_MAX = 96  # characters of a default workdir's name (filesystems allow 255 bytes)
+
+
 def default_workdir(config_flag_value: str) -> str:
     """workdirs/<config name>-<variant> for a --config value ('configs/tm_ddif.py:cifar10,
     ipc=10' -> workdirs/tm_ddif-cifar10_ipc10; no variant -> '-default'; path separators of an
-    npz variant become '_')."""
+    npz variant become '_').
+
+    Always ONE directory under workdirs/, whatever the string: only [A-Za-z0-9._=-] are
+    kept (others become '_'), runs of dots become '_' (no '..'), and a name longer than
+    _NAME_MAX characters is cut and ends with 8 hex digits of its sha256 (two long strings
+    that differ after the cut get different names)."""
+    import hashlib
     import os
+    import re
 
     path, _, variant = config_flag_value.partition(":")
-    name = os.path.splitext(os.path.basename(path))[0]
+    name = os.path.splitext(os.path.basename(path.replace("\\", "/")))[0]
     tag = variant.replace(",", "_").replace("=", "") if variant else "default"
-    tag = tag.replace(os.sep, "_").replace(":", "_")  # an npz path as the variant
-    return os.path.join("workdirs", f"{name}-{tag}")
+    full = f"{name}-{tag}"
+    safe = re.sub(r"[^A-Za-z0-9._=-]", "_", full)
+    safe = re.sub(r"\.{2,}", "_", safe)
+    if safe.startswith("."):
+        safe = "_" + safe[1:]
+    if len(safe) > _NAME_MAX:
+        digest = hashlib.sha256(full.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        safe = f"{safe[:_NAME_MAX - 9]}-{digest}"
+    return os.path.join("workdirs", safe)
