@@ -98,19 +98,30 @@ def model(cfg, num_classes: int):
 
 # ----------------------------------------------------------------------------- validated data
 
-def validated_data(cfg, *, what="distill config"):
+def validated_data(cfg, *, what="distill config", workdir=None, outputs=None):
     """One validation pass (jaxdd.validate) over the config and its data, reporting every
-    problem at once (ConfigError); returns (train, test). Nothing is written."""
-    from jaxdd import validate
+    problem at once (ConfigError); returns (train, test). Nothing is written.
+
+    Beyond the fields: the parameterization's budget rule on the data's shape, stateless
+    networks for trajectory matching, decode_subset / batch_syn against the set (clamped,
+    noted), a memory estimate that refuses what cannot fit; with `workdir`, the workdir
+    (writable or creatable, not a file) and a finished run asked for fewer iterations;
+    `outputs` ({what: path}) are checked as directories the run will write."""
+    from jaxdd import validate, validate_run
 
     rep = validate.distill_config(cfg)
+    dirs = dict(outputs or {})
+    if workdir is not None:
+        dirs.setdefault("workdir", workdir)
+        validate_run.finished_run(rep, workdir, cfg)
+    validate.output_dirs(rep, dirs)
     p = validate.npz_path(cfg.dataset.get("name", ""))
     if p is not None:
         rep += validate.npz_file(p)
     train = test = None
     res = cfg.dataset.get("resolution")
     loadable = not (isinstance(res, (int, float)) and res <= 0) and not (
-        p is not None and rep.errors)
+        p is not None and any(e.startswith(p) or p in e for e in rep.errors))
     if loadable:
         try:
             train, test = data(cfg)
@@ -121,6 +132,16 @@ def validated_data(cfg, *, what="distill config"):
                              model_name=cfg.model.get("name"),
                              overrides=cfg.model.get("overrides"),
                              dsa_strategy=cfg.get("dsa_strategy"))
+        shape, k = tuple(train.image_shape), int(train.num_classes)
+        validate_run.param_budget(rep, cfg, shape)
+        if str(cfg.objective.get("name", "")).lower() == "tm":
+            validate_run.stateless_model(rep, cfg, shape, k,
+                                         why="trajectory matching's experts and students")
+        try:  # fields too broken to estimate with are reported already
+            validate_run.set_batches(rep, cfg, shape, k)
+            validate_run.memory(rep, cfg, shape, k)
+        except (TypeError, ValueError):
+            pass
     rep.raise_if_errors(what)
     return train, test
 

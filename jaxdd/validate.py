@@ -23,8 +23,10 @@ from typing import Optional
 
 import numpy as np
 
+from jaxdd.validate_model import model_at_resolution  # noqa: F401 -- re-exported
+
 __all__ = ["ConfigError", "Report", "distill_config", "buffer_config", "npz_file", "data",
-           "model_at_resolution", "evaluate_args", "npz_path"]
+           "model_at_resolution", "evaluate_args", "npz_path", "output_dirs"]
 
 
 class ConfigError(ValueError):
@@ -42,13 +44,14 @@ class Report:
     warnings: list = dataclasses.field(default_factory=list)
 
     def error(self, msg):
-        self.errors.append(msg)
+        if msg not in self.errors:  # two checks may find the same problem
+            self.errors.append(msg)
 
     def warn(self, msg):
         self.warnings.append(msg)
 
     def __iadd__(self, other):
-        self.errors += other.errors
+        self.errors += [e for e in other.errors if e not in self.errors]
         self.warnings += other.warnings
         return self
 
@@ -149,11 +152,34 @@ def _model_block(rep, cfg, prefix="model"):
         rep.error(f"{prefix}.name={name!r}{' with overrides ' + repr(ov) if ov else ''}: {e}")
 
 
+def _fields_and_names(rep, cfg):
+    """The command line's --config.* problems (unknown fields with a "did you mean", wrong
+    types: jaxdd.config.flag_problems), closed sets of names, parameterization fields, the
+    mesh (jaxdd.validate_run)."""
+    from jaxdd import validate_run
+    from jaxdd.config import flag_problems
+    for msg in flag_problems(cfg):
+        rep.error(msg)
+    validate_run.enums(rep, cfg)
+    validate_run.param_fields(rep, cfg)
+    validate_run.mesh(rep, cfg)
+
+
+def output_dirs(report, dirs: dict):
+    """Every directory an entry point will write ({what: path}: workdir, buffer dir, ...)
+    checked before any work: not empty, not a file nor under one, writable or creatable
+    (`jaxdd.validate_run.output_dirs`); problems go into `report`, which is returned."""
+    from jaxdd import validate_run
+    validate_run.output_dirs(report, dirs)
+    return report
+
+
 def buffer_config(cfg, *, prefix="") -> Report:
     """Fields of an expert-buffer config (configs/buffer.py, or a distill config's buffer
     block with ``prefix='buffer.'``, whose dataset/model are checked by distill_config)."""
     rep = Report()
     if not prefix:
+        _fields_and_names(rep, cfg)
         _dataset_block(rep, cfg)
         _model_block(rep, cfg)
     _num(rep, cfg, f"{prefix}num_experts", minimum=1, integer=True)
@@ -173,6 +199,7 @@ def distill_config(cfg) -> Report:
     from jaxdd import param as param_lib
 
     rep = Report()
+    _fields_and_names(rep, cfg)
     _dataset_block(rep, cfg)
     _model_block(rep, cfg)
     pname = _get(cfg, "param.name")
@@ -202,6 +229,8 @@ def distill_config(cfg) -> Report:
         _num(rep, cfg, "eval.num_nets", minimum=1, integer=True)
         _num(rep, cfg, "eval.epochs", minimum=1, integer=True)
         _num(rep, cfg, "eval.batch_size", minimum=1, integer=True)
+        _num(rep, cfg, "eval.lr", positive=True, optional=True,
+             hint=" (the evaluation networks' learning rate)")
     if _get(cfg, "eval.final", True):
         _num(rep, cfg, "eval.final_nets", minimum=1, integer=True, optional=True)
     # objective
@@ -314,7 +343,15 @@ def npz_file(path) -> Report:
         for xi, yi in pairs:
             if xi not in keys or yi not in keys:
                 continue
-            x, y = f[xi], f[yi]
+            try:
+                x, y = f[xi], f[yi]
+            except ValueError as e:  # object arrays need pickle: never loaded
+                rep.error(f"{path}: {xi} / {yi} hold Python objects ({e}); save numeric "
+                          f"arrays (np.stack the images into one (N, H, W, C) array)")
+                continue
+            if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+                rep.error(f"{path}: {xi} has dtype {x.dtype}, not numbers")
+                continue
             if np.issubdtype(x.dtype, np.floating):
                 bad = ~np.isfinite(x)
                 if bad.any():
@@ -335,68 +372,6 @@ def npz_file(path) -> Report:
     return rep
 
 
-def model_at_resolution(model_name, overrides, image_shape, num_classes) -> Optional[str]:
-    """None if the network runs on examples of ``image_shape`` ((H, W, C) images and
-    spectrograms, (T, H, W, C) video, (D, H, W, C) voxels), else a message: a data rank the
-    network does not take (e.g. ConvNet on video) names the networks that do; a size it
-    cannot reduce names the smallest size it runs at (a shape-only trace, no compute)."""
-    import jax
-    import jax.numpy as jnp
-
-    from jaxdd.models import get_model, input_rank
-    from jaxdd.models.layers import rank_mismatch
-
-    ov = overrides.to_dict() if hasattr(overrides, "to_dict") else dict(overrides or {})
-
-    try:
-        model = get_model(str(model_name), int(num_classes), **ov)
-    except Exception:  # noqa: BLE001 -- an unbuildable model is reported by the config check
-        return None
-    shape = tuple(int(s) for s in image_shape)
-    try:
-        rank = input_rank(model)
-    except TypeError:
-        rank = None
-    if rank is not None and len(shape) + 1 != rank:
-        return rank_mismatch(str(model_name), model.layout, shape, example=True)
-
-    def ok(shp):
-        try:
-            jax.eval_shape(lambda k: model.init(k, jnp.zeros((1,) + tuple(shp), jnp.float32),
-                                                train=False), jax.random.PRNGKey(0))
-            return None
-        except Exception as e:  # noqa: BLE001
-            return f"{type(e).__name__}: {e}"
-
-    err = ok(shape)
-    if err is None:
-        return None
-    if len(shape) == 4:   # (T or D, H, W, C)
-        video = type(model).__name__ == "ConvNet3D"
-        d, h, w, c = shape
-        what = f"{d}x{h}x{w} {'clips (frames x H x W)' if video else 'volumes'}"
-        for s in (16, 32, 64, 112, 128):
-            cand = (d, s, s, c) if video else (s, s, s, c)
-            if s > max(h, w) and ok(cand) is None:
-                hint = (f" It runs at {'x'.join(map(str, cand[:3]))}: prepare the data at "
-                        f"that size, or pass model overrides (e.g. depth) that fit")
-                break
-        else:
-            hint = " Choose another network (or depth) for this size."
-        return f"model {model_name} cannot run on {what} ({err}).{hint}"
-    h, w, c = shape[-3:] if len(shape) >= 3 else (shape + (1,))[:3]
-    side = None
-    for s in (32, 64, 128, 256):
-        if s > max(h, w) and ok((s, s, c)) is None:
-            side = s
-            break
-    hint = (f" It runs at {side}x{side}: distill at a larger --config.dataset.resolution, or "
-            f"evaluate this set with launch/evaluate.py --resolution={side} (DDiF/FreD decode "
-            f"at any resolution; pixel sets are resized)" if side else
-            " Choose another network for this resolution.")
-    return f"model {model_name} cannot run on {h}x{w} images ({err}).{hint}"
-
-
 def data(train, test=None, *, ipc=None, model_name=None, overrides=None,
          where="dataset", dsa_strategy=None) -> Report:
     """Checks on loaded Datasets: finite images, every class populated, IPC vs class
@@ -410,6 +385,9 @@ def data(train, test=None, *, ipc=None, model_name=None, overrides=None,
                            getattr(train, "modality", None))
         except ValueError as e:
             rep.error(f"dsa_strategy={dsa_strategy!r}: {e}")
+    if train is not None and int(train.num_classes) < 2:
+        rep.error(f"{where}: {train.num_classes} class: distillation and evaluation need at "
+                  f"least 2 classes (labels 0..K-1, K >= 2)")
     for split, ds in (("train", train), ("test", test)):
         if ds is None:
             continue

@@ -12,8 +12,9 @@ ending in '.npz' (its shape and classes read from the file's header).
 A (dataset, ipc) the authors published gets their row exactly; any other one gets a derived
 setting labelled ``cfg.source = "derived, not published: <how>"`` (rules: `derive`).
 
-  parse     parse_config_string / parse_arg, apply_overrides, model-override flags,
-            default_workdir
+  parse     parse_config_string / parse_arg, apply_overrides, the --config.* flags
+            (pop_config_flags / apply_config_flags: every field checked, "did you mean"
+            via field_problem), model-override flags, default_workdir
   datasets  DATASETS (network, resolution, shape, classes), info(dataset) (npz: header)
   base      base_config(dataset, ipc), start(param, arg) -> Start(cfg, dataset, ipc,
             overrides), apply_mtt / digits_tm (MTT's rows / the digits TM setting)
@@ -34,13 +35,16 @@ from jaxdd.config.buffers import (BUFFER_VARIANTS, buffer_config, buffer_for, da
 from jaxdd.config.cfm import CFM_EVAL_BATCH, CFM_PARAMS, cfm_config
 from jaxdd.config.datasets import DATASETS, info
 from jaxdd.config.matching import FRED_DIGITS_LR, MATCHING_EMBEDDED_ITERS, matching_config
-from jaxdd.config.parse import (apply_model_overrides, apply_overrides, default_workdir,
-                                parse_arg, parse_config_string, pop_model_override_flags)
+from jaxdd.config.parse import (apply_config_flags, apply_model_overrides, apply_overrides,
+                                default_workdir, field_problem, flag_problems, parse_arg,
+                                parse_config_string, pop_config_flags,
+                                pop_model_override_flags)
 from jaxdd.config.tm import tm_config
 
 __all__ = [
     "BUFFER_VARIANTS", "CFM_EVAL_BATCH", "CFM_PARAMS", "DATASETS", "DIGITS_TM",
-    "EMBEDDED", "FRED_DIGITS_LR", "MATCHING_EMBEDDED_ITERS", "Start", "apply_model_overrides",
+    "EMBEDDED", "FRED_DIGITS_LR", "MATCHING_EMBEDDED_ITERS", "Start", "apply_config_flags",
+    "apply_model_overrides", "field_problem", "flag_problems", "pop_config_flags",
     "apply_mtt", "apply_overrides", "apply_tm_hyper", "base_config", "buffer_config",
     "buffer_for", "cfm_config", "dataset_tag", "default_buffer_dir", "default_workdir",
     "derived", "digits_tm", "info", "matching_config", "mtt_recipe", "parse_arg",
