@@ -321,6 +321,22 @@ def memory(rep, cfg, image_shape, num_classes, *, host=None, device=None):
 
 # ----------------------------------------------------------------------------- paths
 
+def _writable(directory):
+    """None when a file can be created in `directory` (os.access, then a probe file made
+    and removed at once: root, read-only mounts and shared filesystems' ACLs answer only to
+    a real attempt), else the reason."""
+    if not os.access(directory, os.W_OK | os.X_OK):
+        return "is not writable by this user"
+    import tempfile
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".jaxdd-write-probe-", dir=directory)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"is not writable ({type(e).__name__}: {e.strerror or e})"
+    return None
+
+
 def output_dirs(rep, dirs: dict):
     """Every directory an entry point will write ({what: path}), checked before any work:
     not empty, not a regular file, not under one, writable (an existing directory) or
@@ -339,9 +355,9 @@ def output_dirs(rep, dirs: dict):
                       f"(or move the file)")
             continue
         if os.path.isdir(p):
-            if not os.access(p, os.W_OK | os.X_OK):
-                rep.error(f"{what} {p} is not writable by this user: fix its permissions "
-                          f"or give another path")
+            why = _writable(p)
+            if why:
+                rep.error(f"{what} {p} {why}: fix its permissions or give another path")
             continue
         parent = os.path.dirname(p)
         while parent and not os.path.exists(parent):
@@ -349,9 +365,10 @@ def output_dirs(rep, dirs: dict):
         if not os.path.isdir(parent):
             rep.error(f"{what} {p} cannot be created: {parent} is a regular file, not a "
                       f"directory")
-        elif not os.access(parent, os.W_OK | os.X_OK):
-            rep.error(f"{what} {p} cannot be created: {parent} is not writable by this "
-                      f"user; give another path")
+            continue
+        why = _writable(parent)
+        if why:
+            rep.error(f"{what} {p} cannot be created: {parent} {why}; give another path")
 
 
 def finished_run(rep, workdir, cfg):
