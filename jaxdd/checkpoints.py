@@ -121,9 +121,11 @@ class Checkpoints:
 
     def save(self, state, force=False):
         import orbax.checkpoint as ocp
+        from jaxdd.locks import deferred_stops
         _fault("save_checkpoint")
-        self.manager.save(int(state.step), args=ocp.args.StandardSave(state), force=force)
-        self.manager.wait_until_finished()
+        with deferred_stops():  # a Ctrl-C / SIGTERM stops right after the write
+            self.manager.save(int(state.step), args=ocp.args.StandardSave(state), force=force)
+            self.manager.wait_until_finished()
         _fault("saved_checkpoint")
 
     def restore(self, step, template):

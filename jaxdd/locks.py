@@ -11,7 +11,7 @@ boot, the pid gone or reused by another program; or the host rebooted) is stale:
 over with a one-line note. A holder on another host cannot be checked from here: the message
 says which file to delete if that process is gone. Locks are per process and reentrant (the
 launch script and `build_buffer` both hold the buffer lock of one build). Released on a
-normal exit, on exceptions, on SIGINT / SIGTERM (`clean_stops` turns SIGTERM into an
+normal exit, on exceptions, on SIGINT / SIGTERM (`clean_stops` turns both into an
 exception, so every ``finally`` runs) and, as a backstop, at interpreter exit; a kill -9
 leaves a stale lock, taken over by the next run. On multi-host runs process 0 alone takes
 the lock (``multiprocess=True``) and tells the others whether it got it.
@@ -21,7 +21,9 @@ process never calls a live run's checkpoints or experts damaged.
 
 `clean_stops`: SIGINT (Ctrl-C), SIGTERM and a full disk (OSError ENOSPC, wherever it is
 raised) end with one line -- what was saved, the command that resumes -- and exit code
-130 / 143 / 1, no traceback.
+130 / 143 / 1, no traceback. A signal that arrives while a checkpoint or an expert is being
+written stops the process right after that write (`deferred_stops`), so the writer's
+threads are never cut off and the line names the checkpoint just written.
 """
 from __future__ import annotations
 
@@ -41,8 +43,8 @@ import uuid
 from jaxdd.workdir import WorkdirError
 
 __all__ = ["LOCK_NAME", "LockedError", "Stopped", "acquire", "release", "hold", "holder",
-           "check_free", "live_holder", "clean_stops", "disk_full_error", "command_line",
-           "resume_command"]
+           "check_free", "live_holder", "clean_stops", "deferred_stops", "disk_full_error",
+           "command_line", "resume_command"]
 
 LOCK_NAME = ".jaxdd.lock"
 _UNREADABLE_GRACE_S = 10.0  # an unreadable lock younger than this may be being written
@@ -54,8 +56,9 @@ class LockedError(WorkdirError):
 
 
 class Stopped(KeyboardInterrupt):
-    """Raised by the SIGTERM handler of `clean_stops` (a KeyboardInterrupt: nothing in the
-    library swallows it, every ``finally`` runs)."""
+    """Raised by the SIGINT / SIGTERM handler of `clean_stops` (a KeyboardInterrupt: nothing
+    in the library swallows it, every ``finally`` runs); deferred while a checkpoint or an
+    expert is being written (`deferred_stops`)."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -415,9 +418,31 @@ def disk_full_error(exc):
 _SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
 
 
+_CRITICAL = [0, None]  # [depth of deferred_stops blocks, a signal received inside one]
+
+
 def _raise_stopped(signum, frame):
     del frame
+    if _CRITICAL[0]:  # a checkpoint / expert is being written: stop right after it
+        _CRITICAL[1] = signum
+        return
     raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def deferred_stops():
+    """A block that a stop of `clean_stops` does not interrupt (a checkpoint or an expert
+    being written, whose writer threads would otherwise be cut off mid-file): a SIGINT /
+    SIGTERM received inside it is raised when it ends. Without `clean_stops` (library use,
+    Python's default handlers) it changes nothing."""
+    _CRITICAL[0] += 1
+    try:
+        yield
+    finally:
+        _CRITICAL[0] -= 1
+        if not _CRITICAL[0] and _CRITICAL[1] is not None:
+            signum, _CRITICAL[1] = _CRITICAL[1], None
+            raise Stopped(signum)
 
 
 @contextlib.contextmanager
@@ -427,8 +452,9 @@ def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path=""):
     SystemExit 130 / 143 / 1 (no traceback). Other exceptions pass through."""
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
-        signal.signal(signal.SIGTERM, _raise_stopped)
-    except ValueError:  # not the main thread: no handler, the default applies
+        for s in old:
+            signal.signal(s, _raise_stopped)
+    except ValueError:  # not the main thread: no handler, the defaults apply
         old = {}
     try:
         yield

@@ -102,9 +102,11 @@ def save_expert(path, trajectory, meta: dict, *, force: bool = False,
             for e in range(n)}
     meta = jsonable({**meta, "format": FORMAT, "num_snapshots": n})
     ocp = _ocp()
-    _checkpointer(local).save(path, ocp.args.Composite(**{
-        _TRAJ_ITEM: ocp.args.PyTreeSave(tree), _META_ITEM: ocp.args.JsonSave(meta)}),
-        force=force)
+    from jaxdd.locks import deferred_stops
+    with deferred_stops():  # a Ctrl-C / SIGTERM (jaxdd.locks.clean_stops) stops after it
+        _checkpointer(local).save(path, ocp.args.Composite(**{
+            _TRAJ_ITEM: ocp.args.PyTreeSave(tree), _META_ITEM: ocp.args.JsonSave(meta)}),
+            force=force)
     return path
 
 
