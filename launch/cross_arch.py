@@ -7,7 +7,11 @@
 Each (set, network) pair: --num_nets fresh networks trained together with the protocol the
 set was made for (stored in its metadata; --protocol overrides; hard labels: the set's
 learned syn_lr, DSA, --epochs; a CFM set: its teacher's soft labels), FINAL test accuracy, mean +- std
-(`jaxdd.crossarch`; the same evaluation as `launch/evaluate.py --model=X`). A network that
+(`jaxdd.crossarch`; the same evaluation as `launch/evaluate.py --model=X`), on the set's own
+dataset (its metadata). Every problem (a missing or damaged set, an unknown network or one of
+another rank than a set, a count < 1, a bad --resolutions item, data with other classes or
+shapes than a set, an --out that cannot be written or a resume file that is damaged or made
+with other flags) is reported at once, before anything is evaluated. A network that
 cannot run at the set's resolution runs at the smallest multiple where it does (VGG11 on
 16 px digits: 32 px), or at --resolutions=VGG11=32. Writes <out>.json after every pair (a
 re-run resumes) and <out>.md (the markdown table).
@@ -30,44 +34,52 @@ _PROTOCOL = flags.DEFINE_enum("protocol", None, ["hard_label", "soft_label"],
                               "evaluation protocol (default: the one stored with each set)")
 
 
-def _pairs(items, what):
-    out = {}
-    for it in items:
-        k, sep, v = it.partition("=")
-        if not sep:
-            raise app.UsageError(f"--{what} wants name=value items, got {it!r}")
-        out[k] = v
-    return out
-
 _COMPILE_CACHE = flags.DEFINE_string(
     "compile_cache", None, "persistent XLA compilation cache directory (default: "
     "$JAXDD_COMPILE_CACHE or ~/.cache/jaxdd/xla; 'off' disables)")
 
 
-def main(argv):
-    del argv
+def _synthetics(items, rep):
+    """--synthetic items -> {label: path}; a repeated label is a problem (one set would
+    silently replace the other)."""
     import os
-
-    logging.set_verbosity(logging.WARNING)
-    from jaxdd.runtime import enable_compile_cache
-    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
-    from jaxdd import crossarch
-
-    if not _SYN.value:
-        raise app.UsageError("give --synthetic=label=path[,label=path...]")
     syn = {}
-    for it in _SYN.value:
+    for it in items:
         label, sep, path = it.partition("=")
         if not sep:
             label, path = os.path.basename(os.path.dirname(os.path.abspath(it))), it
-        if not os.path.exists(path):
-            raise app.UsageError(f"{path} does not exist (a synthetic.msgpack of distill.py)")
-        syn[label] = path
-    res = {k: int(v) for k, v in _pairs(_RES.value, "resolutions").items()}
-    rows = crossarch.cross_arch(syn, _MODELS.value, seed=_SEED.value, num_nets=_NETS.value,
-                                epochs=_EPOCHS.value, resolutions=res, out=_OUT.value + ".json",
-                                progress=not _NO_PROGRESS.value,
-                                dsa_strategy=_DSA.value, protocol=_PROTOCOL.value)
+        if not label or not path:
+            rep.error(f"--synthetic: {it!r} is not label=path (or a bare path)")
+        elif label in syn and syn[label] != path:
+            rep.error(f"--synthetic: the label {label!r} is given twice ({syn[label]} and "
+                      f"{path}); label them, e.g. --synthetic=a={syn[label]},b={path}")
+        else:
+            syn[label] = path
+    return syn
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)
+    from jaxdd.runtime import enable_compile_cache
+    enable_compile_cache(_COMPILE_CACHE.value)  # before any compilation
+    from jaxdd import crossarch, evalcheck, validate
+
+    if not _SYN.value:
+        raise app.UsageError("give --synthetic=label=path[,label=path...]")
+    rep = validate.Report()  # every problem of the command, reported at once by crossarch
+    syn = _synthetics(_SYN.value, rep)
+    res, problems = evalcheck.parse_resolutions(_RES.value)
+    for msg in problems + evalcheck.output_problems(_OUT.value + ".md", "--out"):
+        rep.error(msg)
+    try:
+        rows = crossarch.cross_arch(syn, _MODELS.value, seed=_SEED.value,
+                                    num_nets=_NETS.value, epochs=_EPOCHS.value,
+                                    resolutions=res, out=_OUT.value + ".json",
+                                    progress=not _NO_PROGRESS.value, report=rep,
+                                    dsa_strategy=_DSA.value, protocol=_PROTOCOL.value)
+    except validate.ConfigError as e:
+        raise SystemExit(f"[cross_arch] {e}") from None
     table = crossarch.markdown_table(rows, _MODELS.value)
     with open(_OUT.value + ".md", "w") as f:
         f.write(table)

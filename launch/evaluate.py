@@ -5,6 +5,11 @@
     python launch/evaluate.py --random_real --dataset=digits --resolution=16 --ipc=1
     python launch/evaluate.py --synthetic=... --model=ResNet18BN   # any registry model
 
+Data: the set's own dataset (name, resolution, preprocessing: its metadata); `--dataset`
+evaluates it on another one explicitly. Data with another class count, rank, channel count or
+modality than the set's is an error naming both, as is an --out that cannot be written:
+everything is checked before any training.
+
 Protocol: the one the set was made for (stored in its metadata; `--protocol` overrides):
 hard_label for TM/DM/DC sets, soft_label (the run's teacher relabels, `jaxdd.evaluators`)
 for CFM sets. hard_label (docs/methods.md "Evaluation protocol", `jaxdd.evaluate`): fresh networks, SGD momentum 0.9, wd 5e-4, E + 1
@@ -53,7 +58,7 @@ def main(argv):
                              random_real=_RANDOM.value, ipc=_IPC.value, dataset=_DATASET.value,
                              resolution=_RES.value, model=_MODEL.value, zca=_ZCA.value,
                              lr=_LR.value, num_nets=_NETS.value, epochs=_EPOCHS.value,
-                             protocol=_PROTOCOL.value)
+                             protocol=_PROTOCOL.value, out=_OUT.value)
     except ConfigError as e:
         raise SystemExit(f"[evaluate] {e}") from None
     print(f"{out['what']} on {out['dataset']} ({out.get('protocol', 'hard_label')}): "
