@@ -159,9 +159,21 @@ def _restore_epochs(path, epochs: Sequence[int]):
     names = [_EPOCH_FMT.format(int(e)) for e in epochs]
     missing = [n for n in names if n not in tree_md]
     if missing:
+        try:
+            meta = load_expert_metadata(path)
+            trained, rec = int(meta["epochs"]), int(meta.get("record_epochs", meta["epochs"]))
+        except Exception:  # noqa: BLE001 -- the message then says less
+            trained = rec = None
+        need, have = max(int(e) for e in epochs), len(tree_md) - 1
+        why = (f"it was trained for {trained} epoch(s), snapshots recorded up to epoch {rec}"
+               if trained is not None else "its metadata cannot be read")
+        cause = ("record_epochs" if trained is not None and trained >= need else
+                 "epochs (and record_epochs, when set)")
         raise ExpertMismatchError(
-            f"{path} has snapshots 0..{len(tree_md) - 1}; {missing[0]} and later were not "
-            f"recorded (rebuild the buffer with record_epochs >= {max(epochs)})")
+            f"{path} has snapshots 0..{have} ({why}), but epoch {need} is needed "
+            f"(objective.max_start_epoch + objective.expert_epochs). Lower those to at most "
+            f"{have} in total, or build experts with {cause} >= {need} in another buffer "
+            f"dir (the stored ones are never overwritten)")
     item = {n: tree_md[n] for n in dict.fromkeys(names)}
     rargs = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), item)
     out = _checkpointer().restore(path, ocp.args.Composite(**{_TRAJ_ITEM: ocp.args.PyTreeRestore(
