@@ -25,7 +25,9 @@ from absl import app, flags, logging
 
 _SYN = flags.DEFINE_string("synthetic", None, "synthetic.msgpack written by distill.py")
 _RANDOM = flags.DEFINE_bool("random_real", False, "evaluate K random real images per class")
-_DATASET = flags.DEFINE_string("dataset", None, "dataset (default: the set's own)")
+_DATASET = flags.DEFINE_string("dataset", None, "dataset (default: the set's own, with its "
+                                "preprocessing; another one is an explicit override and must "
+                                "have the set's classes and shape)")
 _RES = flags.DEFINE_integer("resolution", None,
                             "decode/evaluate at this side length (DDiF/FreD decode natively)")
 _MODEL = flags.DEFINE_string("model", None, "evaluation network (default: the set's own)")
