@@ -19,27 +19,23 @@ the lock (``multiprocess=True``) and tells the others whether it got it.
 Readers (`check_free`) look at the lock before reading a directory's files, so a second
 process never calls a live run's checkpoints or experts damaged.
 
-`clean_stops`: SIGINT (Ctrl-C), SIGTERM and a full disk (OSError ENOSPC, wherever it is
-raised) end with one line -- what was saved, the command that resumes -- and exit code
-130 / 143 / 1, no traceback. A signal that arrives while a checkpoint or an expert is being
-written stops the process right after that write (`deferred_stops`), so the writer's
-threads are never cut off and the line names the checkpoint just written.
+The clean stops (`clean_stops`, `deferred_stops`: one line, the resume command) live in
+`jaxdd.stops` and are re-exported here.
 """
 from __future__ import annotations
 
 import atexit
 import contextlib
 import datetime
-import errno
 import json
 import os
-import shlex
-import signal
 import socket
 import sys
 import time
 import uuid
 
+from jaxdd.stops import (Stopped, clean_stops, command_line, deferred_stops,  # noqa: F401
+                         disk_full_error, resume_command)
 from jaxdd.workdir import WorkdirError
 
 __all__ = ["LOCK_NAME", "LockedError", "Stopped", "acquire", "release", "hold", "holder",
@@ -53,16 +49,6 @@ _HELD: dict = {}  # abspath(directory) -> _Lock
 
 class LockedError(WorkdirError):
     """Another live process holds the directory's lock; the message names it."""
-
-
-class Stopped(KeyboardInterrupt):
-    """Raised by the SIGINT / SIGTERM handler of `clean_stops` (a KeyboardInterrupt: nothing
-    in the library swallows it, every ``finally`` runs); deferred while a checkpoint or an
-    expert is being written (`deferred_stops`)."""
-
-    def __init__(self, signum):
-        super().__init__(signum)
-        self.signum = signum
 
 
 def lock_path(directory) -> str:
@@ -96,27 +82,6 @@ def _alive(pid) -> bool:
     except (OSError, ValueError, OverflowError):
         return False
     return True
-
-
-def command_line(argv=None) -> str:
-    argv = sys.argv if argv is None else argv
-    return "python " + shlex.join([str(a) for a in argv]) if argv else "python"
-
-
-def resume_command(argv, flag: str, value) -> str:
-    """The command line `argv` as given, with ``--<flag>=<value>`` spelled out (any other
-    spelling of that flag removed): the command that resumes the same run."""
-    args, i = [], 1
-    while i < len(argv):
-        a = str(argv[i])
-        if a in (f"--{flag}", f"-{flag}"):
-            i += 2
-            continue
-        if not a.startswith((f"--{flag}=", f"-{flag}=")):
-            args.append(a)
-        i += 1
-    return command_line([argv[0]] + args + [f"--{flag}={value}"])
-
 
 def _me(what, directory, token, command=None):
     now = datetime.datetime.now(datetime.timezone.utc)
@@ -394,101 +359,3 @@ def check_free(directory, what="workdir", *, advice="Wait for it to finish, or u
     info = live_holder(directory)
     if info is not None:
         raise LockedError(_refusal(os.fspath(directory), what, info, advice))
-
-
-# ----------------------------------------------------------------------------- clean stops
-
-def disk_full_error(exc):
-    """The OSError ENOSPC behind `exc` (its causes / contexts; a library's error whose text
-    says 'No space left on device' counts), else None."""
-    seen, todo = set(), [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
-            return e
-        if "No space left on device" in str(e) or "ENOSPC" in str(e):
-            return e
-        todo += [e.__cause__, e.__context__] + list(getattr(e, "exceptions", ()) or ())
-    return None
-
-
-_SIGNAL_NAMES = {signal.SIGINT: "SIGINT (Ctrl-C)", signal.SIGTERM: "SIGTERM"}
-
-
-_CRITICAL = [0, None]  # [depth of deferred_stops blocks, a signal received inside one]
-
-
-def _raise_stopped(signum, frame):
-    del frame
-    if _CRITICAL[0]:  # a checkpoint / expert is being written: stop right after it
-        _CRITICAL[1] = signum
-        return
-    raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def deferred_stops():
-    """A block that a stop of `clean_stops` does not interrupt (a checkpoint or an expert
-    being written, whose writer threads would otherwise be cut off mid-file): a SIGINT /
-    SIGTERM received inside it is raised when it ends. Without `clean_stops` (library use,
-    Python's default handlers) it changes nothing."""
-    _CRITICAL[0] += 1
-    try:
-        yield
-    finally:
-        _CRITICAL[0] -= 1
-        if not _CRITICAL[0] and _CRITICAL[1] is not None:
-            signum, _CRITICAL[1] = _CRITICAL[1], None
-            raise Stopped(signum)
-
-
-@contextlib.contextmanager
-def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path=""):
-    """Run the block; SIGINT / SIGTERM / a full disk end it with one line on stderr --
-    ``saved(disk_full: bool)`` says what is on disk, then the command that resumes -- and
-    SystemExit 130 / 143 / 1 (no traceback). Other exceptions pass through."""
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        for s in old:
-            signal.signal(s, _raise_stopped)
-    except ValueError:  # not the main thread: no handler, the defaults apply
-        old = {}
-    try:
-        yield
-    except KeyboardInterrupt as e:
-        _quiet_signals()
-        signum = getattr(e, "signum", signal.SIGINT)
-        print(f"{prefix} stopped by {_SIGNAL_NAMES.get(signum, signum)}: {_safe(saved, False)};"
-              f" resume with: {resume}", file=sys.stderr, flush=True)
-        raise SystemExit(128 + int(signum)) from None
-    except Exception as e:  # noqa: BLE001 -- only a full disk is handled here
-        full = disk_full_error(e)
-        if full is None:
-            raise
-        _quiet_signals()
-        path = getattr(full, "filename", None) or default_path
-        print(f"{prefix} disk full: could not write {path} (No space left on device); "
-              f"{_safe(saved, True)}; free some space, then resume with: {resume}",
-              file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
-    finally:
-        for s, h in old.items():
-            with contextlib.suppress(ValueError, TypeError):
-                signal.signal(s, h)
-
-
-def _quiet_signals():
-    """While the stop is reported and locks released: a second Ctrl-C does not interrupt."""
-    for s in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(ValueError):
-            signal.signal(s, signal.SIG_IGN)
-
-
-def _safe(saved, full):
-    try:
-        return saved(full)
-    except Exception as e:  # noqa: BLE001 -- the stop line must print whatever happens
-        return f"what was saved could not be read ({type(e).__name__}: {e})"
