@@ -111,6 +111,17 @@ def validated_data(cfg, *, what="distill config", workdir=None, outputs=None):
 
     rep = validate.distill_config(cfg)
     dirs = dict(outputs or {})
+    try:  # TM: the experts' buffer dir, unless it exists (a shared read-only buffer loads)
+        if objective_lib.trajectory_epochs(cfg.objective.name, cfg.objective) is not None:
+            from jaxdd.config import buffer_for
+            bdir = str(buffer_for(cfg).get("buffer_dir", "") or "")
+            if bdir and not os.path.isdir(bdir):
+                dirs.setdefault("buffer dir (experts)", bdir)
+        sq = cfg.objective.get("squeeze", None)
+        if sq is not None and str(sq.get("dir", "") or ""):
+            dirs.setdefault("objective.squeeze.dir (teacher cache)", str(sq.get("dir")))
+    except Exception:  # noqa: BLE001 -- bad objective fields are reported by distill_config
+        pass
     if workdir is not None:
         dirs.setdefault("workdir", workdir)
         validate_run.finished_run(rep, workdir, cfg)
