@@ -123,6 +123,8 @@ def validated_data(cfg, *, what="distill config", workdir=None, outputs=None):
     except Exception:  # noqa: BLE001 -- bad objective fields are reported by distill_config
         pass
     if workdir is not None:
+        from jaxdd import locks
+        locks.check_free(workdir)  # another live run's workdir: refused before reading it
         dirs.setdefault("workdir", workdir)
         validate_run.finished_run(rep, workdir, cfg)
     validate.output_dirs(rep, dirs)

@@ -96,7 +96,7 @@ class Run:
         # metrics, grids, config/aux and the final artifacts: process 0 only (multi-host)
         self.is_writer = jax.process_index() == 0
         # 1. validation (config + data), before anything is written or trained
-        self.train_ds, self.test_ds = assemble.validated_data(cfg)
+        self.train_ds, self.test_ds = assemble.validated_data(cfg, workdir=workdir)
         self.phase_seconds["data"] = time.time() - t0
 
         # 2. the workdir, read-only: identity, checkpoints, aux
@@ -420,5 +420,8 @@ def best_over_evaluations(points):
 
 
 def run(cfg, workdir, *, progress=True):
-    """Build and train a run; returns the final result dict."""
-    return Run(cfg, workdir, progress=progress).train()
+    """Build and train a run, holding the workdir's lock (`jaxdd.locks`: a second process on
+    the same workdir is refused, naming this one); returns the final result dict."""
+    from jaxdd import locks
+    with locks.hold(workdir, "workdir", multiprocess=jax.process_count() > 1):
+        return Run(cfg, workdir, progress=progress).train()

@@ -57,6 +57,12 @@ def main(argv):
                   or default_buffer_dir(cfg.dataset, cfg.model.name))
     cfg.buffer_dir = buffer_dir
     print(f"[buffer] config:\n{cfg}")
+    from jaxdd import validate
+    try:  # a buffer dir that cannot be one: said before the lock creates it
+        validate.output_dirs(validate.Report(), {"buffer dir": buffer_dir}).raise_if_errors(
+            "buffer dir")
+    except validate.ConfigError as e:
+        raise SystemExit(f"[buffer] {type(e).__name__}: {e}") from None
     resume = locks.resume_command(_ARGV, "buffer_dir", buffer_dir)
     # Ctrl-C / SIGTERM / a full disk: one line (the experts stored), the command that
     # resumes; the buffer's lock (taken first: a second build refuses at once) released
@@ -96,6 +102,9 @@ def _build(cfg, buffer_dir):
         rep += validate.data(train, test, model_name=cfg.model.name,
                              overrides=cfg.model.get("overrides"),
                              dsa_strategy=cfg.get("dsa_strategy"))
+        from jaxdd import validate_run  # experts are stateless networks (no BatchNorm)
+        validate_run.stateless_model(rep, cfg, train.image_shape, train.num_classes,
+                                     why="experts")
     try:
         rep.raise_if_errors("buffer config")
         experts.build_buffer(buffer_dir, cfg, train=train, test=test,

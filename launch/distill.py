@@ -74,6 +74,11 @@ def _run(workdir):
     from jaxdd.workdir import WorkdirError
 
     try:
+        # a workdir that cannot be one (a file, under a file, not writable): said before the
+        # lock (which creates the directory) and before any work
+        from jaxdd import validate
+        validate.output_dirs(validate.Report(), {"workdir": workdir}).raise_if_errors(
+            "workdir")
         # the workdir's lock first (process 0 of a multi-host run): a second process on a
         # live run's workdir stops here, before reading any of its files
         with locks.hold(workdir, "workdir", multiprocess=_MULTIHOST.value,
