@@ -273,7 +273,12 @@ class Run:
         meta = {"dataset": self.cfg.dataset.to_dict(), "model": self.cfg.model.to_dict(),
                 "objective": self.cfg.objective.name, "step": int(self.state.step),
                 "budget": int(self.budget), "pixel_budget": int(self.pixel_budget),
-                "evaluation": self.evaluation_meta()}
+                "evaluation": self.evaluation_meta(),
+                # what the set is of: evaluation refuses data it does not match
+                "data": {"modality": getattr(self.train_ds, "modality", "image"),
+                         "preprocessing": getattr(self.train_ds, "preprocessing", None),
+                         "num_classes": int(self.train_ds.num_classes),
+                         "image_shape": [int(s) for s in self.train_ds.image_shape]}}
         path = os.path.join(self.workdir, "synthetic.msgpack")
         if self.is_writer:
             save_synthetic(path, param_name=self.cfg.param.name, params=self.state.syn_params,

@@ -70,8 +70,9 @@ def load_set(path, flag="--synthetic"):
 
 def set_facts(d) -> dict:
     """What a loaded set is: shape (one example, channels last), grid_rank (2 or 3),
-    num_classes (from its labels), dataset (its recorded meta.dataset), modality (from the
-    dataset name and rank; None when only the data can say, e.g. an npz)."""
+    num_classes (recorded in meta.data, else from its labels), dataset (its recorded
+    meta.dataset), modality (recorded in meta.data, else from the dataset name and rank; None
+    when only the data can say, e.g. an older npz set)."""
     from jaxdd.data import modality_of
 
     meta = d.get("meta") or {}
@@ -81,11 +82,15 @@ def set_facts(d) -> dict:
     k = int(labels.shape[-1]) if labels.ndim == 2 else (int(labels.max()) + 1
                                                          if labels.size else 0)
     name = dmeta.get("name")
-    modality = modality_of(name) if name and not _is_npz(name) else None
+    data = meta.get("data") or {}  # recorded by the run (sets saved since issue 32)
+    k = int(data.get("num_classes", k))
+    modality = data.get("modality") or (
+        modality_of(name) if name and not _is_npz(name) else None)
     if modality is not None and (modality in ("video", "voxel")) != (len(shape) == 4):
         modality = None  # the name and the rank disagree: let the rank checks speak
     return {"shape": shape, "grid_rank": len(shape) - 1, "num_classes": k,
-            "dataset": dmeta, "name": name, "modality": modality}
+            "dataset": dmeta, "name": name, "modality": modality,
+            "preprocessing": data.get("preprocessing")}
 
 
 def data_problems(what, facts, train, test, data_name, *, own=True, resolution=None):
@@ -115,6 +120,10 @@ def data_problems(what, facts, train, test, data_name, *, own=True, resolution=N
     mod = getattr(test, "modality", None)
     if facts["modality"] and mod and facts["modality"] != mod:
         out.append(f"{what} is a {facts['modality']} set but {src} is {mod} data; {want}")
+    pre, dpre = facts.get("preprocessing"), getattr(test, "preprocessing", None)
+    if own and pre and dpre and pre != dpre:
+        out.append(f"{what} was distilled on data preprocessed as {pre!r} but {src} loads as "
+                   f"{dpre!r} (normalization / ZCA differ); {want}")
     grid = sshape[:-1]
     if resolution is not None and len(grid) == 2:
         grid = (int(resolution),) * 2

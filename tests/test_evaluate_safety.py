@@ -89,6 +89,24 @@ def test_evaluate_refuses_data_of_another_class_count_or_shape(sets):
                                  num_nets=1, epochs=1)
 
 
+def test_evaluate_refuses_its_own_data_preprocessed_otherwise(sets, tmp_path):
+    """A set records what it is of (meta.data, written by the run): its own dataset loading
+    with other normalization / ZCA now is refused; the recorded class count is used."""
+    tr, _ = load_dataset("digits", resolution=8)
+    x, y = random_real(jax.random.key(0), tr, 1)
+    data = {"modality": "image", "preprocessing": "zca01-eps0.1", "num_classes": 10,
+            "image_shape": [8, 8, 1]}
+    path = _save(tmp_path / "zca.msgpack", x, y,
+                 {"dataset": {"name": "digits", "resolution": 8}, "objective": "tm",
+                  "data": data})
+    with pytest.raises(ConfigError, match="preprocessed as 'zca01-eps0.1'.*'standardize"):
+        crossarch.evaluate_saved(jax.random.PRNGKey(0), path, model="ConvNetD1W4",
+                                 num_nets=1, epochs=1)
+    facts = evalcheck.set_facts({"aux": {"image_shape": (8, 8, 1), "labels": np.arange(3)},
+                                 "meta": {"data": dict(data, num_classes=12)}})
+    assert facts["num_classes"] == 12 and facts["modality"] == "image"
+
+
 def test_evaluate_reports_every_problem_before_training(sets, tmp_path):
     with pytest.raises(ConfigError) as e:
         crossarch.evaluate_saved(jax.random.PRNGKey(0), sets["trunc"], model="Bogus",
