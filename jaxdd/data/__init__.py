@@ -24,6 +24,7 @@ from jaxdd.data.datasets import (
     DatasetNotPreparedError,
     authors_normalization,
     available_datasets,
+    embedded_sha256,
     load_dataset,
     preprocessing_id,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "authors_normalization",
     "available_datasets",
     "class_indices",
+    "embedded_sha256",
     "fit_zca",
     "images_by_class",
     "load_dataset",

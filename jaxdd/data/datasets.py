@@ -32,6 +32,7 @@ resize, standardize, ZCA) and the ImageNet-subset reader. The pieces live beside
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import pathlib
 from typing import Optional
 
@@ -58,6 +59,7 @@ __all__ = [
     "DatasetNotPreparedError",
     "authors_normalization",
     "available_datasets",
+    "embedded_sha256",
     "load_dataset",
     "preprocessing_id",
 ]
@@ -232,6 +234,32 @@ def _load_imagenet_subset(subset, data_dir, download, side, mode, shard=None):
     if shard is None:
         return (*out, class_names)
     return (*out, class_names, info_shard)
+
+
+_EMBEDDED_SHA: dict = {}
+
+
+def embedded_sha256(name) -> Optional[str]:
+    """sha256 (hex) of an embedded source's arrays as generated (train / test images and
+    labels, before any preprocessing): the identity of data that ship as code ('digits',
+    'digits_video', 'digits_voxel', 'synth_speech'), so that experts or runs made with
+    another version of a generator are other data. None for every other name."""
+    low = str(name or "").strip().lower()
+    if low != "digits" and low not in _EMBEDDED:
+        return None
+    if low not in _EMBEDDED_SHA:
+        if low == "digits":
+            src = _load_digits()
+        else:
+            from jaxdd.data.embedded import load_embedded
+            src = load_embedded(low)
+        h = hashlib.sha256()
+        for a in src[:4]:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape}".encode())
+            h.update(a.tobytes())
+        _EMBEDDED_SHA[low] = h.hexdigest()
+    return _EMBEDDED_SHA[low]
 
 
 def load_dataset(
