@@ -45,7 +45,7 @@ MODAL_DATASETS = {
     "3dmnist": dict(model="conv3dnet", num_classes=10, shape=(16, 16, 16, 1),
                     modality="voxel"),
     # offline embedded sets (names fixed by the data layer)
-    "digits_video": dict(model="convnet3d", num_classes=10, shape=(8, 16, 16, 3),
+    "digits_video": dict(model="ConvNet3DD2", num_classes=10, shape=(8, 16, 16, 3),
                          modality="video", embedded=True),
     "digits_voxel": dict(model="conv3dnet", num_classes=10, shape=(16, 16, 16, 1),
                          modality="voxel", embedded=True),

@@ -35,10 +35,10 @@ from jaxdd.published import lookup
 # ConvNet3D are 64-128 wide; narrower keeps the CPU budget, the same network distills and
 # evaluates); warmup: DDiF warm-up steps.
 EMBEDDED_RUN = {
-    "digits_voxel": dict(iterations=dict(dm=100, dc=50, tm=40), batch_real=32,
-                         eval_epochs=100, width=16, warmup=500),
-    "digits_video": dict(iterations=dict(dm=100, dc=50, tm=40), batch_real=32,
-                         eval_epochs=100, width=16, warmup=500),
+    "digits_voxel": dict(iterations=dict(dm=200, dc=50, tm=40), batch_real=16,
+                         eval_epochs=60, width=8, warmup=500),
+    "digits_video": dict(iterations=dict(dm=200, dc=50, tm=40), batch_real=16,
+                         eval_epochs=60, width=8, warmup=500),
     "synth_speech": dict(iterations=dict(dm=200, dc=100, tm=60), batch_real=64,
                          eval_epochs=300, width=32, warmup=1000),
 }
