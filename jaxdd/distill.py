@@ -299,6 +299,8 @@ class Run:
         start = int(self.state.step)
         if start > 0:
             print(f"[jaxdd] resuming {self.workdir} at iteration {start}/{total}")
+        if start < total:
+            self._start_baselines()
         ckpt_every = int(cfg.get("checkpoint_every", 100))
         log_every = int(cfg.get("log_every", 10))
         evals_due = lambda it: any(ev.due(it, total) for ev in self.evaluators)  # noqa: E731
@@ -362,6 +364,44 @@ class Run:
         self.phase_seconds["evaluations"] = t_eval
         return self.finish()
 
+    def _start_baselines(self):
+        """Score the final evaluators that do not depend on the set (the random-real
+        baseline) in a thread beside the distillation, on the same keys as at the end, so
+        the result is the same: on a CPU the loop leaves part of the cores idle
+        (`cfg.eval.overlap_baseline`, default on; single-process runs only, since a
+        multi-host evaluation's collectives must not interleave with the loop's)."""
+        import threading
+        self._baselines = getattr(self, "_baselines", {})
+        if (not self.cfg.eval.get("overlap_baseline", True) or jax.process_count() > 1
+                or not self.evaluators[0].final):
+            return
+        ctx = self.eval_ctx._replace(progress=False)  # no second progress bar
+        for ev in self.evaluators[1:]:
+            if ev.protocol != "random_real" or not ev.final or ev.name in self._baselines:
+                continue
+            box = {}
+
+            def work(ev=ev, box=box):
+                try:
+                    box["result"] = ev.run(ctx, self.k_eval, None, None, 0.0, final=True,
+                                           desc=ev.name)
+                except BaseException as e:  # noqa: BLE001 -- re-raised by the loop's thread
+                    box["error"] = e
+            t = threading.Thread(target=work, name=f"jaxdd-{ev.name}", daemon=True)
+            self._baselines[ev.name] = (t, box)
+            t.start()
+
+    def _baseline_result(self, ev):
+        """The background result of `ev` (joined), or None when it was not started."""
+        entry = getattr(self, "_baselines", {}).pop(ev.name, None)
+        if entry is None:
+            return None
+        t, box = entry
+        t.join()
+        if "error" in box:
+            raise box["error"]
+        return box["result"]
+
     def finish(self):
         """Final artifact, grid, the declared evaluators' final scores."""
         t0 = time.time()
@@ -388,9 +428,11 @@ class Run:
             for ev in self.evaluators[1:]:
                 if not ev.final:
                     continue
-                r = ev.run(self.eval_ctx, self.k_eval, self.decode_all(),
-                           np.asarray(self.aux["labels"]), float(self.state.syn_lr),
-                           final=True, desc=ev.name)
+                r = self._baseline_result(ev)
+                if r is None:
+                    r = ev.run(self.eval_ctx, self.k_eval, self.decode_all(),
+                               np.asarray(self.aux["labels"]), float(self.state.syn_lr),
+                               final=True, desc=ev.name)
                 result[ev.name] = evaluators_lib.describe(r)
                 tqdm.write(f"[jaxdd] {ev.name} ({ev.protocol}, same IPC): {r}")
         self.phase_seconds["final"] = time.time() - t0

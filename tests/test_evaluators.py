@@ -54,3 +54,25 @@ def test_stored_protocol_and_missing_teacher():
     with pytest.raises(FileNotFoundError, match="is missing"):
         evaluators.load_teacher({"evaluation": {"teacher": {"path": "/nonexistent/t.msgpack",
                                                             "name": "ConvNetD1W4"}}}, 10)
+
+
+def test_overlapped_random_real_baseline_is_the_sequential_one(tmp_path):
+    """The random-real baseline scored in a thread beside the distillation
+    (eval.overlap_baseline, the default) gives exactly the result of scoring it at the end."""
+    import os
+    import sys
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from tinyrun import tiny_config, write_npz
+
+    from jaxdd import distill
+    npz = write_npz(tmp_path / "d.npz")
+    results = {}
+    for overlap in (True, False):
+        cfg = tiny_config(npz, buffer_dir=str(tmp_path / "buf"), eval__final=True,
+                          eval__random_real_baseline=True, eval__overlap_baseline=overlap,
+                          eval__num_nets=2, eval__final_nets=2, eval__epochs=3,
+                          opt__lr__min_syn_lr=1e-3)
+        results[overlap] = distill.run(cfg, str(tmp_path / f"w{overlap}"), progress=False)
+    a, b = results[True]["random_real"], results[False]["random_real"]
+    assert a["accs"] == b["accs"] and len(a["accs"]) == 2
+    assert results[True]["final_eval"]["accs"] == results[False]["final_eval"]["accs"]
