@@ -3,8 +3,8 @@ data that ship with the dependencies (scikit-learn's digits) or synthesized with
 structure, so that every modality runs and is testable with no download:
 
     'digits_video'  (N, 8, 16, 16, 3)   each digit drifts along a short straight path
-                                        near the centre of 8 frames of 16 x 16, tinted,
-                                        light noise
+                                        near the centre of 8 frames of 16 x 16, lightly
+                                        tinted, light noise
     'digits_voxel'  (N, 16, 16, 16, 1)  each digit extruded into a slab around the middle
                                         of a 16^3 volume (random thickness, small depth /
                                         position jitter and shear)
@@ -55,10 +55,10 @@ def _upsampled(img8: np.ndarray, sizes) -> dict:
 
 @functools.lru_cache(maxsize=None)
 def _digits_video():
-    """Each digit (upsampled to 10-12 px, tinted) drifts slowly near the frame's centre: it
-    starts within 2 px of the centre and moves up to 3 px in each direction over the 8
-    frames (a straight path, whole-pixel steps), on light noise. The class is the digit;
-    the drift, size and tint are the nuisances."""
+    """Each digit (upsampled to 10-12 px, lightly tinted) drifts slowly near the frame's
+    centre: it starts within 1 px of the centre and moves up to 2 px in each direction over
+    the 8 frames (a straight path, whole-pixel steps), on light noise. The class is the
+    digit; the drift, size and tint are the nuisances."""
     x8, y = _digits()
     rng = np.random.default_rng(_SEEDS["digits_video"])
     sizes = (10, 11, 12)
@@ -66,13 +66,13 @@ def _digits_video():
     t, side = 8, 16
     out = np.zeros((len(y), t, side, side, 3), np.float32)
     size = rng.choice(sizes, len(y))
-    tint = rng.uniform(0.35, 1.0, (len(y), 3)).astype(np.float32)
+    tint = rng.uniform(0.7, 1.0, (len(y), 3)).astype(np.float32)
     tint /= tint.max(axis=1, keepdims=True)  # the brightest channel at full intensity
     for i in range(len(y)):
         s = int(size[i])
         centre = (side - s) / 2.0
-        start = centre + rng.uniform(-2.0, 2.0, 2)
-        end = start + rng.uniform(-3.0, 3.0, 2)
+        start = centre + rng.uniform(-1.0, 1.0, 2)
+        end = start + rng.uniform(-2.0, 2.0, 2)
         glyph = ups[s][i][..., None] * tint[i]
         for f in range(t):
             r, c = np.clip(np.rint(start + (end - start) * f / (t - 1)), 0,
