@@ -205,8 +205,17 @@ def _ddif_embedded(cfg, dataset, ipc, shape, run) -> str:
             f"{run['warmup']} warm-up steps")
 
 
-def _nsd_embedded(cfg, objective) -> str:
+# NSD's SGD lr on video: ConvNet3D has no normalization layer, so the digits lr (tuned
+# through instance norm, which hides NSD's scale burst) makes the loss NaN within 10 steps
+NSD_VIDEO_LR = 0.01
+
+
+def _nsd_embedded(cfg, objective, dataset) -> str:
     cfg.max_image_rms_ratio = 1e12  # NSD's scale burst under DM / DC (jaxdd.config.matching)
+    if modality(dataset) == "video":
+        cfg.opt.syn.lr = NSD_VIDEO_LR
+        return (f"NSD size rule per grid axis (an extension), lr {NSD_VIDEO_LR:g} (ConvNet3D "
+                f"has no normalization layer)")
     return "NSD size rule per grid axis (an extension)"
 
 
@@ -226,7 +235,7 @@ def embedded(cfg, objective: str, param: str, dataset: str, ipc: int):
     how = {"pixel": lambda: "pixels, the method's recipe lr",
            "fred": lambda: _fred_embedded(cfg, objective, dataset, shape),
            "ddif": lambda: _ddif_embedded(cfg, dataset, ipc, shape, run),
-           "nsd": lambda: _nsd_embedded(cfg, objective)}[param]()
+           "nsd": lambda: _nsd_embedded(cfg, objective, dataset)}[param]()
     ext = "; TM on this modality is an extension" if objective == "tm" else ""
     cfg.source = derived(
         f"{SOURCE_EMBEDDED.format(name=dataset, modality=modality(dataset))}: "
