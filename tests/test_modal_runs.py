@@ -8,6 +8,7 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
+from tinyrun import set_fields
 
 from jaxdd import config as C
 from jaxdd import distill
@@ -34,13 +35,7 @@ def _config(objective, param, npz, model, **fields):
     cfg.eval.num_nets = cfg.eval.final_nets = 1
     cfg.eval.epochs = 2
     cfg.eval.random_real_baseline = False
-    for name, value in fields.items():
-        node = cfg
-        *path, last = name.split("__")
-        for p in path:
-            node = node[p]
-        node[last] = value
-    return cfg
+    return set_fields(cfg, **fields)
 
 
 @pytest.mark.parametrize("case", ["video_dm_pixel", "voxel_dc_fred"])

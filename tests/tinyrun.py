@@ -41,6 +41,12 @@ def tiny_config(npz_path, buffer_dir="", ipc=1, **fields):
     cfg.objective.max_start_epoch = 1
     cfg.objective.expert_epochs = 1
     cfg.eval.final = False
+    return set_fields(cfg, **fields)
+
+
+def set_fields(cfg, **fields):
+    """Set config fields given as dotted names with `__` for the dots
+    (`objective__syn_steps=3`); returns cfg."""
     for name, value in fields.items():
         *path, last = name.split("__")
         node = cfg

@@ -74,40 +74,34 @@ def apply_along_grid(x: jax.Array, mats: Sequence) -> jax.Array:
     return y
 
 
-def dctn(x: jax.Array, norm: str = "ortho", grid_ndim: int = 2) -> jax.Array:
-    """DCT-II over the grid axes of (..., *grid, C) (scipy ``dctn(type=2, norm)`` there)."""
+def _separable(x, norm, grid_ndim, two_d, matrix):
+    """`two_d(x, norm)` on a 2-D grid (the image path, unchanged); else the 1-D `matrix(n,
+    norm)` applied along every grid axis."""
     norm = transforms.canonical_norm(norm)
     grid = _grid(x, grid_ndim)
     if len(grid) == 2:
-        return transforms.dct2(x, norm)
-    return apply_along_grid(x, [transforms.dct_matrix(n, norm) for n in grid])
+        return two_d(x, norm)
+    return apply_along_grid(x, [matrix(n, norm) for n in grid])
+
+
+def dctn(x: jax.Array, norm: str = "ortho", grid_ndim: int = 2) -> jax.Array:
+    """DCT-II over the grid axes of (..., *grid, C) (scipy ``dctn(type=2, norm)`` there)."""
+    return _separable(x, norm, grid_ndim, transforms.dct2, transforms.dct_matrix)
 
 
 def idctn(c: jax.Array, norm: str = "ortho", grid_ndim: int = 2) -> jax.Array:
     """The exact inverse of ``dctn`` (scipy ``idctn(type=2, norm)``)."""
-    norm = transforms.canonical_norm(norm)
-    grid = _grid(c, grid_ndim)
-    if len(grid) == 2:
-        return transforms.idct2(c, norm)
-    return apply_along_grid(c, [transforms.idct_matrix(n, norm) for n in grid])
+    return _separable(c, norm, grid_ndim, transforms.idct2, transforms.idct_matrix)
 
 
 def dftn(x: jax.Array, norm: str = "ortho", grid_ndim: int = 2) -> jax.Array:
     """Separable real DFT (Re/Im rows stacked per axis, ``transforms.dft_matrix``)."""
-    norm = transforms.canonical_norm(norm)
-    grid = _grid(x, grid_ndim)
-    if len(grid) == 2:
-        return transforms.dft2(x, norm)
-    return apply_along_grid(x, [transforms.dft_matrix(n, norm) for n in grid])
+    return _separable(x, norm, grid_ndim, transforms.dft2, transforms.dft_matrix)
 
 
 def idftn(c: jax.Array, norm: str = "ortho", grid_ndim: int = 2) -> jax.Array:
     """The exact inverse of ``dftn``."""
-    norm = transforms.canonical_norm(norm)
-    grid = _grid(c, grid_ndim)
-    if len(grid) == 2:
-        return transforms.idft2(c, norm)
-    return apply_along_grid(c, [transforms.idft_matrix(n, norm) for n in grid])
+    return _separable(c, norm, grid_ndim, transforms.idft2, transforms.idft_matrix)
 
 
 Transform = Tuple[Callable[[jax.Array], jax.Array], Callable[[jax.Array], jax.Array]]
