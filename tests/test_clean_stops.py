@@ -17,16 +17,13 @@ import time
 import pytest
 
 from jaxdd import locks
-from tinyrun import tiny_config, write_npz
+from tinyrun import subprocess_env, tiny_config, write_npz
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _env():
-    env = dict(os.environ, JAX_PLATFORMS="cpu")
-    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "tests"),
-                                         env.get("PYTHONPATH", "")])
-    return env
+    return subprocess_env()
 
 
 def _stop_at(cmd, workdir, after_step, signum):

@@ -1,6 +1,18 @@
 """The tiny distillation run shared by the loop, reliability and multi-host tests: a 3-class
 8x8 gray npz dataset and a pixel TM config on a 4-wide one-layer ConvNet (seconds per run)."""
+import os
+
 import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def subprocess_env():
+    """The environment for a subprocess that imports jaxdd and tests/ (CPU JAX)."""
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env["PYTHONPATH"] = os.pathsep.join([ROOT, os.path.join(ROOT, "tests"),
+                                         env.get("PYTHONPATH", "")])
+    return env
 
 
 def write_npz(path, n=60, k=3, side=8, **extra):
