@@ -59,6 +59,7 @@ from tqdm.auto import tqdm
 from jaxdd import assemble
 from jaxdd import evaluators as evaluators_lib
 from jaxdd import guards
+from jaxdd import objective as objective_lib
 from jaxdd import param as param_lib
 from jaxdd.checkpoints import Checkpoints, read_resumable
 from jaxdd.io import save_synthetic, save_tree
@@ -115,6 +116,13 @@ class Run:
             print(f"[jaxdd] {self.budget_line}")
         self.real_rms = guards.real_rms_of(self.train_ds)
         k_init, self.k_loop, self.k_eval = jax.random.split(jax.random.PRNGKey(cfg.seed), 3)
+        self.evaluators = evaluators_lib.from_config(cfg)
+        if not objective_lib.needs_teacher(cfg.objective.name, cfg.objective):
+            # the random-real baseline needs only the data and the network: scored in a
+            # thread from now on, beside the warm-up, the experts and the loop
+            self.eval_ctx = evaluators_lib.Context(
+                self.model, self.train_ds, self.test_ds, cfg, None, self.mesh, progress)
+            self._start_baselines()
         t0 = time.time()
         if aux is not None:
             self.aux, params_template = aux, None  # the params come from the checkpoint
@@ -136,7 +144,6 @@ class Run:
         del trajs  # the objective holds what it reads
         self.step, self._init_state = make_step(self.pm, self.aux, self.objective, cfg,
                                                 mesh=self.mesh)
-        self.evaluators = evaluators_lib.from_config(cfg)
         self.eval_ctx = evaluators_lib.Context(
             self.model, self.train_ds, self.test_ds, cfg, self.teacher, self.mesh, progress)
         self.pixel_budget = int(np.prod(self.train_ds.image_shape)) * int(cfg.param.ipc) * d_nc
@@ -366,8 +373,10 @@ class Run:
 
     def _start_baselines(self):
         """Score the final evaluators that do not depend on the set (the random-real
-        baseline) in a thread beside the distillation, on the same keys as at the end, so
-        the result is the same: on a CPU the loop leaves part of the cores idle
+        baseline) in a thread beside the run's work (from the start when the objective needs
+        no teacher, else from the loop's start), on the same keys as at the end, so the
+        result is the same: on a CPU the warm-up, the experts and the loop leave part of
+        the cores idle
         (`cfg.eval.overlap_baseline`, default on; single-process runs only, since a
         multi-host evaluation's collectives must not interleave with the loop's)."""
         import threading
