@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import shlex
 import signal
 import sys
@@ -96,10 +97,13 @@ def deferred_stops():
 
 
 @contextlib.contextmanager
-def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path=""):
+def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path="",
+                process=False):
     """Run the block; SIGINT / SIGTERM / a full disk end it with one line on stderr --
     ``saved(disk_full: bool)`` says what is on disk, then the command that resumes -- and
-    SystemExit 130 / 143 / 1 (no traceback). Other exceptions pass through."""
+    SystemExit 130 / 143 / 1 (no traceback). Other exceptions pass through.
+    process: the block is the whole process (an entry point in launch/): the exit may end
+    the process at once (`_exit`)."""
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         for s in old:
@@ -113,7 +117,7 @@ def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path=""):
         signum = getattr(e, "signum", signal.SIGINT)
         print(f"{prefix} stopped by {_SIGNAL_NAMES.get(signum, signum)}: {_safe(saved, False)};"
               f" resume with: {resume}", file=sys.stderr, flush=True)
-        raise SystemExit(128 + int(signum)) from None
+        _exit(128 + int(signum), process)
     except Exception as e:  # noqa: BLE001 -- only a full disk is handled here
         full = disk_full_error(e)
         if full is None:
@@ -123,11 +127,34 @@ def clean_stops(saved, resume: str, *, prefix="[jaxdd]", default_path=""):
         print(f"{prefix} disk full: could not write {path} (No space left on device); "
               f"{_safe(saved, True)}; free some space, then resume with: {resume}",
               file=sys.stderr, flush=True)
-        raise SystemExit(1) from None
+        _exit(1, process)
     finally:
         for s, h in old.items():
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(s, h)
+
+
+def _exit(code, process):
+    """SystemExit(code); but in a whole-process entry point (`process`) while a background
+    thread of the run is inside a computation (the random-real baseline scored beside the
+    loop, threads named 'jaxdd-*'), the interpreter's shutdown would stop that thread inside
+    XLA and abort the process (SIGABRT instead of `code`): then the streams are flushed, the
+    locks released and the process ends at once with `code` (nothing else is being written:
+    checkpoint writes defer the signal until they are complete)."""
+    import threading
+    if not process:
+        raise SystemExit(code)
+    busy = [t for t in threading.enumerate()
+            if t is not threading.current_thread() and t.is_alive()
+            and t.name.startswith("jaxdd-")]
+    if not busy:
+        raise SystemExit(code)
+    from jaxdd import locks
+    locks._release_all()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code)
 
 
 def _quiet_signals():

@@ -76,7 +76,7 @@ def main(argv):
         # workdir's lock (taken by distill.run) released on any exit
         with locks.clean_stops(lambda full: stop_summary(workdir, full),
                                locks.resume_command(_ARGV, "workdir", workdir),
-                               prefix="[cfm]", default_path=workdir):
+                               prefix="[cfm]", default_path=workdir, process=True):
             distill.run(cfg, workdir, progress=progress)
     except (validate.ConfigError, WorkdirError, guards.NonFiniteError, locks.LockedError,
             experts.ExpertMismatchError, experts.MissingExpertsError) as e:

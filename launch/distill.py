@@ -58,7 +58,7 @@ def main(argv):
     # a Ctrl-C / SIGTERM / full disk: one line (the last checkpoint, the resume command),
     # exit code 130 / 143 / 1; the workdir's lock is released on any exit
     with locks.clean_stops(lambda full: stop_summary(workdir, full), resume,
-                           default_path=workdir):
+                           default_path=workdir, process=True):
         _run(workdir)
 
 
