@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from typing import Optional
 
 import numpy as np
@@ -220,9 +219,9 @@ def count_problems(**flags) -> list:
 # ----------------------------------------------------------------------------- output files
 
 def output_problems(path, flag="--out") -> list:
-    """[] when `path` can be written (its directory exists or can be made, and takes a
-    file), else why not, naming the path: under a regular file, a directory itself, not
-    writable. Creates nothing."""
+    """[] when the file `path` can be written, else why not, naming the path: a directory
+    itself, an existing file that is not writable, or a folder that cannot hold it
+    (`jaxdd.validate.output_dirs`: under a regular file, not writable). Creates nothing."""
     if not path:
         return [f"{flag} is empty: give a file path"]
     path = os.path.abspath(os.fspath(path))
@@ -230,18 +229,9 @@ def output_problems(path, flag="--out") -> list:
         return [f"{flag}: {path} is a directory; give a file path"]
     if os.path.exists(path) and not os.access(path, os.W_OK):
         return [f"{flag}: {path} exists and is not writable"]
-    anc = os.path.dirname(path)
-    while anc and not os.path.exists(anc):
-        anc = os.path.dirname(anc)
-    if not os.path.isdir(anc):
-        return [f"{flag}: {path} lies under {anc}, a regular file, not a directory; pick "
-                f"another path"]
-    try:  # the truth on read-only mounts, ACLs and root alike
-        with tempfile.TemporaryFile(dir=anc):
-            pass
-    except OSError as e:
-        return [f"{flag}: cannot write under {anc} ({e.strerror or e}); pick another path"]
-    return []
+    from jaxdd import validate
+    folder = {f"{flag} ({os.path.basename(path)}): its folder": os.path.dirname(path)}
+    return list(validate.output_dirs(validate.Report(), folder).errors)
 
 
 def resume_rows(path, settings: dict, flag="--out"):

@@ -177,7 +177,7 @@ def test_flag_parsing_and_paths(sets, tmp_path):
     assert not os.path.exists(tmp_path / "new")  # checking creates nothing
     assert "is a directory" in evalcheck.output_problems(str(tmp_path))[0]
     assert "regular file" in evalcheck.output_problems(os.path.join(sets["file"], "x"))[0]
-    assert "cannot write under /proc" in evalcheck.output_problems("/proc/jaxdd-x/y.json")[0]
+    assert "/proc is not writable" in evalcheck.output_problems("/proc/jaxdd-x/y.json")[0]
     assert "not readable JSON" in evalcheck.resume_rows(sets["file"], {})[1][0]
     table = tmp_path / "t.json"
     table.write_text(json.dumps({"rows": [{"label": "a"}]}))
@@ -195,6 +195,6 @@ def test_cross_arch_launcher_reports_all_at_once(sets, tmp_path):
                        cwd=str(tmp_path), env=env, capture_output=True, text=True)
     assert p.returncode != 0 and "Traceback" not in p.stderr, p.stderr
     for want in ("the label 'a' is given twice", "--resolutions: 'X=abc' is not model=side",
-                 "unknown network(s) 'Bogus'", "--num_nets=0", "xa.md lies under",
+                 "unknown network(s) 'Bogus'", "--num_nets=0", "(xa.md): its folder",
                  "nothing was run or written"):
         assert want in p.stderr, (want, p.stderr)
